@@ -1,0 +1,316 @@
+/* weft.h: the one public header of the weft core, and its stable C ABI.
+ *
+ * No struct layouts, no libuv or Lua types cross this header: handles are
+ * opaque, results are int codes (>= 0 success, < 0 a WEFT_E* code), and every
+ * callback carries a void *data supplied by the caller.  Within a major
+ * version symbols are only ever added; a changed contract gets a new name.
+ * docs/c-api.md is the reference built from these comments. */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(WEFT_BUILDING) && defined(__GNUC__)
+#define WEFT_EXTERN __attribute__((visibility("default")))
+#else
+#define WEFT_EXTERN /* nothing */
+#endif
+
+/* ---- Version ---------------------------------------------------------- */
+
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 1
+#define WEFT_VERSION_PATCH 0
+#define WEFT_VERSION_HEX                                                      \
+  ((WEFT_VERSION_MAJOR << 16) | (WEFT_VERSION_MINOR << 8) | WEFT_VERSION_PATCH)
+
+/* The version of the library actually loaded, as WEFT_VERSION_HEX would give
+ * it.  Compare its major part (>> 16) with WEFT_VERSION_MAJOR to detect a
+ * binary built against another major version. */
+WEFT_EXTERN unsigned int weft_version(void);
+
+/* The same version as a static string, "MAJOR.MINOR.PATCH". */
+WEFT_EXTERN const char *weft_version_string(void);
+
+/* ---- Errors ----------------------------------------------------------- */
+
+/* Every error code weft returns, with its message.  Codes that have an errno
+ * equivalent are that errno negated, as in libuv; weft's own codes start at
+ * -5000.  Use the codes by name, never by number. */
+#define WEFT_ERRNO_MAP(XX)                                                    \
+  XX(E2BIG, "argument list too long")                                         \
+  XX(EAGAIN, "resource temporarily unavailable")                              \
+  XX(EBADF, "bad file descriptor")                                            \
+  XX(EBUSY, "resource busy or locked")                                        \
+  XX(ECANCELED, "operation canceled")                                         \
+  XX(EEXIST, "already exists")                                                \
+  XX(EINVAL, "invalid argument")                                              \
+  XX(EIO, "i/o error")                                                        \
+  XX(EMFILE, "too many open files")                                           \
+  XX(ENOENT, "not found")                                                     \
+  XX(ENOMEM, "not enough memory")                                             \
+  XX(ENOSYS, "function not implemented")                                      \
+  XX(ENOTSUP, "operation not supported")                                      \
+  XX(EPERM, "operation not permitted")                                        \
+  XX(ERANGE, "result out of range")                                           \
+  XX(ETIMEDOUT, "timed out")                                                  \
+  XX(ECLOSED, "handle is closed")                                             \
+  XX(EUNKNOWN, "unknown error")
+
+/* The codes.  The values come from the platform's errno.h (negated); the
+ * weft-specific ones are fixed. */
+enum {
+  WEFT_E2BIG = -E2BIG,
+  WEFT_EAGAIN = -EAGAIN,
+  WEFT_EBADF = -EBADF,
+  WEFT_EBUSY = -EBUSY,
+  WEFT_ECANCELED = -ECANCELED,
+  WEFT_EEXIST = -EEXIST,
+  WEFT_EINVAL = -EINVAL,
+  WEFT_EIO = -EIO,
+  WEFT_EMFILE = -EMFILE,
+  WEFT_ENOENT = -ENOENT,
+  WEFT_ENOMEM = -ENOMEM,
+  WEFT_ENOSYS = -ENOSYS,
+  WEFT_ENOTSUP = -ENOTSUP,
+  WEFT_EPERM = -EPERM,
+  WEFT_ERANGE = -ERANGE,
+  WEFT_ETIMEDOUT = -ETIMEDOUT,
+  WEFT_ECLOSED = -5000,
+  WEFT_EUNKNOWN = -5001
+};
+
+/* The message for an error code ("bad file descriptor"); a static string.
+ * An unknown code gives "unknown error". */
+WEFT_EXTERN const char *weft_strerror(int err);
+
+/* The name of an error code ("EBADF"); a static string.  An unknown code
+ * gives "EUNKNOWN". */
+WEFT_EXTERN const char *weft_err_name(int err);
+
+/* ---- Allocator -------------------------------------------------------- */
+
+typedef void *(*weft_malloc_func)(size_t size);
+typedef void *(*weft_realloc_func)(void *ptr, size_t size);
+typedef void *(*weft_calloc_func)(size_t count, size_t size);
+typedef void (*weft_free_func)(void *ptr);
+
+/* Routes every allocation weft makes through the given functions, which
+ * must behave like their C library namesakes.  Call it before the first
+ * weft_loop_new (or once every loop is freed): it returns WEFT_EBUSY while a
+ * loop exists, WEFT_EINVAL if a function is NULL, and 0 on success.  libuv's
+ * own allocations are not affected: a host that wants those too calls
+ * uv_replace_allocator itself. */
+WEFT_EXTERN int weft_replace_allocator(weft_malloc_func malloc_func,
+                                       weft_realloc_func realloc_func,
+                                       weft_calloc_func calloc_func,
+                                       weft_free_func free_func);
+
+/* ---- Types ------------------------------------------------------------ */
+
+/* A reactor: one weft loop over one libuv loop. */
+typedef struct weft_loop_s weft_loop_t;
+
+/* A watcher id: slot and generation in one 64-bit value.  Ids are never
+ * reused, so an id kept after its watcher ended is harmlessly "not found".
+ * 0 is never a valid id. */
+typedef uint64_t weft_id_t;
+
+/* How weft_loop_run runs. */
+typedef enum {
+  WEFT_RUN_DEFAULT = 0, /* until no enabled, referenced watcher remains */
+  WEFT_RUN_ONCE = 1,    /* one iteration, blocking for I/O if nothing is due */
+  WEFT_RUN_NOWAIT = 2   /* one iteration that never blocks */
+} weft_run_mode;
+
+/* The kind of a watcher, as weft_watch_kind reports it. */
+typedef enum {
+  WEFT_KIND_IMMEDIATELY = 1,
+  WEFT_KIND_ONCE = 2,
+  WEFT_KIND_EVERY = 3,
+  WEFT_KIND_READABLE = 4,
+  WEFT_KIND_WRITABLE = 5,
+  WEFT_KIND_SIGNAL = 6
+} weft_kind;
+
+/* Flags for the watcher constructors. */
+enum {
+  WEFT_WATCH_DISABLED = 1, /* create disabled; weft_watch_enable starts it */
+  WEFT_WATCH_UNREF = 2     /* create without keeping the loop alive */
+};
+
+/* Called when a watcher fires.  arg is the descriptor for readable and
+ * writable watchers, the signal number for signal watchers, and 0 for
+ * timers and immediates.  data is the pointer given at creation. */
+typedef void (*weft_watch_cb)(weft_loop_t *loop, weft_id_t id, int arg,
+                              void *data);
+
+/* Called by weft_loop_walk once per live watcher. */
+typedef void (*weft_walk_cb)(weft_loop_t *loop, weft_id_t id, void *data);
+
+/* ---- Loop ------------------------------------------------------------- */
+
+/* Creates a loop with its own libuv loop and stores it in *out.  Returns 0,
+ * WEFT_EINVAL if out is NULL, or WEFT_ENOMEM. */
+WEFT_EXTERN int weft_loop_new(weft_loop_t **out);
+
+/* Creates a loop over a uv_loop_t the host already owns, passed as a
+ * void * so this header stays free of libuv types.  weft adds a few
+ * unreferenced handles to it: they never keep the host's loop alive.  The
+ * host's loop must outlive the weft loop.  Returns 0, WEFT_EINVAL, or
+ * WEFT_ENOMEM. */
+WEFT_EXTERN int weft_loop_new_uv(void *uv_loop, weft_loop_t **out);
+
+/* Frees a loop.  Refuses with WEFT_EBUSY, leaving the loop intact, while
+ * any watcher is live: cancel them first (weft_loop_walk finds them).  Must
+ * not be called from inside a callback of the same loop (WEFT_EBUSY).  For a
+ * loop over a host's uv_loop_t the memory is released once the host's loop
+ * has run the close callbacks of weft's handles; the host's loop itself is
+ * left open.  weft_loop_free(NULL) returns 0. */
+WEFT_EXTERN int weft_loop_free(weft_loop_t *loop);
+
+/* Runs the loop in the given mode.  Returns 1 if referenced work remains
+ * (RUN_ONCE / RUN_NOWAIT, or RUN_DEFAULT ended by weft_loop_stop), 0 if the
+ * loop has nothing left to do, WEFT_EINVAL for a bad argument, or
+ * WEFT_EBUSY when called from inside one of the loop's own callbacks. */
+WEFT_EXTERN int weft_loop_run(weft_loop_t *loop, weft_run_mode mode);
+
+/* Asks the running loop to return.  No further callbacks run in the current
+ * iteration; watchers that were due stay due and fire first when the loop
+ * runs again, so nothing is lost.  Returns 0 or WEFT_EINVAL. */
+WEFT_EXTERN int weft_loop_stop(weft_loop_t *loop);
+
+/* The loop's time in milliseconds, cached at the start of each iteration
+ * (and after each poll), as libuv's uv_now.  All delays count from it.
+ * Returns 0 for a NULL loop. */
+WEFT_EXTERN uint64_t weft_loop_now(const weft_loop_t *loop);
+
+/* Refreshes the cached time from the monotonic clock, for a host that did
+ * long work outside the loop before creating timers. */
+WEFT_EXTERN void weft_loop_update_time(weft_loop_t *loop);
+
+/* 1 if the loop has enabled, referenced watchers (or the host's own
+ * referenced libuv handles, for a wrapped loop), else 0; WEFT_EINVAL for
+ * NULL. */
+WEFT_EXTERN int weft_loop_alive(const weft_loop_t *loop);
+
+/* The loop's backend descriptor (epoll, kqueue...): readable whenever the
+ * loop has something to do, so a host can put it in its own poller and call
+ * weft_loop_run(loop, WEFT_RUN_NOWAIT) when it is.  WEFT_EINVAL for NULL. */
+WEFT_EXTERN int weft_loop_backend_fd(const weft_loop_t *loop);
+
+/* How long, in milliseconds, a host's poller may wait on the backend fd
+ * before the loop has work due: 0 when something is ready now, -1 when
+ * nothing is scheduled.  WEFT_EINVAL for NULL. */
+WEFT_EXTERN int weft_loop_backend_timeout(const weft_loop_t *loop);
+
+/* The uv_loop_t under the loop, as a void *, for hosts that add their own
+ * libuv handles to it.  NULL for a NULL loop. */
+WEFT_EXTERN void *weft_loop_uv(const weft_loop_t *loop);
+
+/* The host's pointer attached to the loop; NULL until set. */
+WEFT_EXTERN void *weft_loop_get_data(const weft_loop_t *loop);
+
+/* Attaches a host pointer to the loop.  weft never reads it. */
+WEFT_EXTERN void weft_loop_set_data(weft_loop_t *loop, void *data);
+
+/* Calls cb once for every live watcher, in slot order.  The callback may
+ * cancel watchers (any of them); watchers it creates are not visited.
+ * Returns the number of watchers visited, or WEFT_EINVAL. */
+WEFT_EXTERN int weft_loop_walk(weft_loop_t *loop, weft_walk_cb cb,
+                               void *data);
+
+/* ---- Watchers --------------------------------------------------------- */
+/* Every constructor stores the new watcher's id in *out and returns 0, or
+ * returns a negative code and stores nothing: a failed call never runs its
+ * callback.  flags is a combination of WEFT_WATCH_* values.  Callbacks run
+ * from the loop's dispatch, never from inside the constructor; a watcher
+ * created inside a callback never runs in the same dispatch pass. */
+
+/* Runs cb in the loop's next dispatch pass (after the next poll for I/O),
+ * once; the watcher is then gone.  An immediately created by an immediately
+ * callback waits for the following iteration, so a chain never starves I/O. */
+WEFT_EXTERN int weft_immediately(weft_loop_t *loop, weft_watch_cb cb,
+                                 void *data, int flags, weft_id_t *out);
+
+/* Runs cb once, delay_ms after weft_loop_now; the watcher is then gone.
+ * Timers due at the same millisecond fire in the order they were armed. */
+WEFT_EXTERN int weft_once(weft_loop_t *loop, uint64_t delay_ms,
+                          weft_watch_cb cb, void *data, int flags,
+                          weft_id_t *out);
+
+/* Runs cb every interval_ms (> 0, else WEFT_EINVAL), the first time
+ * first_ms after weft_loop_now.  Beats do not drift: each is due one
+ * interval after the previous due time, and beats missed by a slow callback
+ * are skipped rather than run in a burst. */
+WEFT_EXTERN int weft_every(weft_loop_t *loop, uint64_t interval_ms,
+                           uint64_t first_ms, weft_watch_cb cb, void *data,
+                           int flags, weft_id_t *out);
+
+/* Runs cb(loop, id, fd, data) in every iteration while fd is readable, and
+ * at end of file or hang-up.  Any number of watchers may share one fd.
+ * While watched, fd is in non-blocking mode; its original mode is restored
+ * when its last watcher is cancelled.  WEFT_EBADF for a descriptor that is
+ * not open, WEFT_EPERM for one that cannot be polled (a regular file). */
+WEFT_EXTERN int weft_readable(weft_loop_t *loop, int fd, weft_watch_cb cb,
+                              void *data, int flags, weft_id_t *out);
+
+/* As weft_readable, while fd is writable.  A writable watcher left enabled
+ * fires every iteration: enable it only while there is data to write. */
+WEFT_EXTERN int weft_writable(weft_loop_t *loop, int fd, weft_watch_cb cb,
+                              void *data, int flags, weft_id_t *out);
+
+/* Runs cb(loop, id, signo, data) each time signal signo arrives.
+ * WEFT_EINVAL for a signal that cannot be caught (SIGKILL, SIGSTOP) or out
+ * of range. */
+WEFT_EXTERN int weft_signal(weft_loop_t *loop, int signo, weft_watch_cb cb,
+                            void *data, int flags, weft_id_t *out);
+
+/* Starts a disabled watcher.  A once timer waits its full delay again from
+ * now; an every timer's next beat is one interval from now.  Enabling an
+ * enabled watcher does nothing.  Returns 0, or WEFT_ENOENT for an unknown,
+ * cancelled or finished id (WEFT_EINVAL for a NULL loop). */
+WEFT_EXTERN int weft_watch_enable(weft_loop_t *loop, weft_id_t id);
+
+/* Stops a watcher without forgetting it; it no longer keeps the loop alive.
+ * Returns 0 or WEFT_ENOENT. */
+WEFT_EXTERN int weft_watch_disable(weft_loop_t *loop, weft_id_t id);
+
+/* Ends a watcher: its callback never runs again and its id becomes stale.
+ * Safe from any callback, including the watcher's own.  Returns 0 or
+ * WEFT_ENOENT (also for a once or immediately watcher that already ran). */
+WEFT_EXTERN int weft_watch_cancel(weft_loop_t *loop, weft_id_t id);
+
+/* Makes an enabled watcher keep the loop alive again (the default).
+ * Returns 0 or WEFT_ENOENT. */
+WEFT_EXTERN int weft_watch_ref(weft_loop_t *loop, weft_id_t id);
+
+/* Lets the loop end while this watcher is its only work.  Returns 0 or
+ * WEFT_ENOENT. */
+WEFT_EXTERN int weft_watch_unref(weft_loop_t *loop, weft_id_t id);
+
+/* The watcher's kind (a weft_kind value, > 0) or WEFT_ENOENT. */
+WEFT_EXTERN int weft_watch_kind(const weft_loop_t *loop, weft_id_t id);
+
+/* 1 if the watcher is enabled, 0 if disabled, or WEFT_ENOENT. */
+WEFT_EXTERN int weft_watch_is_enabled(const weft_loop_t *loop, weft_id_t id);
+
+/* 1 if the watcher keeps the loop alive while enabled, 0 if not, or
+ * WEFT_ENOENT. */
+WEFT_EXTERN int weft_watch_has_ref(const weft_loop_t *loop, weft_id_t id);
+
+/* Stores the data pointer given at the watcher's creation in *out.
+ * Returns 0 or WEFT_ENOENT (WEFT_EINVAL if out is NULL). */
+WEFT_EXTERN int weft_watch_data(const weft_loop_t *loop, weft_id_t id,
+                                void **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_H */

@@ -1,0 +1,239 @@
+/* internal.h: weft__ declarations shared by the core's files, by module.
+ * Nothing here is part of the ABI. */
+#ifndef WEFT_INTERNAL_H
+#define WEFT_INTERNAL_H
+
+#include "weft.h"
+
+#include <stdint.h>
+#include <uv.h>
+
+#define WEFT__CONTAINER(ptr, type, field)                                     \
+  ((type *)((char *)(ptr) - offsetof(type, field)))
+
+/* ---- list: intrusive circular doubly linked lists ---------------------- */
+
+typedef struct weft__link {
+  struct weft__link *prev, *next;
+} weft__link;
+
+static inline void weft__list_init(weft__link *head) {
+  head->prev = head->next = head;
+}
+
+static inline int weft__list_empty(const weft__link *head) {
+  return head->next == head;
+}
+
+/* Inserts node before pos (at the tail when pos is the head). */
+static inline void weft__list_insert_before(weft__link *pos,
+                                            weft__link *node) {
+  node->prev = pos->prev;
+  node->next = pos;
+  pos->prev->next = node;
+  pos->prev = node;
+}
+
+static inline void weft__list_push(weft__link *head, weft__link *node) {
+  weft__list_insert_before(head, node);
+}
+
+static inline void weft__list_remove(weft__link *node) {
+  node->prev->next = node->next;
+  node->next->prev = node->prev;
+  node->prev = node->next = node;
+}
+
+static inline weft__link *weft__list_pop(weft__link *head) {
+  weft__link *node = head->next;
+  weft__list_remove(node);
+  return node;
+}
+
+/* Moves every node of src to the end of dst (front when at_front); src
+ * ends empty. */
+static inline void weft__list_splice(weft__link *dst, weft__link *src,
+                                     int at_front) {
+  weft__link *first = src->next, *last = src->prev, *at;
+  if (first == src) return;
+  at = at_front ? dst->next : dst; /* insert before this node */
+  first->prev = at->prev;
+  at->prev->next = first;
+  last->next = at;
+  at->prev = last;
+  weft__list_init(src);
+}
+
+/* ---- alloc ------------------------------------------------------------- */
+
+void *weft__malloc(size_t size);
+void *weft__calloc(size_t count, size_t size);
+void *weft__realloc(void *ptr, size_t size);
+void weft__free(void *ptr);
+/* Counts live loops so the allocator cannot change under them. */
+void weft__alloc_loops(int delta);
+
+/* ---- error ------------------------------------------------------------- */
+
+/* Maps a libuv error code to a WEFT_E* code. */
+int weft__err_from_uv(int uverr);
+
+/* ---- wheel: hierarchical timing wheel, 1 ms ticks, O(1) insert/fire --- */
+
+#define WEFT__WHEEL_BITS 6
+#define WEFT__WHEEL_SLOTS 64
+#define WEFT__WHEEL_LEVELS 10
+/* Due times are clamped to this (36 million years of loop time), so that
+ * 10 levels of 6 bits hold every timer and block arithmetic cannot
+ * overflow. */
+#define WEFT__WHEEL_MAX_DUE (((uint64_t)1 << 60) - 1)
+
+typedef struct weft__tnode {
+  weft__link link;
+  uint64_t due; /* absolute ms */
+  uint64_t seq; /* orders nodes due at the same ms */
+} weft__tnode;
+
+typedef struct weft__wheel {
+  uint64_t now; /* the first millisecond not yet processed */
+  uint64_t bits[WEFT__WHEEL_LEVELS];
+  weft__link slots[WEFT__WHEEL_LEVELS][WEFT__WHEEL_SLOTS];
+} weft__wheel;
+
+void weft__wheel_init(weft__wheel *w, uint64_t now);
+int weft__wheel_empty(const weft__wheel *w);
+/* Adds node; node->due must be >= w->now. */
+void weft__wheel_insert(weft__wheel *w, weft__tnode *node);
+/* Unlinks node from whatever list holds it, keeping the wheel's occupancy
+ * bits exact when that list is one of the wheel's slots. */
+void weft__wheel_unlink(weft__wheel *w, weft__tnode *node);
+/* Moves every node due at or before now to the tail of out, ordered by
+ * (due, seq), and marks the wheel processed through now. */
+void weft__wheel_advance(weft__wheel *w, uint64_t now, weft__link *out);
+/* A lower bound of the earliest due time (exact within 64 ms), or
+ * UINT64_MAX when the wheel is empty. */
+uint64_t weft__wheel_next(const weft__wheel *w);
+
+/* ---- watch: the watcher registry --------------------------------------- */
+
+enum {
+  WEFT__W_ENABLED = 1,
+  WEFT__W_REF = 2
+};
+
+struct weft__fd;
+struct weft__sig;
+
+typedef struct weft__watch {
+  weft_id_t id; /* 0 when the slot is free */
+  uint8_t kind;
+  uint8_t flags;
+  weft_watch_cb cb;
+  void *data;
+  union {
+    weft__link free_next;
+    struct {
+      weft__tnode node;
+      uint64_t interval; /* once: the delay; every: the period */
+    } timer;
+    weft__link imm;
+    struct {
+      weft__link link; /* in the fd's watcher list */
+      struct weft__fd *fdo;
+    } io;
+    struct weft__sig *sig;
+  } u;
+} weft__watch;
+
+/* 1 if a watcher with these flags keeps the loop alive. */
+static inline int weft__watch_counts(int flags) {
+  return (flags & (WEFT__W_ENABLED | WEFT__W_REF)) ==
+         (WEFT__W_ENABLED | WEFT__W_REF);
+}
+
+/* Allocates a slot of the given kind; flags are WEFT_WATCH_* values.
+ * Returns 0 or WEFT_ENOMEM. */
+int weft__watch_new(weft_loop_t *loop, int kind, weft_watch_cb cb,
+                    void *data, int flags, weft__watch **out);
+/* Makes the id stale at once and returns the slot to the free list. */
+void weft__watch_free(weft_loop_t *loop, weft__watch *w);
+/* The live watcher with this id, or NULL. */
+weft__watch *weft__watch_find(const weft_loop_t *loop, weft_id_t id);
+/* Releases every slot chunk (the loop has no live watcher). */
+void weft__watch_release(weft_loop_t *loop);
+
+/* ---- loop -------------------------------------------------------------- */
+
+struct weft_loop_s {
+  uv_loop_t *uv;
+  uv_loop_t own_uv;
+  int owns_uv;
+  int running;      /* inside weft_loop_run */
+  int open_handles; /* weft's handles not yet closed */
+  int freeing;
+  int walking;     /* weft_loop_walk in progress */
+  int in_dispatch; /* inside a dispatch pass or I/O callback */
+  void *data;
+  uint64_t iter;      /* dispatch passes completed */
+  uint64_t stop_iter; /* pass in which dispatch is stopped, or UINT64_MAX */
+
+  uv_timer_t timer; /* wakes the loop for the wheel's next due time */
+  uv_idle_t idle;   /* keeps the poll from blocking while work is due */
+  uv_check_t check; /* the dispatch pass for timers and immediates */
+  uint64_t armed;   /* due time the uv timer is armed for, or UINT64_MAX */
+
+  /* watcher slots, in chunks so their addresses never move */
+  weft__watch **chunks;
+  uint32_t nchunks;
+  uint32_t used; /* slots ever handed out */
+  weft__link free_slots;
+  uint32_t live;
+
+  weft__wheel wheel;
+  weft__link expired; /* timers due before the wheel's now */
+  weft__link imm;     /* enabled immediates, in order */
+  weft__link sig_pending;
+  uint64_t seq;
+  uint64_t nref; /* enabled, referenced timers and immediates */
+
+  struct weft__fd **fds;
+  int nfds;
+};
+
+/* True while dispatch is stopped for the current pass. */
+static inline int weft__loop_stopping(const weft_loop_t *loop) {
+  return loop->stop_iter == loop->iter;
+}
+/* Re-arms the uv timer, the idle handle and their refs after a change to
+ * timers or immediates. */
+void weft__loop_sched(weft_loop_t *loop);
+
+/* ---- per-kind operations ----------------------------------------------- */
+/* Each kind's sync applies a change of flags (enabled / ref) made by
+ * watch.c; close ends the watcher's kind-specific state before the slot is
+ * freed.  sync returns 0 or a WEFT_E* code. */
+
+int weft__timer_sync(weft_loop_t *loop, weft__watch *w, int old_flags);
+void weft__timer_close(weft_loop_t *loop, weft__watch *w);
+/* Moves every due timer to out (expired ones first). */
+void weft__timer_collect(weft_loop_t *loop, weft__link *out);
+void weft__timer_fire(weft_loop_t *loop, weft__watch *w);
+
+int weft__imm_sync(weft_loop_t *loop, weft__watch *w, int old_flags);
+void weft__imm_close(weft_loop_t *loop, weft__watch *w);
+void weft__imm_fire(weft_loop_t *loop, weft__watch *w);
+
+int weft__io_sync(weft_loop_t *loop, weft__watch *w, int old_flags);
+void weft__io_close(weft_loop_t *loop, weft__watch *w);
+
+int weft__signal_sync(weft_loop_t *loop, weft__watch *w, int old_flags);
+void weft__signal_close(weft_loop_t *loop, weft__watch *w);
+/* Delivers signals that arrived while dispatch was stopped. */
+void weft__signal_flush(weft_loop_t *loop);
+
+/* Every handle weft opens has data == loop (so weft_loop_free can tell them
+ * from a host's) and counts in open_handles; its close callback calls this,
+ * which releases a loop whose free waited for the host's loop. */
+void weft__loop_handle_closed(weft_loop_t *loop);
+
+#endif /* WEFT_INTERNAL_H */

@@ -1,0 +1,3 @@
+#include "test.h"
+static void placeholder(void) {}
+TEST_MAIN(T(placeholder))
