@@ -1,3 +1,75 @@
-#include <lua.h>
-#include <lauxlib.h>
-__attribute__((visibility("default"))) int luaopen_weft(lua_State *L) { lua_newtable(L); return 1; }
+/* weft.c: luaopen_weft: version check, the binding's state, the module. */
+#include "lweft.h"
+
+/* The registry key of the state userdata: this variable's address. */
+static const char state_key = 0;
+
+static int state_gc(lua_State *L) {
+  lweft_state *st = luaL_checkudata(L, 1, "weft.state");
+  if (!st->loop) return 0;
+  lweft_cancel_all(st);
+  if (st->owns_loop) weft_loop_free(st->loop);
+  st->loop = NULL;
+  luaL_unref(L, LUA_REGISTRYINDEX, st->ref_cb);
+  luaL_unref(L, LUA_REGISTRYINDEX, st->ref_data);
+  luaL_unref(L, LUA_REGISTRYINDEX, st->ref_where);
+  luaL_unref(L, LUA_REGISTRYINDEX, st->ref_arg);
+  luaL_unref(L, LUA_REGISTRYINDEX, st->ref_misc);
+  return 0;
+}
+
+static int new_table_ref(lua_State *L) {
+  lua_newtable(L);
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* Pushes the state, creating it (and its loop) on first use. */
+static void push_state(lua_State *L) {
+  lweft_state *st;
+  int err;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &state_key) != LUA_TNIL) return;
+  lua_pop(L, 1);
+  st = lua_newuserdatauv(L, sizeof *st, 0);
+  st->loop = NULL; /* closed until the loop exists, so __gc is safe */
+  luaL_newmetatable(L, "weft.state");
+  lua_pushcfunction(L, state_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  st->main = st->L = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  st->ref_cb = new_table_ref(L);
+  st->ref_data = new_table_ref(L);
+  st->ref_where = new_table_ref(L);
+  st->ref_arg = new_table_ref(L);
+  st->ref_misc = new_table_ref(L);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LWEFT_LOOP_KEY) == LUA_TLIGHTUSERDATA) {
+    st->loop = lua_touserdata(L, -1); /* the host's loop, not ours to free */
+    st->owns_loop = 0;
+  } else {
+    weft_loop_t *loop;
+    err = weft_loop_new(&loop);
+    if (err) luaL_error(L, "weft: cannot create a loop: %s", weft_strerror(err));
+    st->loop = loop;
+    st->owns_loop = 1;
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &state_key);
+}
+
+__attribute__((visibility("default"))) int luaopen_weft(lua_State *L) {
+  unsigned int v = weft_version();
+  if ((v >> 16) != WEFT_VERSION_MAJOR)
+    return luaL_error(L,
+                      "weft: the Lua module was built for core %d.x but "
+                      "libweft %s is loaded",
+                      WEFT_VERSION_MAJOR, weft_version_string());
+  lua_newtable(L);
+  push_state(L);
+  lweft_open_reactor(L);
+  lua_pop(L, 1);
+  lua_pushfstring(L, "weft %s", weft_version_string());
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}

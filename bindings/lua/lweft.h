@@ -1,0 +1,56 @@
+/* lweft.h: helpers private to the Lua binding. */
+#ifndef LWEFT_H
+#define LWEFT_H
+
+#include "weft.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#if LUA_VERSION_NUM != 504
+#error "weft's Lua binding targets Lua 5.4"
+#endif
+
+/* lua_resetthread became lua_closethread in 5.4.6. */
+#if LUA_VERSION_RELEASE_NUM >= 50406
+#define lweft_closethread(L, from) lua_closethread(L, from)
+#else
+#define lweft_closethread(L, from) ((void)(from), lua_resetthread(L))
+#endif
+
+/* The registry field a host sets to a light userdata weft_loop_t * before
+ * `require "weft"`, so that Lua shares the host's loop. */
+#define LWEFT_LOOP_KEY "weft.loop"
+
+/* The binding's state for one Lua state (one per lua_State that required
+ * weft), a full userdata kept in the registry.  Its tables are registry
+ * references, indexed by watcher slot (the low 32 bits of an id, plus 1)
+ * so they stay dense arrays. */
+typedef struct lweft_state {
+  weft_loop_t *loop;
+  int owns_loop;
+  lua_State *L; /* the thread callbacks run on: the caller of run / tick */
+  lua_State *main;
+  int ref_cb;    /* slot -> callback */
+  int ref_data;  /* slot -> opts.data */
+  int ref_where; /* slot -> "file:line" of the creating call */
+  int ref_arg;   /* slot -> the fd value given (integer or file handle) */
+  int ref_misc;  /* { handler = on_error fn, err = pending error } */
+} lweft_state;
+
+/* The state, kept as upvalue 1 of every module function. */
+#define lweft_state_of(L) ((lweft_state *)lua_touserdata(L, lua_upvalueindex(1)))
+
+/* The slot key of a watcher id in the state's tables. */
+static inline lua_Integer lweft_slot(weft_id_t id) {
+  return (lua_Integer)(uint32_t)id + 1;
+}
+
+/* Adds the reactor functions to the module table at -2, each with the
+ * state userdata at -1 as its upvalue; leaves the stack as it was. */
+void lweft_open_reactor(lua_State *L);
+
+/* Cancels every watcher this Lua state created on its loop. */
+void lweft_cancel_all(lweft_state *st);
+
+#endif /* LWEFT_H */

@@ -1,0 +1,553 @@
+/* reactor.c: weft.run / tick / stop / now, the watcher constructors, and
+ * enable / disable / cancel / ref / unref / on_error / watchers. */
+#include "lweft.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- the state's tables -------------------------------------------------- */
+
+static void set_slot(lua_State *L, int ref, weft_id_t id, int validx) {
+  validx = lua_absindex(L, validx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  lua_pushvalue(L, validx);
+  lua_rawseti(L, -2, lweft_slot(id));
+  lua_pop(L, 1);
+}
+
+static void get_slot(lua_State *L, int ref, weft_id_t id) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  lua_rawgeti(L, -1, lweft_slot(id));
+  lua_remove(L, -2);
+}
+
+/* Drops what the binding keeps for a watcher that ended. */
+static void forget(lua_State *L, lweft_state *st, weft_id_t id) {
+  lua_pushnil(L);
+  set_slot(L, st->ref_cb, id, -1);
+  set_slot(L, st->ref_data, id, -1);
+  set_slot(L, st->ref_where, id, -1);
+  set_slot(L, st->ref_arg, id, -1);
+  lua_pop(L, 1);
+}
+
+/* ---- callbacks and their errors ------------------------------------------ */
+
+/* Message handler: strings get the callback's traceback appended. */
+static int msgh(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg && lua_type(L, 1) == LUA_TSTRING) luaL_traceback(L, L, msg, 1);
+  else lua_settop(L, 1);
+  return 1;
+}
+
+/* The error on top of L came from a callback: give it to the on_error
+ * handler, or keep it for run() to raise and stop the loop so no further
+ * callback runs first.  Pops the error. */
+static void callback_error(lua_State *L, lweft_state *st) {
+  int base = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_misc);
+  if (lua_getfield(L, -1, "handler") == LUA_TFUNCTION) {
+    lua_pushcfunction(L, msgh);
+    lua_insert(L, -2);
+    lua_pushvalue(L, base);
+    if (lua_pcall(L, 1, 0, -3) == LUA_OK) {
+      lua_settop(L, base - 1);
+      return;
+    }
+    /* The handler failed: that error is the one to report. */
+    lua_replace(L, base);
+  }
+  lua_settop(L, base + 1); /* err, misc */
+  if (lua_getfield(L, -1, "err") == LUA_TNIL) {
+    lua_pushvalue(L, base);
+    lua_setfield(L, base + 1, "err");
+  }
+  lua_settop(L, base - 1);
+  weft_loop_stop(st->loop);
+}
+
+/* Raises the error a callback left for run() / tick(), if any. */
+static void raise_pending(lua_State *L, lweft_state *st) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_misc);
+  if (lua_getfield(L, -1, "err") == LUA_TNIL) {
+    lua_pop(L, 2);
+    return;
+  }
+  lua_pushnil(L);
+  lua_setfield(L, -3, "err");
+  lua_error(L);
+}
+
+/* The one C callback of every Lua watcher: data is the binding state. */
+static void dispatch(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
+  lweft_state *st = data;
+  lua_State *L = st->L;
+  int kind = weft_watch_kind(loop, id), nargs = 2, top = lua_gettop(L);
+  if (!lua_checkstack(L, 8)) return;
+  lua_pushcfunction(L, msgh);
+  get_slot(L, st->ref_cb, id);
+  lua_pushinteger(L, (lua_Integer)id);
+  if (kind == WEFT_KIND_READABLE || kind == WEFT_KIND_WRITABLE) {
+    get_slot(L, st->ref_arg, id);
+    nargs++;
+  } else if (kind == WEFT_KIND_SIGNAL) {
+    lua_pushinteger(L, arg);
+    nargs++;
+  }
+  get_slot(L, st->ref_data, id);
+  /* A once or immediately watcher is gone before its callback runs. */
+  if (kind < 0) forget(L, st, id);
+  if (lua_pcall(L, nargs, 0, top + 1) != LUA_OK) callback_error(L, st);
+  lua_settop(L, top);
+}
+
+/* ---- argument checks ------------------------------------------------------ */
+
+/* A delay in ms: a number >= 0; fractions round up so nothing fires early. */
+static uint64_t to_ms(lua_State *L, int idx, int arg, const char *what) {
+  lua_Number n;
+  if (lua_isinteger(L, idx)) {
+    lua_Integer i = lua_tointeger(L, idx);
+    if (i < 0) luaL_argerror(L, arg, lua_pushfstring(L, "%s must be >= 0", what));
+    return (uint64_t)i;
+  }
+  n = lua_tonumber(L, idx);
+  if (!(n >= 0)) luaL_argerror(L, arg, lua_pushfstring(L, "%s must be >= 0", what));
+  if (n >= 1e18) return UINT64_MAX;
+  return (uint64_t)ceil(n);
+}
+
+static uint64_t check_ms(lua_State *L, int arg) {
+  luaL_checknumber(L, arg);
+  return to_ms(L, arg, arg, "delay");
+}
+
+typedef struct opts {
+  int flags;
+  int has_data;
+  int has_delay;
+  uint64_t delay;
+} opts;
+
+static int option_is(const char *key, const char *name) {
+  return strcmp(key, name) == 0;
+}
+
+/* Reads { enable, keep_alive, data, delay } at arg (delay only when
+ * allowed); unknown keys are errors so typos do not pass silently. */
+static void check_opts(lua_State *L, int arg, int allow_delay, opts *o) {
+  o->flags = 0;
+  o->has_data = o->has_delay = 0;
+  o->delay = 0;
+  if (lua_isnoneornil(L, arg)) return;
+  luaL_checktype(L, arg, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, arg)) {
+    const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    if (key && (option_is(key, "enable") || option_is(key, "keep_alive"))) {
+      if (!lua_isboolean(L, -1))
+        luaL_argerror(L, arg, lua_pushfstring(L, "field '%s' must be a boolean", key));
+      if (!lua_toboolean(L, -1))
+        o->flags |= option_is(key, "enable") ? WEFT_WATCH_DISABLED : WEFT_WATCH_UNREF;
+    } else if (key && option_is(key, "data")) {
+      o->has_data = 1;
+    } else if (key && allow_delay && option_is(key, "delay")) {
+      if (lua_type(L, -1) != LUA_TNUMBER)
+        luaL_argerror(L, arg, "field 'delay' must be a number");
+      o->delay = to_ms(L, lua_gettop(L), arg, "field 'delay'");
+      o->has_delay = 1;
+    } else {
+      luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'",
+                                            key ? key : luaL_typename(L, -2)));
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* A descriptor: a non-negative integer or an open Lua file handle. */
+static int check_fd(lua_State *L, int arg) {
+  luaL_Stream *s;
+  if (lua_type(L, arg) == LUA_TNUMBER) {
+    int isint;
+    lua_Integer fd = lua_tointegerx(L, arg, &isint);
+    if (!isint) luaL_argerror(L, arg, "number has no integer representation");
+    if (fd < 0 || fd > 0x7fffffff) luaL_argerror(L, arg, "invalid file descriptor");
+    return (int)fd;
+  }
+  s = luaL_testudata(L, arg, LUA_FILEHANDLE);
+  if (!s) return luaL_typeerror(L, arg, "integer or file");
+  if (!s->closef) luaL_argerror(L, arg, "attempt to use a closed file");
+  return fileno(s->f);
+}
+
+static const struct {
+  const char *name;
+  int signo;
+} signals[] = {
+    {"SIGHUP", SIGHUP},   {"SIGINT", SIGINT},     {"SIGQUIT", SIGQUIT},
+    {"SIGILL", SIGILL},   {"SIGTRAP", SIGTRAP},   {"SIGABRT", SIGABRT},
+    {"SIGBUS", SIGBUS},   {"SIGFPE", SIGFPE},     {"SIGUSR1", SIGUSR1},
+    {"SIGSEGV", SIGSEGV}, {"SIGUSR2", SIGUSR2},   {"SIGPIPE", SIGPIPE},
+    {"SIGALRM", SIGALRM}, {"SIGTERM", SIGTERM},   {"SIGCHLD", SIGCHLD},
+    {"SIGCONT", SIGCONT}, {"SIGTSTP", SIGTSTP},   {"SIGTTIN", SIGTTIN},
+    {"SIGTTOU", SIGTTOU}, {"SIGURG", SIGURG},     {"SIGXCPU", SIGXCPU},
+    {"SIGXFSZ", SIGXFSZ}, {"SIGVTALRM", SIGVTALRM}, {"SIGPROF", SIGPROF},
+    {"SIGWINCH", SIGWINCH}, {"SIGIO", SIGIO},     {"SIGSYS", SIGSYS},
+    {"SIGKILL", SIGKILL}, {"SIGSTOP", SIGSTOP},
+};
+
+/* A signal: a number, or a name with or without "SIG" ("SIGINT", "INT"). */
+static int check_signal(lua_State *L, int arg) {
+  const char *name;
+  size_t i;
+  if (lua_type(L, arg) == LUA_TNUMBER) return (int)luaL_checkinteger(L, arg);
+  if (lua_type(L, arg) != LUA_TSTRING)
+    return luaL_typeerror(L, arg, "signal number or name");
+  name = lua_tostring(L, arg);
+  for (i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+    const char *n = signals[i].name;
+    if (!strcmp(name, n) || !strcmp(name, n + 3)) return signals[i].signo;
+  }
+  return luaL_argerror(L, arg, lua_pushfstring(L, "unknown signal '%s'", name));
+}
+
+/* ---- creating watchers --------------------------------------------------- */
+
+/* Records what the binding keeps for a new watcher and pushes its id.
+ * cbarg, optarg: stack indices; argidx: the fd value for I/O, or 0. */
+static int registered(lua_State *L, lweft_state *st, weft_id_t id, int cbarg,
+                      int optarg, const opts *o, int argidx) {
+  lua_Debug ar;
+  set_slot(L, st->ref_cb, id, cbarg);
+  if (o->has_data) {
+    lua_getfield(L, optarg, "data");
+    set_slot(L, st->ref_data, id, -1);
+    lua_pop(L, 1);
+  }
+  if (argidx) set_slot(L, st->ref_arg, id, argidx);
+  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
+    lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+  else
+    lua_pushliteral(L, "[C]");
+  set_slot(L, st->ref_where, id, -1);
+  lua_pop(L, 1);
+  lua_pushinteger(L, (lua_Integer)id);
+  return 1;
+}
+
+/* Turns a core error from a constructor into a Lua error. */
+static int create_failed(lua_State *L, const char *fname, int err, int fdarg) {
+  if (fdarg && err == WEFT_EBADF)
+    return luaL_argerror(L, fdarg, "bad file descriptor");
+  if (fdarg && err == WEFT_EPERM)
+    return luaL_argerror(L, fdarg,
+                         "descriptor cannot be watched (a regular file is "
+                         "always ready)");
+  return luaL_error(L, "%s: %s", fname, weft_strerror(err));
+}
+
+static int lw_immediately(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  weft_id_t id;
+  opts o;
+  int err;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  check_opts(L, 2, 0, &o);
+  err = weft_immediately(st->loop, dispatch, st, o.flags, &id);
+  if (err) return create_failed(L, "immediately", err, 0);
+  return registered(L, st, id, 1, 2, &o, 0);
+}
+
+static int lw_once(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  uint64_t ms = check_ms(L, 1);
+  weft_id_t id;
+  opts o;
+  int err;
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  check_opts(L, 3, 0, &o);
+  err = weft_once(st->loop, ms, dispatch, st, o.flags, &id);
+  if (err) return create_failed(L, "once", err, 0);
+  return registered(L, st, id, 2, 3, &o, 0);
+}
+
+static int lw_every(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  uint64_t ms;
+  weft_id_t id;
+  opts o;
+  int err;
+  luaL_checknumber(L, 1);
+  ms = to_ms(L, 1, 1, "interval");
+  luaL_argcheck(L, ms > 0, 1, "interval must be > 0");
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  check_opts(L, 3, 1, &o);
+  err = weft_every(st->loop, ms, o.has_delay ? o.delay : ms, dispatch, st,
+                   o.flags, &id);
+  if (err) return create_failed(L, "every", err, 0);
+  return registered(L, st, id, 2, 3, &o, 0);
+}
+
+static int watch_fd(lua_State *L, int writable) {
+  lweft_state *st = lweft_state_of(L);
+  int fd = check_fd(L, 1), err;
+  weft_id_t id;
+  opts o;
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  check_opts(L, 3, 0, &o);
+  err = writable ? weft_writable(st->loop, fd, dispatch, st, o.flags, &id)
+                 : weft_readable(st->loop, fd, dispatch, st, o.flags, &id);
+  if (err)
+    return create_failed(L, writable ? "on_writable" : "on_readable", err, 1);
+  return registered(L, st, id, 2, 3, &o, 1);
+}
+
+static int lw_on_readable(lua_State *L) { return watch_fd(L, 0); }
+static int lw_on_writable(lua_State *L) { return watch_fd(L, 1); }
+
+static int lw_on_signal(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  int signo = check_signal(L, 1), err;
+  weft_id_t id;
+  opts o;
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  check_opts(L, 3, 0, &o);
+  err = weft_signal(st->loop, signo, dispatch, st, o.flags, &id);
+  if (err == WEFT_EINVAL)
+    return luaL_argerror(L, 1, lua_pushfstring(L, "signal %d cannot be watched", signo));
+  if (err) return create_failed(L, "on_signal", err, 0);
+  return registered(L, st, id, 2, 3, &o, 0);
+}
+
+/* ---- acting on ids -------------------------------------------------------- */
+
+static weft_id_t check_id(lua_State *L) {
+  return (weft_id_t)luaL_checkinteger(L, 1);
+}
+
+static int lw_enable(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  int err = weft_watch_enable(st->loop, check_id(L));
+  if (err && err != WEFT_ENOENT) return luaL_error(L, "enable: %s", weft_strerror(err));
+  lua_pushboolean(L, err == 0);
+  return 1;
+}
+
+static int lw_disable(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  lua_pushboolean(L, weft_watch_disable(st->loop, check_id(L)) == 0);
+  return 1;
+}
+
+static int lw_cancel(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  weft_id_t id = check_id(L);
+  int ok = weft_watch_cancel(st->loop, id) == 0;
+  if (ok) forget(L, st, id);
+  lua_pushboolean(L, ok);
+  return 1;
+}
+
+static int lw_ref(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  lua_pushboolean(L, weft_watch_ref(st->loop, check_id(L)) == 0);
+  return 1;
+}
+
+static int lw_unref(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  lua_pushboolean(L, weft_watch_unref(st->loop, check_id(L)) == 0);
+  return 1;
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+static int run_mode(lua_State *L, lweft_state *st, weft_run_mode mode,
+                    const char *fname) {
+  lua_State *prev = st->L;
+  int r;
+  st->L = L;
+  r = weft_loop_run(st->loop, mode);
+  st->L = prev;
+  if (r == WEFT_EBUSY)
+    return luaL_error(L, "%s: the loop is already running (called from a "
+                         "callback?)", fname);
+  raise_pending(L, st);
+  return r;
+}
+
+/* run(fn, ...)'s first callback: calls fn with the packed arguments and
+ * keeps its results in the packed table's field "results". */
+static int call_packed(lua_State *L) {
+  int n, base;
+  lua_settop(L, 0);
+  lua_pushvalue(L, lua_upvalueindex(1)); /* the pack: { fn, args..., n= } */
+  lua_getfield(L, 1, "n");
+  n = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  luaL_checkstack(L, n + 2, "too many arguments to run");
+  base = lua_gettop(L);
+  for (int i = 1; i <= n + 1; i++) lua_rawgeti(L, 1, i);
+  lua_call(L, n, LUA_MULTRET);
+  n = lua_gettop(L) - base;
+  lua_createtable(L, n, 1);
+  lua_insert(L, base + 1);
+  for (int i = n; i >= 1; i--) lua_rawseti(L, base + 1, i);
+  lua_pushinteger(L, n);
+  lua_setfield(L, base + 1, "n");
+  lua_setfield(L, 1, "results");
+  return 0;
+}
+
+static int lw_run(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  int n = lua_gettop(L), packidx = 0;
+  if (n > 0) {
+    weft_id_t id;
+    int err;
+    opts o = {0, 0, 0, 0};
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_createtable(L, n, 1);
+    for (int i = n; i >= 1; i--) {
+      lua_pushvalue(L, i);
+      lua_rawseti(L, -2, i);
+    }
+    lua_pushinteger(L, n - 1);
+    lua_setfield(L, -2, "n");
+    packidx = lua_gettop(L);
+    lua_pushvalue(L, packidx);
+    lua_pushcclosure(L, call_packed, 1);
+    err = weft_immediately(st->loop, dispatch, st, 0, &id);
+    if (err) return create_failed(L, "run", err, 0);
+    registered(L, st, id, -1, 0, &o, 0);
+  }
+  run_mode(L, st, WEFT_RUN_DEFAULT, "run");
+  if (!packidx || lua_getfield(L, packidx, "results") != LUA_TTABLE) return 0;
+  packidx = lua_gettop(L);
+  lua_getfield(L, packidx, "n");
+  n = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  luaL_checkstack(L, n, "too many results from run");
+  for (int i = 1; i <= n; i++) lua_rawgeti(L, packidx, i);
+  return n;
+}
+
+static int lw_tick(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  int nowait = lua_toboolean(L, 1);
+  lua_pushboolean(L, run_mode(L, st, nowait ? WEFT_RUN_NOWAIT : WEFT_RUN_ONCE,
+                              "tick") > 0);
+  return 1;
+}
+
+static int lw_stop(lua_State *L) {
+  weft_loop_stop(lweft_state_of(L)->loop);
+  return 0;
+}
+
+static int lw_now(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)weft_loop_now(lweft_state_of(L)->loop));
+  return 1;
+}
+
+static int lw_on_error(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  luaL_argexpected(L, lua_isnoneornil(L, 1) || lua_isfunction(L, 1), 1,
+                   "function or nil");
+  lua_settop(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_misc);
+  lua_getfield(L, -1, "handler");
+  lua_pushvalue(L, 1);
+  lua_setfield(L, -3, "handler");
+  return 1;
+}
+
+/* ---- introspection -------------------------------------------------------- */
+
+static const char *kind_name(int kind) {
+  switch (kind) {
+  case WEFT_KIND_IMMEDIATELY: return "immediately";
+  case WEFT_KIND_ONCE: return "once";
+  case WEFT_KIND_EVERY: return "every";
+  case WEFT_KIND_READABLE: return "readable";
+  case WEFT_KIND_WRITABLE: return "writable";
+  case WEFT_KIND_SIGNAL: return "signal";
+  default: return "?";
+  }
+}
+
+typedef struct walk_ctx {
+  lua_State *L;
+  lweft_state *st;
+  int n;
+} walk_ctx;
+
+static void list_one(weft_loop_t *loop, weft_id_t id, void *data) {
+  walk_ctx *c = data;
+  lua_State *L = c->L;
+  void *owner = NULL;
+  weft_watch_data(loop, id, &owner);
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, (lua_Integer)id);
+  lua_setfield(L, -2, "id");
+  lua_pushstring(L, kind_name(weft_watch_kind(loop, id)));
+  lua_setfield(L, -2, "kind");
+  lua_pushboolean(L, weft_watch_is_enabled(loop, id) == 1);
+  lua_setfield(L, -2, "enabled");
+  lua_pushboolean(L, weft_watch_has_ref(loop, id) == 1);
+  lua_setfield(L, -2, "ref");
+  if (owner == c->st) get_slot(L, c->st->ref_where, id);
+  else lua_pushliteral(L, "host"); /* created through the C API */
+  lua_setfield(L, -2, "where");
+  lua_rawseti(L, -2, ++c->n);
+}
+
+static int lw_watchers(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  walk_ctx c = {L, st, 0};
+  lua_newtable(L);
+  luaL_checkstack(L, 8, NULL);
+  weft_loop_walk(st->loop, list_one, &c);
+  return 1;
+}
+
+static void cancel_own(weft_loop_t *loop, weft_id_t id, void *data) {
+  void *owner = NULL;
+  if (weft_watch_data(loop, id, &owner) == 0 && owner == data &&
+      weft_watch_kind(loop, id) > 0)
+    weft_watch_cancel(loop, id);
+}
+
+void lweft_cancel_all(lweft_state *st) {
+  weft_loop_walk(st->loop, cancel_own, st);
+}
+
+void lweft_open_reactor(lua_State *L) {
+  static const luaL_Reg fns[] = {
+      {"run", lw_run},
+      {"tick", lw_tick},
+      {"stop", lw_stop},
+      {"now", lw_now},
+      {"immediately", lw_immediately},
+      {"once", lw_once},
+      {"every", lw_every},
+      {"on_readable", lw_on_readable},
+      {"on_writable", lw_on_writable},
+      {"on_signal", lw_on_signal},
+      {"enable", lw_enable},
+      {"disable", lw_disable},
+      {"cancel", lw_cancel},
+      {"ref", lw_ref},
+      {"unref", lw_unref},
+      {"on_error", lw_on_error},
+      {"watchers", lw_watchers},
+      {NULL, NULL},
+  };
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, fns, 1);
+  lua_pop(L, 1);
+}
