@@ -86,20 +86,38 @@ void weft__timer_collect(weft_loop_t *loop, weft__link *out) {
   weft__wheel_advance(&loop->wheel, uv_now(loop->uv), out);
 }
 
+/* The first beat of w's grid (due + k * interval, k >= 1) after now. */
+static uint64_t next_beat(const weft__watch *w, uint64_t due, uint64_t now) {
+  uint64_t iv = w->u.timer.interval;
+  due += iv;
+  if (due <= now) due += ((now - due) / iv + 1) * iv;
+  return due > WEFT__WHEEL_MAX_DUE ? WEFT__WHEEL_MAX_DUE : due;
+}
+
 void weft__timer_fire(weft_loop_t *loop, weft__watch *w) {
   weft_id_t id = w->id;
   weft_watch_cb cb = w->cb;
   void *data = w->data;
-  if (w->kind == WEFT_KIND_EVERY) {
-    /* The next beat is due one interval after this one's due time; beats a
-     * slow callback missed are skipped, not run in a burst. */
-    uint64_t now = uv_now(loop->uv), iv = w->u.timer.interval;
-    uint64_t due = w->u.timer.node.due + iv;
-    if (due <= now) due += ((now - due) / iv + 1) * iv;
-    arm(loop, w, due > WEFT__WHEEL_MAX_DUE ? WEFT__WHEEL_MAX_DUE : due);
-  } else {
+  uint64_t due;
+  if (w->kind != WEFT_KIND_EVERY) {
     if (weft__watch_counts(w->flags)) loop->nref--;
     weft__watch_free(loop, w);
+    cb(loop, id, 0, data);
+    return;
   }
+  /* Re-arm first, so the callback may disable or cancel its own timer. */
+  due = next_beat(w, w->u.timer.node.due, uv_now(loop->uv));
+  arm(loop, w, due);
   cb(loop, id, 0, data);
+  /* A callback that overran its interval skips the beats it missed,
+   * judged by the real clock since the loop's cached time does not move
+   * during a pass.  Untouched if the callback re-armed or ended it. */
+  w = weft__watch_find(loop, id);
+  if (w && (w->flags & WEFT__W_ENABLED) && w->u.timer.node.due == due) {
+    uint64_t real = uv_hrtime() / 1000000;
+    if (due <= real) {
+      weft__wheel_unlink(&loop->wheel, &w->u.timer.node);
+      arm(loop, w, next_beat(w, due, real));
+    }
+  }
 }

@@ -206,8 +206,10 @@ WEFT_EXTERN int weft_loop_alive(const weft_loop_t *loop);
 WEFT_EXTERN int weft_loop_backend_fd(const weft_loop_t *loop);
 
 /* How long, in milliseconds, a host's poller may wait on the backend fd
- * before the loop has work due: 0 when something is ready now, -1 when
- * nothing is scheduled.  WEFT_EINVAL for NULL. */
+ * before the loop has work due: 0 when something is ready now (and, as
+ * libuv reports it, before the loop's first iteration or when nothing
+ * referenced is alive), -1 when only I/O can wake it.  WEFT_EINVAL for
+ * NULL. */
 WEFT_EXTERN int weft_loop_backend_timeout(const weft_loop_t *loop);
 
 /* The uv_loop_t under the loop, as a void *, for hosts that add their own

@@ -1,3 +1,246 @@
+/* test_timer.c: once and every timers. */
 #include "test.h"
-static void placeholder(void) {}
-TEST_MAIN(T(placeholder))
+
+#include <time.h>
+
+static void busy_wait_ms(uint64_t ms) {
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  do clock_gettime(CLOCK_MONOTONIC, &b);
+  while ((uint64_t)((b.tv_sec - a.tv_sec) * 1000 +
+                    (b.tv_nsec - a.tv_nsec) / 1000000) < ms);
+}
+
+struct rec {
+  int n;
+  uint64_t at[16];
+  weft_id_t ids[16];
+  uint64_t overrun_ms; /* busy-wait this long in the first call */
+  uint64_t work_ms;    /* busy-wait this long in every call */
+  int cancel_at;       /* cancel own id at this count */
+};
+
+static void record(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
+  struct rec *r = data;
+  (void)arg;
+  r->at[r->n] = weft_loop_now(loop);
+  r->ids[r->n++] = id;
+  if (r->n == 1 && r->overrun_ms) busy_wait_ms(r->overrun_ms);
+  if (r->work_ms) busy_wait_ms(r->work_ms);
+  if (r->n == r->cancel_at) ASSERT_OK(weft_watch_cancel(loop, id));
+}
+
+static void timer_once_fires_after_its_delay(void) {
+  weft_loop_t *loop;
+  weft_id_t id;
+  struct rec r = {0};
+  uint64_t start;
+  ASSERT_OK(weft_loop_new(&loop));
+  start = weft_loop_now(loop);
+  ASSERT_OK(weft_once(loop, 30, record, &r, 0, &id));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(r.n, 1);
+  ASSERT_EQ(r.ids[0], id);
+  ASSERT_GE(r.at[0], start + 30);
+  /* Collected after it ran: its id is stale. */
+  ASSERT_EQ(weft_watch_cancel(loop, id), WEFT_ENOENT);
+  test_free_loop(loop);
+}
+
+static void timer_once_zero_in_a_callback_waits_for_next_pass(void);
+
+static int chain_left;
+static uint64_t chain_iter_seen[4];
+static void chain(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
+  int *passes = data;
+  (void)id, (void)arg;
+  chain_iter_seen[3 - chain_left] = (uint64_t)*passes;
+  if (--chain_left > 0) ASSERT_OK(weft_once(loop, 0, chain, data, 0, &id));
+}
+
+static void timer_once_zero_in_a_callback_waits_for_next_pass(void) {
+  weft_loop_t *loop;
+  weft_id_t id;
+  int passes = 0;
+  ASSERT_OK(weft_loop_new(&loop));
+  chain_left = 3;
+  ASSERT_OK(weft_once(loop, 0, chain, &passes, 0, &id));
+  /* One NOWAIT iteration runs exactly one link of the chain. */
+  while (chain_left > 0) {
+    ASSERT_LT(passes, 10);
+    weft_loop_run(loop, WEFT_RUN_NOWAIT);
+    passes++;
+  }
+  ASSERT_EQ(chain_iter_seen[0], 0);
+  ASSERT_EQ(chain_iter_seen[1], 1);
+  ASSERT_EQ(chain_iter_seen[2], 2);
+  test_free_loop(loop);
+}
+
+static void timer_every_does_not_drift(void) {
+  weft_loop_t *loop;
+  weft_id_t id;
+  struct rec r = {0};
+  uint64_t start;
+  int i;
+  ASSERT_OK(weft_loop_new(&loop));
+  start = weft_loop_now(loop);
+  r.cancel_at = 5;
+  r.work_ms = 7;
+  ASSERT_OK(weft_every(loop, 20, 20, record, &r, 0, &id));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(r.n, 5);
+  /* Beat k is due at start + 20k and never fires early.  Each callback
+   * works 7 ms: a timer that re-armed from "now" would drift to 20 + 4 * 27
+   * = 128 ms by the fifth beat; ours stays on the grid (100 ms). */
+  for (i = 0; i < 5; i++) ASSERT_GE(r.at[i], start + 20 * (uint64_t)(i + 1));
+  ASSERT_LT(r.at[4], start + 100 + test_ms(20));
+  test_free_loop(loop);
+}
+
+static void timer_every_skips_missed_beats(void) {
+  weft_loop_t *loop;
+  weft_id_t id;
+  struct rec r = {0};
+  uint64_t start;
+  ASSERT_OK(weft_loop_new(&loop));
+  start = weft_loop_now(loop);
+  r.overrun_ms = 55; /* the first callback overruns 2.75 beats */
+  r.cancel_at = 2;
+  ASSERT_OK(weft_every(loop, 20, 20, record, &r, 0, &id));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(r.n, 2);
+  /* No burst: the beats due at 40 and 60 were missed during the overrun
+   * (which ended near 75); the next call is the beat due at 80. */
+  ASSERT_GE(r.at[1], start + 80);
+  ASSERT_LT(r.at[1], start + 80 + test_ms(100));
+  test_free_loop(loop);
+}
+
+static void timer_disabled_once_waits_full_delay_again(void) {
+  weft_loop_t *loop;
+  weft_id_t id;
+  struct rec r = {0};
+  uint64_t enabled_at;
+  ASSERT_OK(weft_loop_new(&loop));
+  ASSERT_OK(weft_once(loop, 40, record, &r, 0, &id));
+  ASSERT_OK(weft_watch_disable(loop, id));
+  ASSERT_EQ(weft_loop_run(loop, WEFT_RUN_DEFAULT), 0); /* nothing alive */
+  ASSERT_EQ(r.n, 0);
+  busy_wait_ms(30);
+  weft_loop_update_time(loop);
+  enabled_at = weft_loop_now(loop);
+  ASSERT_OK(weft_watch_enable(loop, id));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(r.n, 1);
+  ASSERT_GE(r.at[0], enabled_at + 40);
+  test_free_loop(loop);
+}
+
+struct pair {
+  weft_id_t other;
+  int fired;
+};
+
+static void cancel_other(weft_loop_t *loop, weft_id_t id, int arg,
+                         void *data) {
+  struct pair *p = data;
+  (void)id, (void)arg;
+  p->fired++;
+  ASSERT_OK(weft_watch_cancel(loop, p->other));
+}
+
+static void timer_cancel_of_a_due_timer_in_the_same_pass(void) {
+  weft_loop_t *loop;
+  weft_id_t a, b;
+  struct pair pa = {0, 0}, pb = {0, 0};
+  ASSERT_OK(weft_loop_new(&loop));
+  /* Both due at the same ms: whichever runs first cancels the other. */
+  ASSERT_OK(weft_once(loop, 5, cancel_other, &pa, 0, &a));
+  ASSERT_OK(weft_once(loop, 5, cancel_other, &pb, 0, &b));
+  pa.other = b;
+  pb.other = a;
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(pa.fired, 1); /* armed first, fires first */
+  ASSERT_EQ(pb.fired, 0);
+  test_free_loop(loop);
+}
+
+static int order_log[8], order_n;
+static void log_order(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
+  (void)loop, (void)id, (void)arg;
+  order_log[order_n++] = (int)(intptr_t)data;
+}
+
+static void timer_same_due_fires_in_arming_order(void) {
+  weft_loop_t *loop;
+  weft_id_t id;
+  int i;
+  ASSERT_OK(weft_loop_new(&loop));
+  order_n = 0;
+  for (i = 0; i < 5; i++)
+    ASSERT_OK(weft_once(loop, 70, log_order, (void *)(intptr_t)i, 0, &id));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(order_n, 5);
+  for (i = 0; i < 5; i++) ASSERT_EQ(order_log[i], i);
+  test_free_loop(loop);
+}
+
+static void timer_unref_does_not_keep_loop_alive(void) {
+  weft_loop_t *loop;
+  weft_id_t idle, id;
+  int fired = 0, other = 0;
+  ASSERT_OK(weft_loop_new(&loop));
+  ASSERT_OK(weft_every(loop, 1, 1, test_count_cb, &fired, WEFT_WATCH_UNREF,
+                       &idle));
+  ASSERT_EQ(weft_loop_alive(loop), 0);
+  ASSERT_EQ(weft_loop_run(loop, WEFT_RUN_DEFAULT), 0);
+  /* With a referenced timer the unref'd one runs along meanwhile. */
+  ASSERT_OK(weft_once(loop, 30, test_count_cb, &other, 0, &id));
+  ASSERT_EQ(weft_loop_alive(loop), 1);
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(other, 1);
+  ASSERT_GE(fired, 2);
+  ASSERT_OK(weft_watch_ref(loop, idle));
+  ASSERT_EQ(weft_loop_alive(loop), 1);
+  ASSERT_OK(weft_watch_cancel(loop, idle));
+  ASSERT_EQ(weft_loop_alive(loop), 0);
+  test_free_loop(loop);
+}
+
+static uint64_t many_late;
+static void check_due(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
+  (void)id, (void)arg;
+  if (weft_loop_now(loop) < (uint64_t)(uintptr_t)data) many_late++;
+  *(int *)weft_loop_get_data(loop) += 1;
+}
+
+static void timer_many_random_timers_none_early(void) {
+  enum { N = 50000 };
+  weft_loop_t *loop;
+  weft_id_t id;
+  uint32_t x = 2463534242u;
+  int fired = 0, i;
+  uint64_t now;
+  ASSERT_OK(weft_loop_new(&loop));
+  weft_loop_set_data(loop, &fired);
+  now = weft_loop_now(loop);
+  for (i = 0; i < N; i++) {
+    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+    ASSERT_OK(weft_once(loop, x % 101, check_due,
+                        (void *)(uintptr_t)(now + x % 101), 0, &id));
+  }
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(fired, N);
+  ASSERT_EQ(many_late, 0); /* "late" here means before its due time */
+  test_free_loop(loop);
+}
+
+TEST_MAIN(T(timer_once_fires_after_its_delay)
+          T(timer_once_zero_in_a_callback_waits_for_next_pass)
+          T(timer_every_does_not_drift) T(timer_every_skips_missed_beats)
+          T(timer_disabled_once_waits_full_delay_again)
+          T(timer_cancel_of_a_due_timer_in_the_same_pass)
+          T(timer_same_due_fires_in_arming_order)
+          T(timer_unref_does_not_keep_loop_alive)
+          T(timer_many_random_timers_none_early))
