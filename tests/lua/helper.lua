@@ -1,0 +1,49 @@
+-- Shared helpers for the Lua specs.
+local M = {}
+
+-- This process's pid, read from /proc (Lua has no getpid).
+function M.pid()
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("n")
+  f:close()
+  return pid
+end
+
+-- Busy-waits ms of CPU time: a callback that overruns, without sleeping.
+function M.busy(ms)
+  local stop = os.clock() + ms / 1000
+  while os.clock() < stop do end
+end
+
+-- Runs a Lua script in a child lua5.4 that finds weft as this process does,
+-- with stdin fed from the shell command `feed` if given.  Returns the
+-- child's stdout and whether it exited with 0.
+function M.run_script(src, feed)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(src)
+  f:close()
+  local cmd = string.format("LUA_CPATH=%q LUA_PATH=%q lua5.4 %s 2>&1",
+    package.cpath, package.path, path)
+  if feed then cmd = feed .. " | " .. cmd end
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local ok = p:close()
+  os.remove(path)
+  return out, ok
+end
+
+-- Every spec leaves the shared loop as it found it.
+function M.assert_clean(weft)
+  local left = weft.watchers()
+  if #left > 0 then
+    local lines = {}
+    for _, w in ipairs(left) do
+      lines[#lines + 1] = string.format("%s %s at %s", w.kind, w.id, w.where)
+    end
+    for _, w in ipairs(left) do weft.cancel(w.id) end
+    error("watchers left behind:\n" .. table.concat(lines, "\n"), 2)
+  end
+end
+
+return M
