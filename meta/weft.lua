@@ -1,0 +1,125 @@
+---@meta weft
+-- LuaLS annotations for weft (installed with the rock, never required).
+-- Add this directory to the language server's `workspace.library`.
+
+---@class weft
+---@field _VERSION string "weft MAJOR.MINOR.PATCH"
+local weft = {}
+
+---A watcher id: a positive integer.  Ids are never reused, so a stale id
+---is harmlessly "not found".
+---@alias weft.id integer
+
+---A descriptor: an integer, or a Lua file handle (kept alive while watched).
+---@alias weft.fd integer|file*
+
+---@class weft.opts
+---@field enable? boolean create enabled (default true)
+---@field keep_alive? boolean keep `run` alive while enabled (default true)
+---@field data? any passed to the callback as its last argument
+
+---@class weft.every_opts: weft.opts
+---@field delay? number first delay in ms (default: the interval)
+
+---@class weft.watcher_info
+---@field id weft.id
+---@field kind "immediately"|"once"|"every"|"readable"|"writable"|"signal"
+---@field enabled boolean
+---@field ref boolean
+---@field where string "file:line" of the call that created it, or "host"
+
+---Runs the loop until no enabled, referenced watcher remains, or until
+---`weft.stop()`.  With `fn`, calls `fn(...)` first, from the loop, and
+---returns its results.  Re-raises a callback's error (with a traceback)
+---unless `weft.on_error` set a handler.
+---@param fn? fun(...): ...
+---@param ... any
+---@return any ...
+function weft.run(fn, ...) end
+
+---Runs one iteration; with `nowait`, never blocks.
+---@param nowait? boolean
+---@return boolean work_remains
+function weft.tick(nowait) end
+
+---Makes `run` return at the end of the current iteration; callbacks due
+---but not yet run stay due.
+function weft.stop() end
+
+---The loop's cached time in milliseconds.
+---@return integer
+function weft.now() end
+
+---Calls `cb(id, data)` in the next iteration.
+---@param cb fun(id: weft.id, data: any)
+---@param opts? weft.opts
+---@return weft.id
+function weft.immediately(cb, opts) end
+
+---Calls `cb(id, data)` once, `ms` after `weft.now()`.
+---@param ms number
+---@param cb fun(id: weft.id, data: any)
+---@param opts? weft.opts
+---@return weft.id
+function weft.once(ms, cb, opts) end
+
+---Calls `cb(id, data)` every `ms`, without drift.
+---@param ms number
+---@param cb fun(id: weft.id, data: any)
+---@param opts? weft.every_opts
+---@return weft.id
+function weft.every(ms, cb, opts) end
+
+---Calls `cb(id, fd, data)` while `fd` is readable, and at EOF/hang-up.
+---@param fd weft.fd
+---@param cb fun(id: weft.id, fd: weft.fd, data: any)
+---@param opts? weft.opts
+---@return weft.id
+function weft.on_readable(fd, cb, opts) end
+
+---Calls `cb(id, fd, data)` while `fd` is writable (every iteration: enable
+---it only while there is data to write).
+---@param fd weft.fd
+---@param cb fun(id: weft.id, fd: weft.fd, data: any)
+---@param opts? weft.opts
+---@return weft.id
+function weft.on_writable(fd, cb, opts) end
+
+---Calls `cb(id, signo, data)` each time the signal arrives.
+---@param sig integer|string a number, or a name like "SIGINT" or "INT"
+---@param cb fun(id: weft.id, signo: integer, data: any)
+---@param opts? weft.opts
+---@return weft.id
+function weft.on_signal(sig, cb, opts) end
+
+---@param id weft.id
+---@return boolean ok false for an unknown, cancelled or finished id
+function weft.enable(id) end
+
+---@param id weft.id
+---@return boolean ok
+function weft.disable(id) end
+
+---@param id weft.id
+---@return boolean ok
+function weft.cancel(id) end
+
+---@param id weft.id
+---@return boolean ok
+function weft.ref(id) end
+
+---@param id weft.id
+---@return boolean ok
+function weft.unref(id) end
+
+---Sets the handler for errors raised in callbacks; nil restores the
+---default (the error propagates out of `weft.run`).
+---@param handler? fun(err: any)
+---@return fun(err: any)? previous
+function weft.on_error(handler) end
+
+---Every live watcher on the loop.
+---@return weft.watcher_info[]
+function weft.watchers() end
+
+return weft
