@@ -22,29 +22,32 @@
  * `require "weft"`, so that Lua shares the host's loop. */
 #define LWEFT_LOOP_KEY "weft.loop"
 
+/* What the binding keeps in C for a watcher slot. */
+typedef struct lweft_rec {
+  int line;               /* line of the creating call, 0 if unknown */
+  unsigned char has_data; /* opts.data is in the data table */
+  unsigned char has_arg;  /* a descriptor value is in the arg table */
+} lweft_rec;
+
 /* The binding's state for one Lua state (one per lua_State that required
- * weft), a full userdata kept in the registry.  Its tables are registry
- * references, indexed by watcher slot (the low 32 bits of an id, plus 1)
- * so they stay dense arrays. */
+ * weft), a full userdata kept in the registry.  Lua values it keeps for
+ * watchers live in registry tables indexed by slot (the low 32 bits of an
+ * id), dense so that they stay arrays; see reactor.c. */
 typedef struct lweft_state {
   weft_loop_t *loop;
   int owns_loop;
   lua_State *L; /* the thread callbacks run on: the caller of run / tick */
   lua_State *main;
-  int ref_cb;    /* slot -> callback */
-  int ref_data;  /* slot -> opts.data */
-  int ref_where; /* slot -> "file:line" of the creating call */
-  int ref_arg;   /* slot -> the fd value given (integer or file handle) */
-  int ref_misc;  /* { handler = on_error fn, err = pending error } */
+  int ref_w;    /* W[2s+1] = callback, W[2s+2] = function that created it */
+  int ref_data; /* slot -> opts.data */
+  int ref_arg;  /* slot -> the fd value given (integer or file handle) */
+  int ref_misc; /* { handler = on_error fn, err = pending error } */
+  lweft_rec *recs;
+  size_t nrecs;
 } lweft_state;
 
 /* The state, kept as upvalue 1 of every module function. */
 #define lweft_state_of(L) ((lweft_state *)lua_touserdata(L, lua_upvalueindex(1)))
-
-/* The slot key of a watcher id in the state's tables. */
-static inline lua_Integer lweft_slot(weft_id_t id) {
-  return (lua_Integer)(uint32_t)id + 1;
-}
 
 /* Adds the reactor functions to the module table at -2, each with the
  * state userdata at -1 as its upvalue; leaves the stack as it was. */

@@ -8,29 +8,65 @@
 #include <string.h>
 
 /* ---- the state's tables -------------------------------------------------- */
+/* Slot s (the id's low 32 bits) keeps its callback at W[2s+1] and the
+ * function that created it at W[2s+2], in one dense array; opts.data and
+ * the descriptor value sit in their own tables, used only when present;
+ * the creating line and those two flags sit in st->recs[s]. */
 
-static void set_slot(lua_State *L, int ref, weft_id_t id, int validx) {
+static lua_Integer slot_of(weft_id_t id) { return (lua_Integer)(uint32_t)id; }
+
+/* Sets tbl[key] to the value at validx, tbl being the registry ref. */
+static void set_ref(lua_State *L, int ref, lua_Integer key, int validx) {
   validx = lua_absindex(L, validx);
   lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
   lua_pushvalue(L, validx);
-  lua_rawseti(L, -2, lweft_slot(id));
+  lua_rawseti(L, -2, key);
   lua_pop(L, 1);
 }
 
-static void get_slot(lua_State *L, int ref, weft_id_t id) {
+static void get_ref(lua_State *L, int ref, lua_Integer key) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-  lua_rawgeti(L, -1, lweft_slot(id));
+  lua_rawgeti(L, -1, key);
   lua_remove(L, -2);
+}
+
+/* The record of slot s, growing the array through Lua's allocator; NULL
+ * when memory runs out. */
+static lweft_rec *rec_at(lua_State *L, lweft_state *st, lua_Integer s) {
+  if ((size_t)s >= st->nrecs) {
+    void *ud;
+    lua_Alloc alloc = lua_getallocf(L, &ud);
+    size_t n = st->nrecs ? st->nrecs : 64;
+    lweft_rec *recs;
+    while (n <= (size_t)s) n *= 2;
+    recs = alloc(ud, st->recs, st->nrecs * sizeof *recs, n * sizeof *recs);
+    if (!recs) return NULL;
+    memset(recs + st->nrecs, 0, (n - st->nrecs) * sizeof *recs);
+    st->recs = recs;
+    st->nrecs = n;
+  }
+  return &st->recs[s];
 }
 
 /* Drops what the binding keeps for a watcher that ended. */
 static void forget(lua_State *L, lweft_state *st, weft_id_t id) {
+  lua_Integer s = slot_of(id);
+  lweft_rec *r;
+  if ((size_t)s >= st->nrecs) return; /* a host's watcher: nothing kept */
+  r = &st->recs[s];
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_w);
   lua_pushnil(L);
-  set_slot(L, st->ref_cb, id, -1);
-  set_slot(L, st->ref_data, id, -1);
-  set_slot(L, st->ref_where, id, -1);
-  set_slot(L, st->ref_arg, id, -1);
+  lua_rawseti(L, -2, 2 * s + 1);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, 2 * s + 2);
   lua_pop(L, 1);
+  if (r->has_data || r->has_arg) {
+    lua_pushnil(L);
+    if (r->has_data) set_ref(L, st->ref_data, s, -1);
+    if (r->has_arg) set_ref(L, st->ref_arg, s, -1);
+    lua_pop(L, 1);
+  }
+  r->has_data = r->has_arg = 0;
 }
 
 /* ---- callbacks and their errors ------------------------------------------ */
@@ -85,19 +121,23 @@ static void raise_pending(lua_State *L, lweft_state *st) {
 static void dispatch(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
   lweft_state *st = data;
   lua_State *L = st->L;
+  lua_Integer s = slot_of(id);
+  lweft_rec *r = &st->recs[s];
   int kind = weft_watch_kind(loop, id), nargs = 2, top = lua_gettop(L);
   if (!lua_checkstack(L, 8)) return;
-  lua_pushcfunction(L, msgh);
-  get_slot(L, st->ref_cb, id);
+  lua_pushcfunction(L, msgh);             /* top + 1 */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_w); /* top + 2 */
+  lua_rawgeti(L, top + 2, 2 * s + 1);     /* the callback */
   lua_pushinteger(L, (lua_Integer)id);
-  if (kind == WEFT_KIND_READABLE || kind == WEFT_KIND_WRITABLE) {
-    get_slot(L, st->ref_arg, id);
+  if (r->has_arg) {
+    get_ref(L, st->ref_arg, s);
     nargs++;
   } else if (kind == WEFT_KIND_SIGNAL) {
     lua_pushinteger(L, arg);
     nargs++;
   }
-  get_slot(L, st->ref_data, id);
+  if (r->has_data) get_ref(L, st->ref_data, s);
+  else lua_pushnil(L);
   /* A once or immediately watcher is gone before its callback runs. */
   if (kind < 0) forget(L, st, id);
   if (lua_pcall(L, nargs, 0, top + 1) != LUA_OK) callback_error(L, st);
@@ -220,20 +260,34 @@ static int check_signal(lua_State *L, int arg) {
  * cbarg, optarg: stack indices; argidx: the fd value for I/O, or 0. */
 static int registered(lua_State *L, lweft_state *st, weft_id_t id, int cbarg,
                       int optarg, const opts *o, int argidx) {
+  lua_Integer s = slot_of(id);
+  lweft_rec *r = rec_at(L, st, s);
   lua_Debug ar;
-  set_slot(L, st->ref_cb, id, cbarg);
+  if (!r) {
+    weft_watch_cancel(st->loop, id);
+    return luaL_error(L, "not enough memory");
+  }
+  cbarg = lua_absindex(L, cbarg);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_w);
+  lua_pushvalue(L, cbarg);
+  lua_rawseti(L, -2, 2 * s + 1);
+  /* Where it was made: the calling function and line, formatted only when
+   * weft.watchers() asks (formatting here would cost more than the rest of
+   * the call). */
+  r->line = 0;
+  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "fl", &ar)) {
+    lua_rawseti(L, -2, 2 * s + 2);
+    r->line = ar.currentline;
+  }
+  lua_pop(L, 1);
+  r->has_data = (unsigned char)o->has_data;
   if (o->has_data) {
     lua_getfield(L, optarg, "data");
-    set_slot(L, st->ref_data, id, -1);
+    set_ref(L, st->ref_data, s, -1);
     lua_pop(L, 1);
   }
-  if (argidx) set_slot(L, st->ref_arg, id, argidx);
-  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
-    lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
-  else
-    lua_pushliteral(L, "[C]");
-  set_slot(L, st->ref_where, id, -1);
-  lua_pop(L, 1);
+  r->has_arg = argidx != 0;
+  if (argidx) set_ref(L, st->ref_arg, s, argidx);
   lua_pushinteger(L, (lua_Integer)id);
   return 1;
 }
@@ -479,6 +533,24 @@ static const char *kind_name(int kind) {
   }
 }
 
+/* Pushes "file:line" for a watcher, "[C]" when a C function created it,
+ * or "host" for one created through the C API on a shared loop. */
+static void push_where(lua_State *L, lweft_state *st, int ours, weft_id_t id) {
+  lua_Integer s = slot_of(id);
+  lua_Debug ar;
+  if (!ours) {
+    lua_pushliteral(L, "host");
+    return;
+  }
+  get_ref(L, st->ref_w, 2 * s + 2);
+  if (st->recs[s].line > 0 && lua_getinfo(L, ">S", &ar)) {
+    lua_pushfstring(L, "%s:%d", ar.short_src, st->recs[s].line);
+  } else {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "[C]");
+  }
+}
+
 typedef struct walk_ctx {
   lua_State *L;
   lweft_state *st;
@@ -499,8 +571,7 @@ static void list_one(weft_loop_t *loop, weft_id_t id, void *data) {
   lua_setfield(L, -2, "enabled");
   lua_pushboolean(L, weft_watch_has_ref(loop, id) == 1);
   lua_setfield(L, -2, "ref");
-  if (owner == c->st) get_slot(L, c->st->ref_where, id);
-  else lua_pushliteral(L, "host"); /* created through the C API */
+  push_where(L, c->st, owner == c->st, id);
   lua_setfield(L, -2, "where");
   lua_rawseti(L, -2, ++c->n);
 }

@@ -10,11 +10,16 @@ static int state_gc(lua_State *L) {
   lweft_cancel_all(st);
   if (st->owns_loop) weft_loop_free(st->loop);
   st->loop = NULL;
-  luaL_unref(L, LUA_REGISTRYINDEX, st->ref_cb);
+  luaL_unref(L, LUA_REGISTRYINDEX, st->ref_w);
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_data);
-  luaL_unref(L, LUA_REGISTRYINDEX, st->ref_where);
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_arg);
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_misc);
+  if (st->recs) {
+    void *ud;
+    lua_Alloc alloc = lua_getallocf(L, &ud);
+    alloc(ud, st->recs, st->nrecs * sizeof *st->recs, 0);
+    st->recs = NULL;
+  }
   return 0;
 }
 
@@ -31,6 +36,8 @@ static void push_state(lua_State *L) {
   lua_pop(L, 1);
   st = lua_newuserdatauv(L, sizeof *st, 0);
   st->loop = NULL; /* closed until the loop exists, so __gc is safe */
+  st->recs = NULL;
+  st->nrecs = 0;
   luaL_newmetatable(L, "weft.state");
   lua_pushcfunction(L, state_gc);
   lua_setfield(L, -2, "__gc");
@@ -38,9 +45,8 @@ static void push_state(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   st->main = st->L = lua_tothread(L, -1);
   lua_pop(L, 1);
-  st->ref_cb = new_table_ref(L);
+  st->ref_w = new_table_ref(L);
   st->ref_data = new_table_ref(L);
-  st->ref_where = new_table_ref(L);
   st->ref_arg = new_table_ref(L);
   st->ref_misc = new_table_ref(L);
   if (lua_getfield(L, LUA_REGISTRYINDEX, LWEFT_LOOP_KEY) == LUA_TLIGHTUSERDATA) {
