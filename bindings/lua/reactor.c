@@ -378,44 +378,26 @@ static int lw_on_signal(lua_State *L) {
 
 /* ---- acting on ids -------------------------------------------------------- */
 
-static weft_id_t check_id(lua_State *L) {
-  return (weft_id_t)luaL_checkinteger(L, 1);
-}
-
-static int lw_enable(lua_State *L) {
+/* Applies op to the id at argument 1: pushes true, or false when the id
+ * is unknown, cancelled or finished; any other failure (enabling a
+ * descriptor that was closed meanwhile, say) raises. */
+static int id_op(lua_State *L, const char *fname,
+                 int (*op)(weft_loop_t *, weft_id_t)) {
   lweft_state *st = lweft_state_of(L);
-  int err = weft_watch_enable(st->loop, check_id(L));
-  if (err && err != WEFT_ENOENT) return luaL_error(L, "enable: %s", weft_strerror(err));
+  weft_id_t id = (weft_id_t)luaL_checkinteger(L, 1);
+  int err = op(st->loop, id);
+  if (err && err != WEFT_ENOENT)
+    return luaL_error(L, "%s: %s", fname, weft_strerror(err));
+  if (!err && op == weft_watch_cancel) forget(L, st, id);
   lua_pushboolean(L, err == 0);
   return 1;
 }
 
-static int lw_disable(lua_State *L) {
-  lweft_state *st = lweft_state_of(L);
-  lua_pushboolean(L, weft_watch_disable(st->loop, check_id(L)) == 0);
-  return 1;
-}
-
-static int lw_cancel(lua_State *L) {
-  lweft_state *st = lweft_state_of(L);
-  weft_id_t id = check_id(L);
-  int ok = weft_watch_cancel(st->loop, id) == 0;
-  if (ok) forget(L, st, id);
-  lua_pushboolean(L, ok);
-  return 1;
-}
-
-static int lw_ref(lua_State *L) {
-  lweft_state *st = lweft_state_of(L);
-  lua_pushboolean(L, weft_watch_ref(st->loop, check_id(L)) == 0);
-  return 1;
-}
-
-static int lw_unref(lua_State *L) {
-  lweft_state *st = lweft_state_of(L);
-  lua_pushboolean(L, weft_watch_unref(st->loop, check_id(L)) == 0);
-  return 1;
-}
+static int lw_enable(lua_State *L) { return id_op(L, "enable", weft_watch_enable); }
+static int lw_disable(lua_State *L) { return id_op(L, "disable", weft_watch_disable); }
+static int lw_cancel(lua_State *L) { return id_op(L, "cancel", weft_watch_cancel); }
+static int lw_ref(lua_State *L) { return id_op(L, "ref", weft_watch_ref); }
+static int lw_unref(lua_State *L) { return id_op(L, "unref", weft_watch_unref); }
 
 /* ---- the loop ------------------------------------------------------------- */
 

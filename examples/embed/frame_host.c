@@ -22,14 +22,7 @@ int main(int argc, char **argv) {
   lua_State *L;
   int host_beats = 0, frames = 0, err;
   struct timespec frame = {0, 2 * 1000 * 1000}; /* 2 ms of "rendering" */
-  if (argc < 3) {
-    fprintf(stderr, "usage: %s CPATH SCRIPT\n", argv[0]);
-    return 2;
-  }
-  if ((err = weft_loop_new(&loop)) != 0) {
-    fprintf(stderr, "weft_loop_new: %s\n", weft_strerror(err));
-    return 1;
-  }
+  loop = host_new_loop(argc, argv);
   weft_every(loop, 5, 5, on_host_timer, &host_beats, 0, &host_timer);
   L = host_open_lua(loop, argv[1], argv[2]);
   while (!host_script_finished(L) && frames < 5000) {

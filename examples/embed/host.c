@@ -6,6 +6,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+weft_loop_t *host_new_loop(int argc, char **argv) {
+  weft_loop_t *loop;
+  int err;
+  if (argc < 3) {
+    fprintf(stderr, "usage: %s CPATH SCRIPT\n", argv[0]);
+    exit(2);
+  }
+  if ((err = weft_loop_new(&loop)) != 0) {
+    fprintf(stderr, "weft_loop_new: %s\n", weft_strerror(err));
+    exit(1);
+  }
+  return loop;
+}
+
 lua_State *host_open_lua(weft_loop_t *loop, const char *cpath,
                          const char *path) {
   lua_State *L = luaL_newstate();

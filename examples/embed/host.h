@@ -7,6 +7,10 @@
 
 #include "weft.h"
 
+/* Checks the command line (CPATH SCRIPT) and creates the host's loop.
+ * Exits the process with a message on failure. */
+weft_loop_t *host_new_loop(int argc, char **argv);
+
 /* Opens a Lua state, hands it `loop` (so `require "weft"` uses it rather
  * than making its own), sets package.cpath, and runs the script at path.
  * Exits the process with a message on failure. */

@@ -13,14 +13,7 @@ int main(int argc, char **argv) {
   weft_loop_t *loop;
   lua_State *L;
   int wakeups = 0, err;
-  if (argc < 3) {
-    fprintf(stderr, "usage: %s CPATH SCRIPT\n", argv[0]);
-    return 2;
-  }
-  if ((err = weft_loop_new(&loop)) != 0) {
-    fprintf(stderr, "weft_loop_new: %s\n", weft_strerror(err));
-    return 1;
-  }
+  loop = host_new_loop(argc, argv);
   L = host_open_lua(loop, argv[1], argv[2]);
   while (!host_script_finished(L) && wakeups < 1000) {
     struct pollfd p = {weft_loop_backend_fd(loop), POLLIN, 0};
