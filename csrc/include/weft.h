@@ -258,8 +258,10 @@ WEFT_EXTERN int weft_every(weft_loop_t *loop, uint64_t interval_ms,
 /* Runs cb(loop, id, fd, data) in every iteration while fd is readable, and
  * at end of file or hang-up.  Any number of watchers may share one fd.
  * While watched, fd is in non-blocking mode; its original mode is restored
- * when its last watcher is cancelled.  WEFT_EBADF for a descriptor that is
- * not open, WEFT_EPERM for one that cannot be polled (a regular file). */
+ * when its last watcher is cancelled, so cancel before closing the
+ * descriptor (a closed number may be reused by the next open).  WEFT_EBADF
+ * for a descriptor that is not open, WEFT_EPERM for one that cannot be
+ * polled (a regular file). */
 WEFT_EXTERN int weft_readable(weft_loop_t *loop, int fd, weft_watch_cb cb,
                               void *data, int flags, weft_id_t *out);
 
