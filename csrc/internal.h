@@ -136,7 +136,10 @@ typedef struct weft__watch {
       weft__tnode node;
       uint64_t interval; /* once: the delay; every: the period */
     } timer;
-    weft__link imm;
+    struct {
+      weft__link link;
+      uint64_t iter; /* first dispatch pass it may run in */
+    } imm;
     struct {
       weft__link link; /* in the fd's watcher list */
       struct weft__fd *fdo;
@@ -222,6 +225,8 @@ void weft__timer_fire(weft_loop_t *loop, weft__watch *w);
 int weft__imm_sync(weft_loop_t *loop, weft__watch *w, int old_flags);
 void weft__imm_close(weft_loop_t *loop, weft__watch *w);
 void weft__imm_fire(weft_loop_t *loop, weft__watch *w);
+/* Moves the queued immediates that may run in this pass to out. */
+void weft__imm_collect(weft_loop_t *loop, weft__link *out);
 
 int weft__io_sync(weft_loop_t *loop, weft__watch *w, int old_flags);
 void weft__io_close(weft_loop_t *loop, weft__watch *w);

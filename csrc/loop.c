@@ -28,7 +28,7 @@ static void on_check(uv_check_t *h) {
     weft__list_init(&timers);
     weft__list_init(&imms);
     weft__timer_collect(loop, &timers);
-    weft__list_splice(&imms, &loop->imm, 0);
+    weft__imm_collect(loop, &imms);
     while (!weft__list_empty(&timers) && !weft__loop_stopping(loop))
       weft__timer_fire(loop, WEFT__CONTAINER(weft__list_pop(&timers),
                                              weft__watch, u.timer.node.link));
@@ -36,7 +36,7 @@ static void on_check(uv_check_t *h) {
     weft__list_splice(&loop->expired, &timers, 1);
     while (!weft__list_empty(&imms) && !weft__loop_stopping(loop))
       weft__imm_fire(loop, WEFT__CONTAINER(weft__list_pop(&imms),
-                                           weft__watch, u.imm));
+                                           weft__watch, u.imm.link));
     weft__list_splice(&loop->imm, &imms, 1);
   }
   loop->iter++;

@@ -235,9 +235,10 @@ WEFT_EXTERN int weft_loop_walk(weft_loop_t *loop, weft_walk_cb cb,
  * from the loop's dispatch, never from inside the constructor; a watcher
  * created inside a callback never runs in the same dispatch pass. */
 
-/* Runs cb in the loop's next dispatch pass (after the next poll for I/O),
- * once; the watcher is then gone.  An immediately created by an immediately
- * callback waits for the following iteration, so a chain never starves I/O. */
+/* Runs cb once, in the loop's next iteration (after its poll for I/O);
+ * the watcher is then gone.  One created inside any callback of the loop
+ * waits for the following iteration, never the current one, so a chain of
+ * them takes one iteration per link and never starves I/O. */
 WEFT_EXTERN int weft_immediately(weft_loop_t *loop, weft_watch_cb cb,
                                  void *data, int flags, weft_id_t *out);
 

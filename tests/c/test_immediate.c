@@ -105,7 +105,36 @@ static void immediate_unref_lets_run_return(void) {
   test_free_loop(loop);
 }
 
-TEST_MAIN(T(immediate_runs_in_creation_order)
+#include <unistd.h>
+
+static void queue_from_io(weft_loop_t *loop, weft_id_t id, int fd, void *data) {
+  weft_id_t imm;
+  (void)fd;
+  ASSERT_OK(weft_watch_cancel(loop, id));
+  ASSERT_OK(weft_immediately(loop, test_count_cb, data, 0, &imm));
+}
+
+static void immediate_from_an_io_callback_waits_for_next_iteration(void) {
+  weft_loop_t *loop;
+  weft_id_t id;
+  int p[2], fired = 0;
+  ASSERT_OK(pipe(p));
+  ASSERT_EQ(write(p[1], "x", 1), 1);
+  ASSERT_OK(weft_loop_new(&loop));
+  ASSERT_OK(weft_readable(loop, p[0], queue_from_io, &fired, 0, &id));
+  /* The I/O callback runs before this iteration's dispatch pass; the
+   * immediately it queues must still wait for the next iteration. */
+  ASSERT_EQ(weft_loop_run(loop, WEFT_RUN_NOWAIT), 1);
+  ASSERT_EQ(fired, 0);
+  ASSERT_EQ(weft_loop_run(loop, WEFT_RUN_NOWAIT), 0);
+  ASSERT_EQ(fired, 1);
+  test_free_loop(loop);
+  close(p[0]);
+  close(p[1]);
+}
+
+TEST_MAIN(T(immediate_from_an_io_callback_waits_for_next_iteration)
+          T(immediate_runs_in_creation_order)
           T(immediate_chain_takes_one_iteration_per_link)
           T(immediate_chain_does_not_starve_timers)
           T(immediate_disable_enable_and_cancel)

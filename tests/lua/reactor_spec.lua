@@ -156,6 +156,21 @@ describe("weft.immediately", function()
     assert.equal(3, runs)
   end)
 
+  it("queued from an I/O callback, waits for the next iteration", function()
+    local f = assert(io.popen("printf x"))
+    local ran, io_done = false, false
+    weft.on_readable(f, function(id)
+      weft.cancel(id)
+      io_done = true
+      weft.immediately(function() ran = true end)
+    end)
+    while not io_done do weft.tick() end
+    assert.is_false(ran) -- not in the iteration that queued it
+    weft.tick(true)
+    assert.is_true(ran)
+    f:close()
+  end)
+
   it("is collected after it ran: cancelling it then is a no-op", function()
     local id = weft.immediately(noop)
     weft.run()
