@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "arch/context.h"
+
 #define WEFT__CONTAINER(ptr, type, field)                                     \
   ((type *)((char *)(ptr) - offsetof(type, field)))
 
@@ -77,6 +79,23 @@ void weft__alloc_loops(int delta);
 
 /* Maps a libuv error code to a WEFT_E* code. */
 int weft__err_from_uv(int uverr);
+
+/* ---- stack: fiber stacks and their pool --------------------------------- */
+
+typedef struct weft__stack {
+  void *base; /* the mapping, guard page first */
+  void *lo;   /* the usable stack: [lo, lo + size) */
+  size_t size;
+  struct weft__stack *next; /* in the pool */
+  unsigned vg_id;           /* valgrind's id for the stack */
+} weft__stack;
+
+/* A stack of size bytes (0: the default), from the pool or newly mapped.
+ * Returns 0, WEFT_EINVAL for a size out of range, WEFT_ENOSTACK when the
+ * kernel refuses another mapping, or WEFT_ENOMEM. */
+int weft__stack_get(size_t size, weft__stack **out);
+/* Returns a stack to the pool, or unmaps it when the pool is full. */
+void weft__stack_put(weft__stack *s);
 
 /* ---- wheel: hierarchical timing wheel, 1 ms ticks, O(1) insert/fire --- */
 

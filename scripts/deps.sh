@@ -5,7 +5,8 @@
 # usage: scripts/deps.sh [extra-package ...]
 set -eu
 need="cmake pkg-config make gcc clang libuv1-dev liblua5.4-dev lua5.4 \
-lua-busted luarocks binutils perl $*"
+lua-busted luarocks binutils perl valgrind file \
+gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user $*"
 missing=""
 for p in $need; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

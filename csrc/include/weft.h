@@ -61,7 +61,8 @@ WEFT_EXTERN const char *weft_version_string(void);
   XX(ERANGE, "result out of range")                                           \
   XX(ETIMEDOUT, "timed out")                                                  \
   XX(ECLOSED, "handle is closed")                                             \
-  XX(EUNKNOWN, "unknown error")
+  XX(EUNKNOWN, "unknown error")                                               \
+  XX(ENOSTACK, "no fiber stack could be mapped (vm.max_map_count?)")
 
 /* The codes.  The values come from the platform's errno.h (negated); the
  * weft-specific ones are fixed. */
@@ -83,7 +84,8 @@ enum {
   WEFT_ERANGE = -ERANGE,
   WEFT_ETIMEDOUT = -ETIMEDOUT,
   WEFT_ECLOSED = -5000,
-  WEFT_EUNKNOWN = -5001
+  WEFT_EUNKNOWN = -5001,
+  WEFT_ENOSTACK = -5002
 };
 
 /* The message for an error code ("bad file descriptor"); a static string.
@@ -314,6 +316,88 @@ WEFT_EXTERN int weft_watch_has_ref(const weft_loop_t *loop, weft_id_t id);
  * Returns 0 or WEFT_ENOENT (WEFT_EINVAL if out is NULL). */
 WEFT_EXTERN int weft_watch_data(const weft_loop_t *loop, weft_id_t id,
                                 void **out);
+
+/* ---- Fibers ----------------------------------------------------------- */
+/* A fiber runs a C function on its own stack and can suspend from any
+ * depth of that function's calls, to be resumed later with a value (the
+ * model of PHP 8.1 Fibers).  Fibers belong to the thread that runs them;
+ * resuming is synchronous (the resumer waits until the fiber suspends or
+ * finishes), so fibers nest.  Stacks are mmap'd with a PROT_NONE guard
+ * page below and committed page by page as they are touched; freed stacks
+ * are pooled (up to 64) for reuse.  Each live stack costs two kernel
+ * mappings, so vm.max_map_count (65530 by default) allows about 32,000
+ * live fibers per process; past that, creation fails with WEFT_ENOSTACK. */
+
+/* The default stack size (WEFT_FIBER_DEFAULT_STACK, changeable with
+ * weft_fiber_set_default_stack_size), and the accepted range. */
+#define WEFT_FIBER_DEFAULT_STACK ((size_t)256 * 1024)
+#define WEFT_FIBER_MIN_STACK ((size_t)16 * 1024)
+#define WEFT_FIBER_MAX_STACK ((size_t)1024 * 1024 * 1024)
+
+typedef struct weft_fiber_s weft_fiber_t;
+
+/* A fiber's function: its return value is what the last resume receives
+ * in *out when the fiber finishes. */
+typedef void *(*weft_fiber_fn)(weft_fiber_t *fiber, void *arg);
+
+/* What weft_fiber_status reports. */
+typedef enum {
+  WEFT_FIBER_INIT = 0,      /* created, not yet started */
+  WEFT_FIBER_SUSPENDED = 1, /* waiting in weft_fiber_suspend */
+  WEFT_FIBER_RUNNING = 2,   /* running, or resuming another fiber */
+  WEFT_FIBER_TERMINATED = 3 /* its function returned */
+} weft_fiber_state;
+
+/* Creates a fiber that will run fn(fiber, arg) on a stack of stack_size
+ * bytes (0: the default; rounded up to whole pages).  Nothing runs until
+ * the first weft_fiber_resume.  Returns 0, WEFT_EINVAL (NULL fn or out, a
+ * size outside [WEFT_FIBER_MIN_STACK, WEFT_FIBER_MAX_STACK]),
+ * WEFT_ENOSTACK, or WEFT_ENOMEM. */
+WEFT_EXTERN int weft_fiber_new(weft_fiber_fn fn, void *arg,
+                               size_t stack_size, weft_fiber_t **out);
+
+/* Starts or resumes fiber and waits until it suspends or finishes.  in is
+ * what the fiber's pending weft_fiber_suspend returns in *in (the first
+ * resume has no pending suspend: its in is dropped).  *out, if out is not
+ * NULL, receives the value the fiber passed to weft_fiber_suspend, or fn's
+ * return value when it finished.  Returns 0, WEFT_EINVAL for NULL,
+ * WEFT_EBUSY for a running fiber (including the caller itself), or
+ * WEFT_ECLOSED for a finished one. */
+WEFT_EXTERN int weft_fiber_resume(weft_fiber_t *fiber, void *in, void **out);
+
+/* Suspends the running fiber, from any depth of its call stack, handing
+ * out to its resumer; returns when the fiber is resumed, with the
+ * resumer's value in *in (if in is not NULL).  Returns 0, or WEFT_EINVAL
+ * when called outside any fiber. */
+WEFT_EXTERN int weft_fiber_suspend(void *out, void **in);
+
+/* The fiber running on this thread, or NULL outside any fiber. */
+WEFT_EXTERN weft_fiber_t *weft_fiber_current(void);
+
+/* The fiber's weft_fiber_state, or WEFT_EINVAL for NULL. */
+WEFT_EXTERN int weft_fiber_status(const weft_fiber_t *fiber);
+
+/* The host's pointer attached to a fiber; NULL until set. */
+WEFT_EXTERN void *weft_fiber_get_data(const weft_fiber_t *fiber);
+
+/* Attaches a host pointer to a fiber.  weft never reads it. */
+WEFT_EXTERN void weft_fiber_set_data(weft_fiber_t *fiber, void *data);
+
+/* Frees a fiber that is not running and returns its stack to the pool.
+ * A suspended fiber is discarded where it stands: code after its pending
+ * suspend never runs, so resume it to let it clean up first.  Returns 0,
+ * or WEFT_EBUSY for a running fiber.  weft_fiber_free(NULL) returns 0. */
+WEFT_EXTERN int weft_fiber_free(weft_fiber_t *fiber);
+
+/* The stack size fibers get when created with stack_size 0. */
+WEFT_EXTERN size_t weft_fiber_default_stack_size(void);
+
+/* Sets the default stack size for fibers created afterwards (rounded up
+ * to whole pages).  Returns 0 or WEFT_EINVAL outside the accepted range. */
+WEFT_EXTERN int weft_fiber_set_default_stack_size(size_t size);
+
+/* Unmaps every pooled stack (live fibers keep theirs). */
+WEFT_EXTERN void weft_fiber_trim_pool(void);
 
 #ifdef __cplusplus
 }
