@@ -184,6 +184,33 @@ weft__watch *weft__watch_find(const weft_loop_t *loop, weft_id_t id);
 /* Releases every slot chunk (the loop has no live watcher). */
 void weft__watch_release(weft_loop_t *loop);
 
+/* ---- sched: the loop's run queue ------------------------------------------ */
+
+/* Something runnable from the loop's dispatch: a promise continuation or a
+ * fiber to resume.  Queued in FIFO order, run only by the dispatch pass. */
+typedef struct weft__run {
+  weft__link link;
+  void (*run)(weft_loop_t *loop, struct weft__run *r);
+} weft__run;
+
+/* Appends r to the loop's run queue. */
+void weft__sched_push(weft_loop_t *loop, weft__run *r);
+/* Runs the queue in FIFO order, including what the runs queue, up to a
+ * budget per pass (the rest waits for the next iteration). */
+void weft__sched_drain(weft_loop_t *loop);
+
+/* ---- promise ------------------------------------------------------------ */
+
+typedef struct weft__cont weft__cont;
+
+/* Registers a continuation as weft_promise_then does and returns it (NULL
+ * when out of memory), so that the caller may withdraw it. */
+weft__cont *weft__promise_watch(weft_promise_t *p, weft_promise_cb cb,
+                                void *data);
+/* Withdraws a continuation of a still-pending promise (a scheduled one is
+ * left to run). */
+void weft__promise_unwatch(weft__cont *c);
+
 /* ---- loop -------------------------------------------------------------- */
 
 struct weft_loop_s {
@@ -215,6 +242,8 @@ struct weft_loop_s {
   weft__link expired; /* timers due before the wheel's now */
   weft__link imm;     /* enabled immediates, in order */
   weft__link sig_pending;
+  weft__link ready;   /* the run queue (sched.c) */
+  uint64_t tasks;     /* live tasks and promises: weft_loop_free waits */
   uint64_t seq;
   uint64_t nref; /* enabled, referenced timers and immediates */
 

@@ -38,6 +38,7 @@ static void on_check(uv_check_t *h) {
       weft__imm_fire(loop, WEFT__CONTAINER(weft__list_pop(&imms),
                                            weft__watch, u.imm.link));
     weft__list_splice(&loop->imm, &imms, 1);
+    weft__sched_drain(loop);
   }
   loop->iter++;
   loop->in_dispatch--;
@@ -50,7 +51,8 @@ void weft__loop_sched(weft_loop_t *loop) {
   now = uv_now(loop->uv);
   next = weft__wheel_next(&loop->wheel);
   if (!weft__list_empty(&loop->expired) || !weft__list_empty(&loop->imm) ||
-      !weft__list_empty(&loop->sig_pending) || next <= now) {
+      !weft__list_empty(&loop->sig_pending) ||
+      !weft__list_empty(&loop->ready) || next <= now) {
     if (!uv_is_active((uv_handle_t *)&loop->idle))
       uv_idle_start(&loop->idle, on_idle);
   } else if (uv_is_active((uv_handle_t *)&loop->idle)) {
@@ -65,7 +67,7 @@ void weft__loop_sched(weft_loop_t *loop) {
     uv_timer_start(&loop->timer, on_timer, next - now, 0);
     loop->armed = next;
   }
-  if (loop->nref) {
+  if (loop->nref || !weft__list_empty(&loop->ready)) {
     uv_ref((uv_handle_t *)&loop->timer);
     uv_ref((uv_handle_t *)&loop->idle);
   } else {
@@ -82,6 +84,7 @@ static int init(weft_loop_t *loop, uv_loop_t *uv) {
   weft__list_init(&loop->expired);
   weft__list_init(&loop->imm);
   weft__list_init(&loop->sig_pending);
+  weft__list_init(&loop->ready);
   weft__wheel_init(&loop->wheel, uv_now(uv));
   uv_timer_init(uv, &loop->timer);
   uv_idle_init(uv, &loop->idle);
@@ -156,7 +159,7 @@ static void count_foreign(uv_handle_t *h, void *arg) {
 int weft_loop_free(weft_loop_t *loop) {
   if (!loop) return 0;
   if (loop->running || loop->in_dispatch || loop->freeing) return WEFT_EBUSY;
-  if (loop->live) return WEFT_EBUSY;
+  if (loop->live || loop->tasks) return WEFT_EBUSY;
   if (loop->owns_uv) {
     struct foreign f = {loop, 0};
     uv_walk(loop->uv, count_foreign, &f);

@@ -399,6 +399,158 @@ WEFT_EXTERN int weft_fiber_set_default_stack_size(size_t size);
 /* Unmaps every pooled stack (live fibers keep theirs). */
 WEFT_EXTERN void weft_fiber_trim_pool(void);
 
+/* ---- Promises --------------------------------------------------------- */
+/* A promise is a settle-once cell: pending, then fulfilled (with an opaque
+ * payload and its destructor), rejected (with an error code and a
+ * message), or cancelled.  Continuations registered with weft_promise_then
+ * run from the loop's dispatch, never from inside the call that settles
+ * the promise, in registration order.  Promises are reference counted: the
+ * creator holds one reference, a pending await or a scheduled continuation
+ * holds its own, and the last weft_promise_unref frees the promise and its
+ * payload.  A promise that never settles can simply be unreferenced. */
+
+typedef struct weft_promise_s weft_promise_t;
+
+/* What weft_promise_state reports. */
+typedef enum {
+  WEFT_PROMISE_PENDING = 0,
+  WEFT_PROMISE_FULFILLED = 1,
+  WEFT_PROMISE_REJECTED = 2,
+  WEFT_PROMISE_CANCELLED = 3
+} weft_promise_state_t;
+
+/* Frees a payload when its promise is freed. */
+typedef void (*weft_free_cb)(void *payload);
+
+/* A continuation: called from the loop once the promise has settled. */
+typedef void (*weft_promise_cb)(weft_promise_t *promise, void *data);
+
+/* Creates a pending promise on loop, with one reference for the caller.
+ * Returns 0, WEFT_EINVAL or WEFT_ENOMEM. */
+WEFT_EXTERN int weft_promise_new(weft_loop_t *loop, weft_promise_t **out);
+
+/* Takes another reference.  NULL is ignored. */
+WEFT_EXTERN void weft_promise_ref(weft_promise_t *promise);
+
+/* Drops a reference; the last one frees the promise, its message and (via
+ * its destructor) its payload.  NULL is ignored. */
+WEFT_EXTERN void weft_promise_unref(weft_promise_t *promise);
+
+/* Fulfills a pending promise with payload, which the promise then owns
+ * (free_payload may be NULL).  Returns 0, or WEFT_EBUSY if the promise had
+ * already settled: the payload then stays the caller's. */
+WEFT_EXTERN int weft_promise_resolve(weft_promise_t *promise, void *payload,
+                                     weft_free_cb free_payload);
+
+/* Rejects a pending promise with code (< 0, a WEFT_E* value) and a message
+ * (copied; NULL gives weft_strerror(code)).  Returns 0, WEFT_EINVAL, or
+ * WEFT_EBUSY if it had already settled. */
+WEFT_EXTERN int weft_promise_reject(weft_promise_t *promise, int code,
+                                    const char *message);
+
+/* Cancels a pending promise: it settles as cancelled (code WEFT_ECANCELED)
+ * and its producer's cancel hook runs, at once, so the producer can stop.
+ * A task's promise cancels the task (see weft_spawn).  Returns 0, or
+ * WEFT_EBUSY if it had already settled. */
+WEFT_EXTERN int weft_promise_cancel(weft_promise_t *promise);
+
+/* The promise's weft_promise_state_t, or WEFT_EINVAL for NULL. */
+WEFT_EXTERN int weft_promise_state(const weft_promise_t *promise);
+
+/* The payload of a fulfilled promise, else NULL. */
+WEFT_EXTERN void *weft_promise_value(const weft_promise_t *promise);
+
+/* The error code of a rejected or cancelled promise (< 0), else 0; its
+ * message in *message when message is not NULL. */
+WEFT_EXTERN int weft_promise_error(const weft_promise_t *promise,
+                                   const char **message);
+
+/* Registers cb(promise, data) to run from the loop's dispatch once the
+ * promise has settled (in the next dispatch pass if it already has).
+ * Returns 0, WEFT_EINVAL or WEFT_ENOMEM. */
+WEFT_EXTERN int weft_promise_then(weft_promise_t *promise, weft_promise_cb cb,
+                                  void *data);
+
+/* For producers: registers the hook weft_promise_cancel calls while the
+ * promise is pending (one hook; a later call replaces it).  Returns 0,
+ * WEFT_EINVAL, or WEFT_EBUSY if the promise has settled. */
+WEFT_EXTERN int weft_promise_on_cancel(weft_promise_t *promise,
+                                       weft_promise_cb cb, void *data);
+
+/* Combinators.  Each creates a promise (one reference for the caller) that
+ * settles from the loop according to the n input promises, which it
+ * references until then.  all: fulfilled (payload NULL; read the inputs)
+ * when every input is fulfilled, else rejected like the first input to
+ * fail.  any: fulfilled by the first input fulfilled (payload: that input,
+ * referenced until the result is freed), rejected like the last input if
+ * all fail.  race: settles like the first input to settle (payload: that
+ * input, as for any).  settle: fulfilled (payload NULL) once every input
+ * has settled.  With n = 0: all and settle fulfil at once, any rejects
+ * (WEFT_ENOENT), race stays pending.  Returns 0, WEFT_EINVAL or
+ * WEFT_ENOMEM. */
+WEFT_EXTERN int weft_promise_all(weft_loop_t *loop, weft_promise_t **promises,
+                                 size_t n, weft_promise_t **out);
+WEFT_EXTERN int weft_promise_any(weft_loop_t *loop, weft_promise_t **promises,
+                                 size_t n, weft_promise_t **out);
+WEFT_EXTERN int weft_promise_race(weft_loop_t *loop, weft_promise_t **promises,
+                                  size_t n, weft_promise_t **out);
+WEFT_EXTERN int weft_promise_settle(weft_loop_t *loop,
+                                    weft_promise_t **promises, size_t n,
+                                    weft_promise_t **out);
+
+/* A promise that settles like promise, unless ms pass first: it is then
+ * rejected with WEFT_ETIMEDOUT and promise is cancelled.  Returns 0,
+ * WEFT_EINVAL or WEFT_ENOMEM. */
+WEFT_EXTERN int weft_promise_timeout(weft_promise_t *promise, uint64_t ms,
+                                     weft_promise_t **out);
+
+/* ---- Tasks: fibers scheduled by the loop ------------------------------- */
+/* A task runs a function in its own fiber, started from the loop's
+ * dispatch in FIFO order.  Inside it, weft_await, weft_delay and
+ * weft_wait_fd suspend only the task; the loop resumes it (never another
+ * task, never the call that settled what it waited for).  Outside a task
+ * they return WEFT_EINVAL. */
+
+/* A task's function.  self is the task's own promise: settle it with a
+ * result, or return and it is fulfilled with NULL. */
+typedef void (*weft_task_fn)(weft_loop_t *loop, weft_promise_t *self,
+                             void *arg);
+
+/* Runs fn(loop, self, arg) as a new task on a stack of stack_size bytes
+ * (0: the fiber default), and stores its promise (one reference for the
+ * caller) in *out.  Cancelling that promise cancels the task: its pending
+ * wait returns WEFT_ECANCELED, as does every later one, so the function
+ * can clean up and return.  Returns 0, WEFT_EINVAL, WEFT_ENOSTACK or
+ * WEFT_ENOMEM. */
+WEFT_EXTERN int weft_spawn(weft_loop_t *loop, weft_task_fn fn, void *arg,
+                           size_t stack_size, weft_promise_t **out);
+
+/* As weft_spawn, without a promise for the caller. */
+WEFT_EXTERN int weft_defer(weft_loop_t *loop, weft_task_fn fn, void *arg,
+                           size_t stack_size);
+
+/* Suspends the running task until promise settles.  Returns 0 if it was
+ * fulfilled (read weft_promise_value), its error code if it was rejected
+ * or cancelled, WEFT_ECANCELED if the task itself was cancelled, or
+ * WEFT_EINVAL outside a task. */
+WEFT_EXTERN int weft_await(weft_promise_t *promise);
+
+/* Suspends the running task for ms milliseconds.  Returns 0,
+ * WEFT_ECANCELED, or WEFT_EINVAL outside a task. */
+WEFT_EXTERN int weft_delay(uint64_t ms);
+
+/* Events for weft_wait_fd. */
+enum { WEFT_READABLE = 1, WEFT_WRITABLE = 2 };
+
+/* Suspends the running task until fd is readable and/or writable (events)
+ * or timeout_ms pass (< 0: no timeout).  Returns the events that are
+ * ready (> 0), WEFT_ETIMEDOUT, WEFT_ECANCELED, WEFT_EBADF, WEFT_EPERM, or
+ * WEFT_EINVAL (outside a task, no events). */
+WEFT_EXTERN int weft_wait_fd(int fd, int events, int64_t timeout_ms);
+
+/* The loop of the running task, or NULL outside a task. */
+WEFT_EXTERN weft_loop_t *weft_task_loop(void);
+
 #ifdef __cplusplus
 }
 #endif
