@@ -1,6 +1,6 @@
 /* aarch64.S: context switch for the AAPCS64 ABI.
  *
- * void weft__ctx_switch(weft__ctx *from, weft__ctx *to)
+ * int weft__ctx_switch(weft__ctx *from, weft__ctx *to), returning 0
  * Saves the callee-saved registers x19-x28, the frame pointer x29, the
  * link register x30, the low halves d8-d15 of v8-v15 and FPCR in a
  * 176-byte frame on the current stack, stores sp in from->sp, loads
@@ -41,6 +41,7 @@ weft__ctx_switch:
         ldp     d12, d13, [sp, #128]
         ldp     d14, d15, [sp, #144]
         add     sp, sp, #176
+        mov     w0, #0
         ret
         .size   weft__ctx_switch, .-weft__ctx_switch
 

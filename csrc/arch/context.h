@@ -27,7 +27,8 @@ typedef struct weft__ctx {
 void weft__ctx_make(weft__ctx *ctx, void *lo, size_t size,
                     void (*entry)(void *), void *arg);
 
-/* Saves the running context in from and continues in to. */
-void weft__ctx_switch(weft__ctx *from, weft__ctx *to);
+/* Saves the running context in from and continues in to.  Returns 0 when
+ * from is switched back to (so callers can tail-call it). */
+int weft__ctx_switch(weft__ctx *from, weft__ctx *to);
 
 #endif

@@ -24,6 +24,7 @@ void weft__ctx_make(weft__ctx *ctx, void *lo, size_t size,
               (unsigned)(a >> 16 >> 16), (unsigned)a);
 }
 
-void weft__ctx_switch(weft__ctx *from, weft__ctx *to) {
+int weft__ctx_switch(weft__ctx *from, weft__ctx *to) {
   swapcontext(&from->uc, &to->uc);
+  return 0;
 }

@@ -1,9 +1,10 @@
 /* x86_64_sysv.S: context switch for the System V x86-64 ABI.
  *
- * void weft__ctx_switch(weft__ctx *from, weft__ctx *to)
+ * int weft__ctx_switch(weft__ctx *from, weft__ctx *to), returning 0
  * Saves the callee-saved registers (rbx, rbp, r12-r15), MXCSR and the x87
  * control word on the current stack, stores rsp in from->sp, loads
  * to->sp, restores the same set and returns into the other context.
+ * rax is caller-saved, so it serves as scratch.
  * Frame, low to high: fp control (8 bytes), r15, r14, r13, r12, rbx, rbp,
  * return address. */
         .text
@@ -22,18 +23,26 @@ weft__ctx_switch:
         subq    $8, %rsp
         stmxcsr (%rsp)
         fnstcw  4(%rsp)
+        movq    (%rsp), %rax            /* our fp control words */
         movq    %rsp, (%rdi)
         movq    (%rsi), %rsp
-        ldmxcsr (%rsp)
-        fldcw   4(%rsp)
-        addq    $8, %rsp
+        /* Loading MXCSR and the x87 control word is slow (fldcw stalls the
+         * FPU); nearly always both contexts use the same ones, so load
+         * them only when they differ. */
+        cmpq    (%rsp), %rax
+        jne     1f
+2:      addq    $8, %rsp
         popq    %r15
         popq    %r14
         popq    %r13
         popq    %r12
         popq    %rbx
         popq    %rbp
+        xorl    %eax, %eax
         ret
+1:      ldmxcsr (%rsp)
+        fldcw   4(%rsp)
+        jmp     2b
         .cfi_endproc
         .size   weft__ctx_switch, .-weft__ctx_switch
 
