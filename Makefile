@@ -27,6 +27,7 @@ demo: build
 
 test: build build-asan
 	scripts/test.sh $(BUILD)
+	scripts/valgrind.sh $(BUILD)
 	scripts/test.sh $(SAN_BUILD)
 
 bench: build

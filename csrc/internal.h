@@ -284,9 +284,9 @@ void weft__signal_close(weft_loop_t *loop, weft__watch *w);
 /* Delivers signals that arrived while dispatch was stopped. */
 void weft__signal_flush(weft_loop_t *loop);
 
-/* Every handle weft opens has data == loop (so weft_loop_free can tell them
- * from a host's) and counts in open_handles; its close callback calls this,
- * which releases a loop whose free waited for the host's loop. */
+/* Every handle weft opens has data == loop and counts in open_handles; its
+ * close callback calls this, which releases a loop whose free waited for
+ * the host's loop. */
 void weft__loop_handle_closed(weft_loop_t *loop);
 
 #endif /* WEFT_INTERNAL_H */

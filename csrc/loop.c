@@ -5,7 +5,8 @@
  * immediate) and anything created by its callbacks waits for the next
  * iteration.  A uv_timer armed for the wheel's next due time wakes the poll,
  * and a uv_idle handle keeps the poll from blocking while work is already
- * due.  The timer is never armed with a zero timeout: libuv 1.44 would run
+ * due.  The same pass then drains the run queue (sched.c): promise
+ * continuations and tasks to resume.  The timer is never armed with a zero timeout: libuv 1.44 would run
  * it again in the same timer pass, starving I/O. */
 #include "internal.h"
 
@@ -149,10 +150,16 @@ struct foreign {
   int count;
 };
 
-/* Counts open libuv handles on our own uv loop that weft did not create. */
+/* Counts open libuv handles on our own uv loop that weft did not create.
+ * With no live watcher, weft's only open handles are these three (the
+ * descriptor and signal ones are closing); a host's handle may leave its
+ * data field uninitialised, so it cannot tell them apart. */
 static void count_foreign(uv_handle_t *h, void *arg) {
   struct foreign *f = arg;
-  if (uv_is_closing(h) || h->data == f->loop) return;
+  if (uv_is_closing(h) || h == (uv_handle_t *)&f->loop->timer ||
+      h == (uv_handle_t *)&f->loop->idle ||
+      h == (uv_handle_t *)&f->loop->check)
+    return;
   f->count++;
 }
 

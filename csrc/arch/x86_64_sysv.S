@@ -20,7 +20,7 @@ weft__ctx_switch:
         pushq   %r13
         pushq   %r14
         pushq   %r15
-        subq    $8, %rsp
+        pushq   $0                      /* fp control slot, fully defined */
         stmxcsr (%rsp)
         fnstcw  4(%rsp)
         movq    (%rsp), %rax            /* our fp control words */
