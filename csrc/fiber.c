@@ -32,7 +32,8 @@ struct weft_fiber_s {
   void **out_ptr;     /* where the running resume wants its value */
   weft_fiber_t *prev; /* the fiber current before this one resumed */
   int status;
-  void *data;
+  void *data; /* the host's */
+  void *task; /* the scheduler's (sched.c), never the host's data */
 #ifdef WEFT_ASAN
   const void *caller_bottom; /* the resumer's stack, for ASan */
   size_t caller_size;
@@ -143,6 +144,10 @@ int weft_fiber_status(const weft_fiber_t *f) {
 }
 
 void *weft_fiber_get_data(const weft_fiber_t *f) { return f ? f->data : NULL; }
+
+void *weft__fiber_task(const weft_fiber_t *f) { return f ? f->task : NULL; }
+
+void weft__fiber_set_task(weft_fiber_t *f, void *task) { f->task = task; }
 
 void weft_fiber_set_data(weft_fiber_t *f, void *data) {
   if (f) f->data = data;

@@ -97,6 +97,12 @@ int weft__stack_get(size_t size, weft__stack **out);
 /* Returns a stack to the pool, or unmaps it when the pool is full. */
 void weft__stack_put(weft__stack *s);
 
+/* ---- fiber ------------------------------------------------------------- */
+
+/* The task a fiber runs (sched.c), or NULL for a host's own fiber. */
+void *weft__fiber_task(const weft_fiber_t *f);
+void weft__fiber_set_task(weft_fiber_t *f, void *task);
+
 /* ---- wheel: hierarchical timing wheel, 1 ms ticks, O(1) insert/fire --- */
 
 #define WEFT__WHEEL_BITS 6

@@ -43,8 +43,7 @@ typedef struct weft__task {
 } weft__task;
 
 static weft__task *current_task(void) {
-  weft_fiber_t *f = weft_fiber_current();
-  return f ? weft_fiber_get_data(f) : NULL;
+  return weft__fiber_task(weft_fiber_current());
 }
 
 weft_loop_t *weft_task_loop(void) {
@@ -123,7 +122,7 @@ int weft_spawn(weft_loop_t *loop, weft_task_fn fn, void *arg,
   t->loop = loop;
   t->fn = fn;
   t->arg = arg;
-  weft_fiber_set_data(t->fiber, t);
+  weft__fiber_set_task(t->fiber, t);
   weft_promise_on_cancel(t->self, task_cancel, t);
   weft_promise_ref(t->self); /* the caller's */
   *out = t->self;

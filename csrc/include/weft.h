@@ -508,8 +508,9 @@ WEFT_EXTERN int weft_promise_timeout(weft_promise_t *promise, uint64_t ms,
 /* A task runs a function in its own fiber, started from the loop's
  * dispatch in FIFO order.  Inside it, weft_await, weft_delay and
  * weft_wait_fd suspend only the task; the loop resumes it (never another
- * task, never the call that settled what it waited for).  Outside a task
- * they return WEFT_EINVAL. */
+ * task, never the call that settled what it waited for).  Outside a task,
+ * including in a host's own fiber, they return WEFT_EINVAL.  A task must
+ * not call weft_fiber_suspend itself: nothing would resume it. */
 
 /* A task's function.  self is the task's own promise: settle it with a
  * result, or return and it is fulfilled with NULL. */

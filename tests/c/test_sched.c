@@ -139,6 +139,32 @@ static void sched_waits_outside_a_task_are_refused(void) {
   test_free_loop(loop);
 }
 
+static void *plain_fiber(weft_fiber_t *f, void *arg) {
+  weft_promise_t *p = arg;
+  (void)f;
+  /* A host's own fiber, with its own data, is not a task. */
+  ASSERT_EQ(weft_await(p), WEFT_EINVAL);
+  ASSERT_EQ(weft_delay(1), WEFT_EINVAL);
+  ASSERT(weft_task_loop() == NULL);
+  return NULL;
+}
+
+static void sched_waits_in_a_plain_fiber_are_refused(void) {
+  weft_loop_t *loop;
+  weft_promise_t *p;
+  weft_fiber_t *f;
+  int x;
+  ASSERT_OK(weft_loop_new(&loop));
+  ASSERT_OK(weft_promise_new(loop, &p));
+  ASSERT_OK(weft_fiber_new(plain_fiber, p, 0, &f));
+  weft_fiber_set_data(f, &x);
+  ASSERT_OK(weft_fiber_resume(f, NULL, NULL));
+  ASSERT_EQ(weft_fiber_status(f), WEFT_FIBER_TERMINATED);
+  ASSERT_OK(weft_fiber_free(f));
+  weft_promise_unref(p);
+  test_free_loop(loop);
+}
+
 static int pipe_fds[2];
 
 static void reader(weft_loop_t *loop, weft_promise_t *self, void *arg) {
@@ -241,5 +267,6 @@ static void sched_many_tasks_interleave(void) {
 TEST_MAIN(T(sched_tasks_start_from_the_loop_in_fifo_order)
           T(sched_concurrent_delays_overlap) T(sched_await_returns_the_outcome)
           T(sched_waits_outside_a_task_are_refused)
+          T(sched_waits_in_a_plain_fiber_are_refused)
           T(sched_wait_fd_with_timeout) T(sched_cancel_at_each_kind_of_wait)
           T(sched_many_tasks_interleave))
