@@ -126,3 +126,10 @@ void weft_fiber_trim_pool(void) {
     s = next;
   }
 }
+
+/* Lua unloads C modules when its state closes, and with weft.so goes
+ * libweft: release the pooled stacks then, or they would outlive the
+ * pool's head. */
+__attribute__((destructor)) static void trim_at_unload(void) {
+  weft_fiber_trim_pool();
+}

@@ -53,28 +53,204 @@ function weft.now() end
 ---Calls `cb(id, data)` in the next iteration.
 ---@param cb fun(id: weft.id, data: any)
 ---@param opts? weft.opts
----@return weft.id
+---@---A fiber: a function on its own C stack, started and resumed by hand.
+---@class weft.fiber_object
+local Fiber = {}
+
+---@param ... any arguments for the fiber's function
+---@return any ... values given to weft.fiber.suspend, or the function's results
+function Fiber:start(...) end
+
+---@param ... any what the pending weft.fiber.suspend returns
+---@return any ...
+function Fiber:resume(...) end
+
+---@param err any raised from the pending weft.fiber.suspend
+---@return any ...
+function Fiber:throw(err) end
+
+---@return "init"|"suspended"|"running"|"terminated"
+function Fiber:status() end
+
+---@return any ... the function's results
+function Fiber:result() end
+
+---@return string
+function Fiber:traceback() end
+
+---@return string? file
+---@return integer? line
+function Fiber:where() end
+
+---Releases the fiber's stack now.
+function Fiber:close() end
+
+---@class weft.fiber_lib
+---@overload fun(fn: fun(...): ..., opts?: { stack_size?: integer }): weft.fiber_object
+weft.fiber = {}
+
+---Suspends the running fiber, handing `...` to its resumer.
+---@param ... any
+---@return any ... the values of the next resume
+function weft.fiber.suspend(...) end
+
+---@return weft.fiber_object?
+function weft.fiber.current() end
+
+return weft.id
 function weft.immediately(cb, opts) end
 
 ---Calls `cb(id, data)` once, `ms` after `weft.now()`.
 ---@param ms number
 ---@param cb fun(id: weft.id, data: any)
 ---@param opts? weft.opts
----@return weft.id
+---@---A fiber: a function on its own C stack, started and resumed by hand.
+---@class weft.fiber_object
+local Fiber = {}
+
+---@param ... any arguments for the fiber's function
+---@return any ... values given to weft.fiber.suspend, or the function's results
+function Fiber:start(...) end
+
+---@param ... any what the pending weft.fiber.suspend returns
+---@return any ...
+function Fiber:resume(...) end
+
+---@param err any raised from the pending weft.fiber.suspend
+---@return any ...
+function Fiber:throw(err) end
+
+---@return "init"|"suspended"|"running"|"terminated"
+function Fiber:status() end
+
+---@return any ... the function's results
+function Fiber:result() end
+
+---@return string
+function Fiber:traceback() end
+
+---@return string? file
+---@return integer? line
+function Fiber:where() end
+
+---Releases the fiber's stack now.
+function Fiber:close() end
+
+---@class weft.fiber_lib
+---@overload fun(fn: fun(...): ..., opts?: { stack_size?: integer }): weft.fiber_object
+weft.fiber = {}
+
+---Suspends the running fiber, handing `...` to its resumer.
+---@param ... any
+---@return any ... the values of the next resume
+function weft.fiber.suspend(...) end
+
+---@return weft.fiber_object?
+function weft.fiber.current() end
+
+return weft.id
 function weft.once(ms, cb, opts) end
 
 ---Calls `cb(id, data)` every `ms`, without drift.
 ---@param ms number
 ---@param cb fun(id: weft.id, data: any)
 ---@param opts? weft.every_opts
----@return weft.id
+---@---A fiber: a function on its own C stack, started and resumed by hand.
+---@class weft.fiber_object
+local Fiber = {}
+
+---@param ... any arguments for the fiber's function
+---@return any ... values given to weft.fiber.suspend, or the function's results
+function Fiber:start(...) end
+
+---@param ... any what the pending weft.fiber.suspend returns
+---@return any ...
+function Fiber:resume(...) end
+
+---@param err any raised from the pending weft.fiber.suspend
+---@return any ...
+function Fiber:throw(err) end
+
+---@return "init"|"suspended"|"running"|"terminated"
+function Fiber:status() end
+
+---@return any ... the function's results
+function Fiber:result() end
+
+---@return string
+function Fiber:traceback() end
+
+---@return string? file
+---@return integer? line
+function Fiber:where() end
+
+---Releases the fiber's stack now.
+function Fiber:close() end
+
+---@class weft.fiber_lib
+---@overload fun(fn: fun(...): ..., opts?: { stack_size?: integer }): weft.fiber_object
+weft.fiber = {}
+
+---Suspends the running fiber, handing `...` to its resumer.
+---@param ... any
+---@return any ... the values of the next resume
+function weft.fiber.suspend(...) end
+
+---@return weft.fiber_object?
+function weft.fiber.current() end
+
+return weft.id
 function weft.every(ms, cb, opts) end
 
 ---Calls `cb(id, fd, data)` while `fd` is readable, and at EOF/hang-up.
 ---@param fd weft.fd
 ---@param cb fun(id: weft.id, fd: weft.fd, data: any)
 ---@param opts? weft.opts
----@return weft.id
+---@---A fiber: a function on its own C stack, started and resumed by hand.
+---@class weft.fiber_object
+local Fiber = {}
+
+---@param ... any arguments for the fiber's function
+---@return any ... values given to weft.fiber.suspend, or the function's results
+function Fiber:start(...) end
+
+---@param ... any what the pending weft.fiber.suspend returns
+---@return any ...
+function Fiber:resume(...) end
+
+---@param err any raised from the pending weft.fiber.suspend
+---@return any ...
+function Fiber:throw(err) end
+
+---@return "init"|"suspended"|"running"|"terminated"
+function Fiber:status() end
+
+---@return any ... the function's results
+function Fiber:result() end
+
+---@return string
+function Fiber:traceback() end
+
+---@return string? file
+---@return integer? line
+function Fiber:where() end
+
+---Releases the fiber's stack now.
+function Fiber:close() end
+
+---@class weft.fiber_lib
+---@overload fun(fn: fun(...): ..., opts?: { stack_size?: integer }): weft.fiber_object
+weft.fiber = {}
+
+---Suspends the running fiber, handing `...` to its resumer.
+---@param ... any
+---@return any ... the values of the next resume
+function weft.fiber.suspend(...) end
+
+---@return weft.fiber_object?
+function weft.fiber.current() end
+
+return weft.id
 function weft.on_readable(fd, cb, opts) end
 
 ---Calls `cb(id, fd, data)` while `fd` is writable (every iteration: enable
@@ -82,14 +258,102 @@ function weft.on_readable(fd, cb, opts) end
 ---@param fd weft.fd
 ---@param cb fun(id: weft.id, fd: weft.fd, data: any)
 ---@param opts? weft.opts
----@return weft.id
+---@---A fiber: a function on its own C stack, started and resumed by hand.
+---@class weft.fiber_object
+local Fiber = {}
+
+---@param ... any arguments for the fiber's function
+---@return any ... values given to weft.fiber.suspend, or the function's results
+function Fiber:start(...) end
+
+---@param ... any what the pending weft.fiber.suspend returns
+---@return any ...
+function Fiber:resume(...) end
+
+---@param err any raised from the pending weft.fiber.suspend
+---@return any ...
+function Fiber:throw(err) end
+
+---@return "init"|"suspended"|"running"|"terminated"
+function Fiber:status() end
+
+---@return any ... the function's results
+function Fiber:result() end
+
+---@return string
+function Fiber:traceback() end
+
+---@return string? file
+---@return integer? line
+function Fiber:where() end
+
+---Releases the fiber's stack now.
+function Fiber:close() end
+
+---@class weft.fiber_lib
+---@overload fun(fn: fun(...): ..., opts?: { stack_size?: integer }): weft.fiber_object
+weft.fiber = {}
+
+---Suspends the running fiber, handing `...` to its resumer.
+---@param ... any
+---@return any ... the values of the next resume
+function weft.fiber.suspend(...) end
+
+---@return weft.fiber_object?
+function weft.fiber.current() end
+
+return weft.id
 function weft.on_writable(fd, cb, opts) end
 
 ---Calls `cb(id, signo, data)` each time the signal arrives.
 ---@param sig integer|string a number, or a name like "SIGINT" or "INT"
 ---@param cb fun(id: weft.id, signo: integer, data: any)
 ---@param opts? weft.opts
----@return weft.id
+---@---A fiber: a function on its own C stack, started and resumed by hand.
+---@class weft.fiber_object
+local Fiber = {}
+
+---@param ... any arguments for the fiber's function
+---@return any ... values given to weft.fiber.suspend, or the function's results
+function Fiber:start(...) end
+
+---@param ... any what the pending weft.fiber.suspend returns
+---@return any ...
+function Fiber:resume(...) end
+
+---@param err any raised from the pending weft.fiber.suspend
+---@return any ...
+function Fiber:throw(err) end
+
+---@return "init"|"suspended"|"running"|"terminated"
+function Fiber:status() end
+
+---@return any ... the function's results
+function Fiber:result() end
+
+---@return string
+function Fiber:traceback() end
+
+---@return string? file
+---@return integer? line
+function Fiber:where() end
+
+---Releases the fiber's stack now.
+function Fiber:close() end
+
+---@class weft.fiber_lib
+---@overload fun(fn: fun(...): ..., opts?: { stack_size?: integer }): weft.fiber_object
+weft.fiber = {}
+
+---Suspends the running fiber, handing `...` to its resumer.
+---@param ... any
+---@return any ... the values of the next resume
+function weft.fiber.suspend(...) end
+
+---@return weft.fiber_object?
+function weft.fiber.current() end
+
+return weft.id
 function weft.on_signal(sig, cb, opts) end
 
 ---@param id weft.id
@@ -119,7 +383,95 @@ function weft.unref(id) end
 function weft.on_error(handler) end
 
 ---Every live watcher on the loop.
----@return weft.watcher_info[]
+---@---A fiber: a function on its own C stack, started and resumed by hand.
+---@class weft.fiber_object
+local Fiber = {}
+
+---@param ... any arguments for the fiber's function
+---@return any ... values given to weft.fiber.suspend, or the function's results
+function Fiber:start(...) end
+
+---@param ... any what the pending weft.fiber.suspend returns
+---@return any ...
+function Fiber:resume(...) end
+
+---@param err any raised from the pending weft.fiber.suspend
+---@return any ...
+function Fiber:throw(err) end
+
+---@return "init"|"suspended"|"running"|"terminated"
+function Fiber:status() end
+
+---@return any ... the function's results
+function Fiber:result() end
+
+---@return string
+function Fiber:traceback() end
+
+---@return string? file
+---@return integer? line
+function Fiber:where() end
+
+---Releases the fiber's stack now.
+function Fiber:close() end
+
+---@class weft.fiber_lib
+---@overload fun(fn: fun(...): ..., opts?: { stack_size?: integer }): weft.fiber_object
+weft.fiber = {}
+
+---Suspends the running fiber, handing `...` to its resumer.
+---@param ... any
+---@return any ... the values of the next resume
+function weft.fiber.suspend(...) end
+
+---@return weft.fiber_object?
+function weft.fiber.current() end
+
+return weft.watcher_info[]
 function weft.watchers() end
+
+---A fiber: a function on its own C stack, started and resumed by hand.
+---@class weft.fiber_object
+local Fiber = {}
+
+---@param ... any arguments for the fiber's function
+---@return any ... values given to weft.fiber.suspend, or the function's results
+function Fiber:start(...) end
+
+---@param ... any what the pending weft.fiber.suspend returns
+---@return any ...
+function Fiber:resume(...) end
+
+---@param err any raised from the pending weft.fiber.suspend
+---@return any ...
+function Fiber:throw(err) end
+
+---@return "init"|"suspended"|"running"|"terminated"
+function Fiber:status() end
+
+---@return any ... the function's results
+function Fiber:result() end
+
+---@return string
+function Fiber:traceback() end
+
+---@return string? file
+---@return integer? line
+function Fiber:where() end
+
+---Releases the fiber's stack now.
+function Fiber:close() end
+
+---@class weft.fiber_lib
+---@overload fun(fn: fun(...): ..., opts?: { stack_size?: integer }): weft.fiber_object
+weft.fiber = {}
+
+---Suspends the running fiber, handing `...` to its resumer.
+---@param ... any
+---@return any ... the values of the next resume
+function weft.fiber.suspend(...) end
+
+---@return weft.fiber_object?
+function weft.fiber.current() end
 
 return weft

@@ -53,6 +53,10 @@ typedef struct lweft_state {
  * state userdata at -1 as its upvalue; leaves the stack as it was. */
 void lweft_open_reactor(lua_State *L);
 
+/* Adds weft.fiber to the module table at -2 (the state is at -1); leaves
+ * the stack as it was. */
+void lweft_open_fiber(lua_State *L);
+
 /* Cancels every watcher this Lua state created on its loop. */
 void lweft_cancel_all(lweft_state *st);
 

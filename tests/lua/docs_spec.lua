@@ -52,6 +52,20 @@ describe("the Lua reference", function()
   end)
 end)
 
+describe("the fiber reference", function()
+  local reference = read("docs/reference.md")
+  it("documents every fiber method and function", function()
+    local f = weft.fiber(function() end)
+    local methods = getmetatable(f).__index
+    for name in pairs(methods) do
+      assert.truthy(reference:find("`f:" .. name .. "(", 1, true), "f:" .. name)
+    end
+    for name in pairs(weft.fiber) do
+      assert.truthy(reference:find("`weft.fiber." .. name .. "(", 1, true), "weft.fiber." .. name)
+    end
+  end)
+end)
+
 describe("examples/demo.lua", function()
   it("runs and ends with the loop idle", function()
     local out, ok = helper.run_script(read("examples/demo.lua"))
