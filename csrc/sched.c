@@ -27,6 +27,34 @@ void weft__sched_drain(weft_loop_t *loop) {
   }
 }
 
+typedef struct queued {
+  weft__run run;
+  weft_queue_cb cb;
+  void *data;
+} queued;
+
+static void run_queued(weft_loop_t *loop, weft__run *r) {
+  queued *q = WEFT__CONTAINER(r, queued, run);
+  weft_queue_cb cb = q->cb;
+  void *data = q->data;
+  weft__free(q);
+  loop->tasks--;
+  cb(loop, data);
+}
+
+int weft_loop_queue(weft_loop_t *loop, weft_queue_cb cb, void *data) {
+  queued *q;
+  if (!loop || !cb) return WEFT_EINVAL;
+  q = weft__malloc(sizeof *q);
+  if (!q) return WEFT_ENOMEM;
+  q->run.run = run_queued;
+  q->cb = cb;
+  q->data = data;
+  loop->tasks++; /* weft_loop_free waits for it */
+  weft__sched_push(loop, &q->run);
+  return 0;
+}
+
 typedef struct weft__task {
   weft__run run; /* queued to be resumed */
   weft_loop_t *loop;

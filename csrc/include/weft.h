@@ -224,6 +224,16 @@ WEFT_EXTERN void *weft_loop_get_data(const weft_loop_t *loop);
 /* Attaches a host pointer to the loop.  weft never reads it. */
 WEFT_EXTERN void weft_loop_set_data(weft_loop_t *loop, void *data);
 
+/* A function queued with weft_loop_queue. */
+typedef void (*weft_queue_cb)(weft_loop_t *loop, void *data);
+
+/* Queues cb(loop, data) on the loop's run queue, which its dispatch pass
+ * drains in FIFO order together with promise continuations and tasks (a
+ * binding resumes its own tasks this way).  Never runs cb from inside this
+ * call.  Returns 0, WEFT_EINVAL or WEFT_ENOMEM. */
+WEFT_EXTERN int weft_loop_queue(weft_loop_t *loop, weft_queue_cb cb,
+                                void *data);
+
 /* Calls cb once for every live watcher, in slot order.  The callback may
  * cancel watchers (any of them); watchers it creates are not visited.
  * Returns the number of watchers visited, or WEFT_EINVAL. */

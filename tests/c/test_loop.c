@@ -190,7 +190,33 @@ static void loop_free_refuses_with_host_handles_on_own_loop(void) {
   (void)noop;
 }
 
-TEST_MAIN(T(loop_new_run_free) T(loop_bad_arguments)
+static char qlog[8];
+static int qn;
+static void queued_cb(weft_loop_t *loop, void *data) {
+  (void)loop;
+  qlog[qn++] = *(const char *)data;
+  if (*(const char *)data == 'a') ASSERT_OK(weft_loop_queue(loop, queued_cb, "c"));
+}
+
+static void loop_queue_runs_from_dispatch_in_fifo_order(void) {
+  weft_loop_t *loop;
+  ASSERT_OK(weft_loop_new(&loop));
+  qn = 0;
+  ASSERT_OK(weft_loop_queue(loop, queued_cb, "a"));
+  ASSERT_OK(weft_loop_queue(loop, queued_cb, "b"));
+  ASSERT_EQ(qn, 0); /* never from inside the call */
+  ASSERT_EQ(weft_loop_free(loop), WEFT_EBUSY); /* queued work pending */
+  ASSERT_EQ(weft_loop_queue(loop, NULL, NULL), WEFT_EINVAL);
+  ASSERT_EQ(weft_loop_queue(NULL, queued_cb, "x"), WEFT_EINVAL);
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(qn, 3);
+  ASSERT_EQ(qlog[0], 'a');
+  ASSERT_EQ(qlog[1], 'b');
+  ASSERT_EQ(qlog[2], 'c'); /* queued while draining: runs after, in order */
+  test_free_loop(loop);
+}
+
+TEST_MAIN(T(loop_queue_runs_from_dispatch_in_fifo_order) T(loop_new_run_free) T(loop_bad_arguments)
           T(loop_free_refuses_with_live_watchers)
           T(loop_run_and_free_inside_a_callback_are_refused)
           T(loop_stop_keeps_due_callbacks_for_the_next_run)
