@@ -29,8 +29,8 @@ local weft = {}
 ---@field where string "file:line" of the call that created it, or "host"
 
 ---Runs the loop until no enabled, referenced watcher remains, or until
----`weft.stop()`.  With `fn`, calls `fn(...)` first, from the loop, and
----returns its results.  Re-raises a callback's error (with a traceback)
+---`weft.stop()`.  With `fn`, runs `fn(...)` as a task and returns its
+---results (or re-raises its error).  Re-raises a callback's error (with a traceback)
 ---unless `weft.on_error` set a handler.
 ---@param fn? fun(...): ...
 ---@param ... any
@@ -53,204 +53,28 @@ function weft.now() end
 ---Calls `cb(id, data)` in the next iteration.
 ---@param cb fun(id: weft.id, data: any)
 ---@param opts? weft.opts
----@---A fiber: a function on its own C stack, started and resumed by hand.
----@class weft.fiber_object
-local Fiber = {}
-
----@param ... any arguments for the fiber's function
----@return any ... values given to weft.fiber.suspend, or the function's results
-function Fiber:start(...) end
-
----@param ... any what the pending weft.fiber.suspend returns
----@return any ...
-function Fiber:resume(...) end
-
----@param err any raised from the pending weft.fiber.suspend
----@return any ...
-function Fiber:throw(err) end
-
----@return "init"|"suspended"|"running"|"terminated"
-function Fiber:status() end
-
----@return any ... the function's results
-function Fiber:result() end
-
----@return string
-function Fiber:traceback() end
-
----@return string? file
----@return integer? line
-function Fiber:where() end
-
----Releases the fiber's stack now.
-function Fiber:close() end
-
----@class weft.fiber_lib
----@overload fun(fn: fun(...): ..., opts?: { stack_size?: integer }): weft.fiber_object
-weft.fiber = {}
-
----Suspends the running fiber, handing `...` to its resumer.
----@param ... any
----@return any ... the values of the next resume
-function weft.fiber.suspend(...) end
-
----@return weft.fiber_object?
-function weft.fiber.current() end
-
-return weft.id
+---@return weft.id
 function weft.immediately(cb, opts) end
 
 ---Calls `cb(id, data)` once, `ms` after `weft.now()`.
 ---@param ms number
 ---@param cb fun(id: weft.id, data: any)
 ---@param opts? weft.opts
----@---A fiber: a function on its own C stack, started and resumed by hand.
----@class weft.fiber_object
-local Fiber = {}
-
----@param ... any arguments for the fiber's function
----@return any ... values given to weft.fiber.suspend, or the function's results
-function Fiber:start(...) end
-
----@param ... any what the pending weft.fiber.suspend returns
----@return any ...
-function Fiber:resume(...) end
-
----@param err any raised from the pending weft.fiber.suspend
----@return any ...
-function Fiber:throw(err) end
-
----@return "init"|"suspended"|"running"|"terminated"
-function Fiber:status() end
-
----@return any ... the function's results
-function Fiber:result() end
-
----@return string
-function Fiber:traceback() end
-
----@return string? file
----@return integer? line
-function Fiber:where() end
-
----Releases the fiber's stack now.
-function Fiber:close() end
-
----@class weft.fiber_lib
----@overload fun(fn: fun(...): ..., opts?: { stack_size?: integer }): weft.fiber_object
-weft.fiber = {}
-
----Suspends the running fiber, handing `...` to its resumer.
----@param ... any
----@return any ... the values of the next resume
-function weft.fiber.suspend(...) end
-
----@return weft.fiber_object?
-function weft.fiber.current() end
-
-return weft.id
+---@return weft.id
 function weft.once(ms, cb, opts) end
 
 ---Calls `cb(id, data)` every `ms`, without drift.
 ---@param ms number
 ---@param cb fun(id: weft.id, data: any)
 ---@param opts? weft.every_opts
----@---A fiber: a function on its own C stack, started and resumed by hand.
----@class weft.fiber_object
-local Fiber = {}
-
----@param ... any arguments for the fiber's function
----@return any ... values given to weft.fiber.suspend, or the function's results
-function Fiber:start(...) end
-
----@param ... any what the pending weft.fiber.suspend returns
----@return any ...
-function Fiber:resume(...) end
-
----@param err any raised from the pending weft.fiber.suspend
----@return any ...
-function Fiber:throw(err) end
-
----@return "init"|"suspended"|"running"|"terminated"
-function Fiber:status() end
-
----@return any ... the function's results
-function Fiber:result() end
-
----@return string
-function Fiber:traceback() end
-
----@return string? file
----@return integer? line
-function Fiber:where() end
-
----Releases the fiber's stack now.
-function Fiber:close() end
-
----@class weft.fiber_lib
----@overload fun(fn: fun(...): ..., opts?: { stack_size?: integer }): weft.fiber_object
-weft.fiber = {}
-
----Suspends the running fiber, handing `...` to its resumer.
----@param ... any
----@return any ... the values of the next resume
-function weft.fiber.suspend(...) end
-
----@return weft.fiber_object?
-function weft.fiber.current() end
-
-return weft.id
+---@return weft.id
 function weft.every(ms, cb, opts) end
 
 ---Calls `cb(id, fd, data)` while `fd` is readable, and at EOF/hang-up.
 ---@param fd weft.fd
 ---@param cb fun(id: weft.id, fd: weft.fd, data: any)
 ---@param opts? weft.opts
----@---A fiber: a function on its own C stack, started and resumed by hand.
----@class weft.fiber_object
-local Fiber = {}
-
----@param ... any arguments for the fiber's function
----@return any ... values given to weft.fiber.suspend, or the function's results
-function Fiber:start(...) end
-
----@param ... any what the pending weft.fiber.suspend returns
----@return any ...
-function Fiber:resume(...) end
-
----@param err any raised from the pending weft.fiber.suspend
----@return any ...
-function Fiber:throw(err) end
-
----@return "init"|"suspended"|"running"|"terminated"
-function Fiber:status() end
-
----@return any ... the function's results
-function Fiber:result() end
-
----@return string
-function Fiber:traceback() end
-
----@return string? file
----@return integer? line
-function Fiber:where() end
-
----Releases the fiber's stack now.
-function Fiber:close() end
-
----@class weft.fiber_lib
----@overload fun(fn: fun(...): ..., opts?: { stack_size?: integer }): weft.fiber_object
-weft.fiber = {}
-
----Suspends the running fiber, handing `...` to its resumer.
----@param ... any
----@return any ... the values of the next resume
-function weft.fiber.suspend(...) end
-
----@return weft.fiber_object?
-function weft.fiber.current() end
-
-return weft.id
+---@return weft.id
 function weft.on_readable(fd, cb, opts) end
 
 ---Calls `cb(id, fd, data)` while `fd` is writable (every iteration: enable
@@ -258,102 +82,14 @@ function weft.on_readable(fd, cb, opts) end
 ---@param fd weft.fd
 ---@param cb fun(id: weft.id, fd: weft.fd, data: any)
 ---@param opts? weft.opts
----@---A fiber: a function on its own C stack, started and resumed by hand.
----@class weft.fiber_object
-local Fiber = {}
-
----@param ... any arguments for the fiber's function
----@return any ... values given to weft.fiber.suspend, or the function's results
-function Fiber:start(...) end
-
----@param ... any what the pending weft.fiber.suspend returns
----@return any ...
-function Fiber:resume(...) end
-
----@param err any raised from the pending weft.fiber.suspend
----@return any ...
-function Fiber:throw(err) end
-
----@return "init"|"suspended"|"running"|"terminated"
-function Fiber:status() end
-
----@return any ... the function's results
-function Fiber:result() end
-
----@return string
-function Fiber:traceback() end
-
----@return string? file
----@return integer? line
-function Fiber:where() end
-
----Releases the fiber's stack now.
-function Fiber:close() end
-
----@class weft.fiber_lib
----@overload fun(fn: fun(...): ..., opts?: { stack_size?: integer }): weft.fiber_object
-weft.fiber = {}
-
----Suspends the running fiber, handing `...` to its resumer.
----@param ... any
----@return any ... the values of the next resume
-function weft.fiber.suspend(...) end
-
----@return weft.fiber_object?
-function weft.fiber.current() end
-
-return weft.id
+---@return weft.id
 function weft.on_writable(fd, cb, opts) end
 
 ---Calls `cb(id, signo, data)` each time the signal arrives.
 ---@param sig integer|string a number, or a name like "SIGINT" or "INT"
 ---@param cb fun(id: weft.id, signo: integer, data: any)
 ---@param opts? weft.opts
----@---A fiber: a function on its own C stack, started and resumed by hand.
----@class weft.fiber_object
-local Fiber = {}
-
----@param ... any arguments for the fiber's function
----@return any ... values given to weft.fiber.suspend, or the function's results
-function Fiber:start(...) end
-
----@param ... any what the pending weft.fiber.suspend returns
----@return any ...
-function Fiber:resume(...) end
-
----@param err any raised from the pending weft.fiber.suspend
----@return any ...
-function Fiber:throw(err) end
-
----@return "init"|"suspended"|"running"|"terminated"
-function Fiber:status() end
-
----@return any ... the function's results
-function Fiber:result() end
-
----@return string
-function Fiber:traceback() end
-
----@return string? file
----@return integer? line
-function Fiber:where() end
-
----Releases the fiber's stack now.
-function Fiber:close() end
-
----@class weft.fiber_lib
----@overload fun(fn: fun(...): ..., opts?: { stack_size?: integer }): weft.fiber_object
-weft.fiber = {}
-
----Suspends the running fiber, handing `...` to its resumer.
----@param ... any
----@return any ... the values of the next resume
-function weft.fiber.suspend(...) end
-
----@return weft.fiber_object?
-function weft.fiber.current() end
-
-return weft.id
+---@return weft.id
 function weft.on_signal(sig, cb, opts) end
 
 ---@param id weft.id
@@ -383,52 +119,78 @@ function weft.unref(id) end
 function weft.on_error(handler) end
 
 ---Every live watcher on the loop.
----@---A fiber: a function on its own C stack, started and resumed by hand.
----@class weft.fiber_object
-local Fiber = {}
-
----@param ... any arguments for the fiber's function
----@return any ... values given to weft.fiber.suspend, or the function's results
-function Fiber:start(...) end
-
----@param ... any what the pending weft.fiber.suspend returns
----@return any ...
-function Fiber:resume(...) end
-
----@param err any raised from the pending weft.fiber.suspend
----@return any ...
-function Fiber:throw(err) end
-
----@return "init"|"suspended"|"running"|"terminated"
-function Fiber:status() end
-
----@return any ... the function's results
-function Fiber:result() end
-
----@return string
-function Fiber:traceback() end
-
----@return string? file
----@return integer? line
-function Fiber:where() end
-
----Releases the fiber's stack now.
-function Fiber:close() end
-
----@class weft.fiber_lib
----@overload fun(fn: fun(...): ..., opts?: { stack_size?: integer }): weft.fiber_object
-weft.fiber = {}
-
----Suspends the running fiber, handing `...` to its resumer.
----@param ... any
----@return any ... the values of the next resume
-function weft.fiber.suspend(...) end
-
----@return weft.fiber_object?
-function weft.fiber.current() end
-
-return weft.watcher_info[]
+---@return weft.watcher_info[]
 function weft.watchers() end
+
+---A promise (the promise of a task is the task itself).
+---@class weft.promise
+local Promise = {}
+
+---@param ... any
+---@return boolean settled false if it had settled before
+function Promise:resolve(...) end
+
+---@param err any
+---@return boolean settled
+function Promise:reject(err) end
+
+---@param reason? any
+---@return boolean was_pending
+function Promise:cancel(reason) end
+
+---@return "pending"|"fulfilled"|"rejected"|"cancelled"
+function Promise:status() end
+
+---@param on_ok? fun(...): ...
+---@param on_err? fun(err: any): ...
+---@return weft.promise
+function Promise:next(on_ok, on_err) end
+
+---@param on_err fun(err: any): ...
+---@return weft.promise
+function Promise:catch(on_err) end
+
+---@param fn fun()
+---@return weft.promise
+function Promise:finally(fn) end
+
+---@return any ...
+function Promise:await() end
+
+---Runs `fn(...)` as a new task; returns its promise.
+---@param fn fun(...): ...
+---@param ... any
+---@return weft.promise
+function weft.async(fn, ...) end
+
+---Runs `fn(...)` as a task with no promise; its error goes to the error handler.
+---@param fn fun(...)
+---@param ... any
+function weft.defer(fn, ...) end
+
+---Waits for a promise: suspends the running task, or runs the loop in the
+---main chunk.  Returns its values or raises its error.
+---@param p weft.promise
+---@return any ...
+function weft.await(p) end
+
+---Suspends the running task for `ms` (runs the loop in the main chunk).
+---@param ms number
+function weft.delay(ms) end
+
+---@return weft.promise? task the running task, or nil in the main chunk
+function weft.current() end
+
+---@return weft.promise
+function weft.promise() end
+
+---@param err any
+---@return boolean
+function weft.is_cancelled(err) end
+
+---@param err any
+---@return boolean
+function weft.is_timeout(err) end
 
 ---A fiber: a function on its own C stack, started and resumed by hand.
 ---@class weft.fiber_object

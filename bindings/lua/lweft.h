@@ -57,6 +57,34 @@ void lweft_open_reactor(lua_State *L);
  * the stack as it was. */
 void lweft_open_fiber(lua_State *L);
 
+/* Adds weft.promise, async, defer, await, delay, current, is_cancelled
+ * and is_timeout, like lweft_open_reactor. */
+void lweft_open_task(lua_State *L);
+
+/* Creates a task running the function at fnidx with the n values after it
+ * (popped with it) and leaves its promise in fnidx's place, on top. */
+int lweft_spawn(lua_State *L, lweft_state *st, int fnidx, int n);
+
+/* Returns the settled task's (at idx) values or raises its error; raises
+ * a clear error naming fname if it is still pending. */
+int lweft_settled_results(lua_State *L, int idx, const char *fname);
+
+/* The error on top came from a callback or a deferred task: gives it to
+ * the on_error handler, or keeps it for run() and stops the loop.  Pops
+ * it. */
+void lweft_callback_error(lua_State *L, lweft_state *st);
+
+/* Runs one loop iteration that may block, as weft.tick(); raises a
+ * callback's error.  Returns 1 while work remains, else 0. */
+int lweft_run_once(lua_State *L, lweft_state *st, const char *fname);
+
+/* Creates a once watcher firing the Lua function at fnidx after the delay
+ * at msidx, like weft.once; returns its id. */
+weft_id_t lweft_once(lua_State *L, lweft_state *st, int msidx, int fnidx);
+
+/* Cancels a watcher this state created, dropping what it kept for it. */
+void lweft_cancel(lua_State *L, lweft_state *st, weft_id_t id);
+
 /* Cancels every watcher this Lua state created on its loop. */
 void lweft_cancel_all(lweft_state *st);
 

@@ -82,7 +82,7 @@ static int msgh(lua_State *L) {
 /* The error on top of L came from a callback: give it to the on_error
  * handler, or keep it for run() to raise and stop the loop so no further
  * callback runs first.  Pops the error. */
-static void callback_error(lua_State *L, lweft_state *st) {
+void lweft_callback_error(lua_State *L, lweft_state *st) {
   int base = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_misc);
   if (lua_getfield(L, -1, "handler") == LUA_TFUNCTION) {
@@ -140,7 +140,7 @@ static void dispatch(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
   else lua_pushnil(L);
   /* A once or immediately watcher is gone before its callback runs. */
   if (kind < 0) forget(L, st, id);
-  if (lua_pcall(L, nargs, 0, top + 1) != LUA_OK) callback_error(L, st);
+  if (lua_pcall(L, nargs, 0, top + 1) != LUA_OK) lweft_callback_error(L, st);
   lua_settop(L, top);
 }
 
@@ -303,6 +303,21 @@ static int create_failed(lua_State *L, const char *fname, int err, int fdarg) {
   return luaL_error(L, "%s: %s", fname, weft_strerror(err));
 }
 
+weft_id_t lweft_once(lua_State *L, lweft_state *st, int msidx, int fnidx) {
+  weft_id_t id;
+  opts o = {0, 0, 0, 0};
+  int err = weft_once(st->loop, to_ms(L, msidx, msidx, "delay"), dispatch, st,
+                      0, &id);
+  if (err) create_failed(L, "delay", err, 0);
+  registered(L, st, id, fnidx, 0, &o, 0);
+  lua_pop(L, 1); /* the id registered() pushed */
+  return id;
+}
+
+void lweft_cancel(lua_State *L, lweft_state *st, weft_id_t id) {
+  if (weft_watch_cancel(st->loop, id) == 0) forget(L, st, id);
+}
+
 static int lw_immediately(lua_State *L) {
   lweft_state *st = lweft_state_of(L);
   weft_id_t id;
@@ -415,60 +430,21 @@ static int run_mode(lua_State *L, lweft_state *st, weft_run_mode mode,
   return r;
 }
 
-/* run(fn, ...)'s first callback: calls fn with the packed arguments and
- * keeps its results in the packed table's field "results". */
-static int call_packed(lua_State *L) {
-  int n, base;
-  lua_settop(L, 0);
-  lua_pushvalue(L, lua_upvalueindex(1)); /* the pack: { fn, args..., n= } */
-  lua_getfield(L, 1, "n");
-  n = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  luaL_checkstack(L, n + 2, "too many arguments to run");
-  base = lua_gettop(L);
-  for (int i = 1; i <= n + 1; i++) lua_rawgeti(L, 1, i);
-  lua_call(L, n, LUA_MULTRET);
-  n = lua_gettop(L) - base;
-  lua_createtable(L, n, 1);
-  lua_insert(L, base + 1);
-  for (int i = n; i >= 1; i--) lua_rawseti(L, base + 1, i);
-  lua_pushinteger(L, n);
-  lua_setfield(L, base + 1, "n");
-  lua_setfield(L, 1, "results");
-  return 0;
-}
-
 static int lw_run(lua_State *L) {
   lweft_state *st = lweft_state_of(L);
-  int n = lua_gettop(L), packidx = 0;
+  int n = lua_gettop(L), r;
   if (n > 0) {
-    weft_id_t id;
-    int err;
-    opts o = {0, 0, 0, 0};
     luaL_checktype(L, 1, LUA_TFUNCTION);
-    lua_createtable(L, n, 1);
-    for (int i = n; i >= 1; i--) {
-      lua_pushvalue(L, i);
-      lua_rawseti(L, -2, i);
-    }
-    lua_pushinteger(L, n - 1);
-    lua_setfield(L, -2, "n");
-    packidx = lua_gettop(L);
-    lua_pushvalue(L, packidx);
-    lua_pushcclosure(L, call_packed, 1);
-    err = weft_immediately(st->loop, dispatch, st, 0, &id);
-    if (err) return create_failed(L, "run", err, 0);
-    registered(L, st, id, -1, 0, &o, 0);
+    lweft_spawn(L, st, 1, n - 1); /* its promise, at 1 */
   }
-  run_mode(L, st, WEFT_RUN_DEFAULT, "run");
-  if (!packidx || lua_getfield(L, packidx, "results") != LUA_TTABLE) return 0;
-  packidx = lua_gettop(L);
-  lua_getfield(L, packidx, "n");
-  n = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  luaL_checkstack(L, n, "too many results from run");
-  for (int i = 1; i <= n; i++) lua_rawgeti(L, packidx, i);
-  return n;
+  r = run_mode(L, st, WEFT_RUN_DEFAULT, "run");
+  /* Stopped with the task still going: nothing to return yet. */
+  if (n == 0 || r > 0) return 0;
+  return lweft_settled_results(L, 1, "run");
+}
+
+int lweft_run_once(lua_State *L, lweft_state *st, const char *fname) {
+  return run_mode(L, st, WEFT_RUN_ONCE, fname);
 }
 
 static int lw_tick(lua_State *L) {

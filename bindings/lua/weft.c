@@ -75,6 +75,7 @@ __attribute__((visibility("default"))) int luaopen_weft(lua_State *L) {
   push_state(L);
   lweft_open_reactor(L);
   lweft_open_fiber(L);
+  lweft_open_task(L);
   lua_pop(L, 1);
   lua_pushfstring(L, "weft %s", weft_version_string());
   lua_setfield(L, -2, "_VERSION");

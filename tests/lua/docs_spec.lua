@@ -44,6 +44,15 @@ describe("the Lua reference", function()
     end
   end)
 
+  it("annotation file parses and declares each thing once", function()
+    assert(load(meta, "meta/weft.lua"))
+    local seen = {}
+    for decl in meta:gmatch("\nfunction ([%w_.:]+)%(") do
+      assert.is_nil(seen[decl], "declared twice: " .. decl)
+      seen[decl] = true
+    end
+  end)
+
   it("has a LuaLS annotation for every function, and no stale one", function()
     local annotated = {}
     for name in meta:gmatch("\nfunction weft%.([%w_]+)%(") do annotated[#annotated + 1] = name end

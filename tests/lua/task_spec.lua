@@ -1,0 +1,353 @@
+-- Lua promises and tasks: weft.promise, async, defer, await, delay,
+-- current, cancellation, and the error values.
+local weft = require "weft"
+local helper = require "helper"
+
+after_each(function()
+  weft.on_error(nil)
+  helper.assert_clean(weft)
+end)
+
+describe("weft.promise", function()
+  it("settles once: later calls return false", function()
+    local p = weft.promise()
+    assert.equal("pending", p:status())
+    assert.is_true(p:resolve(1, nil, 3))
+    assert.is_false(p:resolve(4))
+    assert.is_false(p:reject("x"))
+    assert.is_false(p:cancel())
+    assert.equal("fulfilled", p:status())
+    local a, b, c = weft.await(p)
+    assert.same({ 1, nil, 3 }, { a, b, c })
+  end)
+
+  it("rejects with any value, and await raises it as is", function()
+    local e = {}
+    local p = weft.promise()
+    assert.is_true(p:reject(e))
+    assert.equal("rejected", p:status())
+    local ok, err = pcall(weft.await, p)
+    assert.is_false(ok)
+    assert.equal(e, err)
+  end)
+
+  it("runs next callbacks later, from the loop, in registration order", function()
+    local log = {}
+    local p = weft.promise()
+    p:next(function(v) log[#log + 1] = "a" .. v end)
+    p:next(function(v) log[#log + 1] = "b" .. v end)
+    p:resolve(1)
+    assert.same({}, log) -- never from inside resolve
+    p:next(function(v) log[#log + 1] = "c" .. v end) -- already settled
+    assert.same({}, log)
+    weft.run()
+    assert.same({ "a1", "b1", "c1" }, log)
+  end)
+
+  it("chains: each next settles with its handler's results", function()
+    local p = weft.promise()
+    local q = p:next(function(v) return v + 1, "x" end):next(function(v, x) return v * 10 .. x end)
+    p:resolve(1)
+    assert.equal("20x", weft.await(q))
+  end)
+
+  it("passes outcomes through a missing handler", function()
+    local p = weft.promise()
+    local q = p:next(nil, nil):next(function(v) return v end)
+    p:resolve("through")
+    assert.equal("through", weft.await(q))
+    local r = weft.promise()
+    local s = r:next(function() return "skipped" end)
+    r:reject("boom")
+    assert.has_error(function() weft.await(s) end, "boom")
+  end)
+
+  it("turns a handler's error into a rejection, and catch recovers", function()
+    local p = weft.promise()
+    local q = p:next(function() error("in handler", 0) end)
+    local r = q:catch(function(err) return "recovered from " .. err end)
+    p:resolve()
+    assert.equal("recovered from in handler", weft.await(r))
+    assert.equal("rejected", q:status())
+  end)
+
+  it("follows a promise returned by a handler", function()
+    local p, inner = weft.promise(), weft.promise()
+    local q = p:next(function() return inner end)
+    p:resolve()
+    weft.once(5, function() inner:resolve("inner value") end)
+    assert.equal("inner value", weft.await(q))
+  end)
+
+  it("finally passes the outcome through unchanged, unless it raises", function()
+    local ran = 0
+    local p = weft.promise()
+    local q = p:finally(function() ran = ran + 1; return "ignored" end)
+    p:resolve("kept", 2)
+    assert.same({ "kept", 2 }, { weft.await(q) })
+    local r = weft.promise()
+    local s = r:finally(function() ran = ran + 1 end)
+    r:reject("still rejected")
+    assert.has_error(function() weft.await(s) end, "still rejected")
+    local t = weft.promise()
+    local u = t:finally(function() error("finally failed", 0) end)
+    t:resolve()
+    assert.has_error(function() weft.await(u) end, "finally failed")
+    assert.equal(2, ran) -- the third one raised before counting
+  end)
+
+  it("cancels: await raises a cancellation error carrying the reason", function()
+    local p = weft.promise()
+    assert.is_true(p:cancel("shutting down"))
+    assert.equal("cancelled", p:status())
+    local ok, err = pcall(weft.await, p)
+    assert.is_false(ok)
+    assert.is_true(weft.is_cancelled(err))
+    assert.is_false(weft.is_timeout(err))
+    assert.equal("shutting down", err.reason)
+    assert.equal("cancelled: shutting down", tostring(err))
+  end)
+
+  it("classifies only weft's error values", function()
+    assert.is_false(weft.is_cancelled("cancelled"))
+    assert.is_false(weft.is_cancelled({ kind = "cancelled" }))
+    assert.is_false(weft.is_timeout(nil))
+  end)
+
+  it("rejects bad handlers", function()
+    local p = weft.promise()
+    assert.has_error(function() p:next(1) end,
+      "bad argument #1 to 'next' (function or nil expected, got number)")
+    assert.has_error(function() p:catch() end,
+      "bad argument #1 to 'catch' (function expected, got no value)")
+    assert.has_error(function() p:finally("x") end,
+      "bad argument #1 to 'finally' (function expected, got string)")
+    p:resolve()
+    weft.run()
+  end)
+end)
+
+describe("weft.async", function()
+  it("starts the task from the loop, after the caller, in FIFO order", function()
+    local log = {}
+    local a = weft.async(function() log[#log + 1] = "a" end)
+    local b = weft.async(function() log[#log + 1] = "b" end)
+    log[#log + 1] = "caller"
+    weft.run()
+    assert.same({ "caller", "a", "b" }, log)
+    assert.equal("fulfilled", a:status())
+    assert.equal("fulfilled", b:status())
+  end)
+
+  it("fulfils its promise with the function's results", function()
+    local t = weft.async(function(x, y) return x + y, "sum" end, 2, 3)
+    assert.same({ 5, "sum" }, { weft.await(t) })
+  end)
+
+  it("rejects its promise with the error, and a traceback", function()
+    local t = weft.async(function() error("task failed") end)
+    local ok, err = pcall(weft.await, t)
+    assert.is_false(ok)
+    assert.matches("task failed", err)
+    assert.matches("stack traceback", err)
+  end)
+
+  it("suspends only the calling task", function()
+    local log = {}
+    local slow = weft.async(function()
+      weft.delay(20)
+      log[#log + 1] = "slow"
+    end)
+    local fast = weft.async(function()
+      weft.delay(5)
+      log[#log + 1] = "fast"
+    end)
+    weft.await(slow)
+    weft.await(fast)
+    assert.same({ "fast", "slow" }, log)
+  end)
+
+  it("awaits another task's promise, and catches its error", function()
+    local t = weft.async(function()
+      local inner = weft.async(function() error("inner", 0) end)
+      local ok, err = pcall(weft.await, inner)
+      return ok, err
+    end)
+    local ok, err = weft.await(t)
+    assert.is_false(ok)
+    assert.matches("^inner\nstack traceback", err) -- the failed task's traceback
+  end)
+
+  it("reports the running task with weft.current, nil outside", function()
+    assert.is_nil(weft.current())
+    local t
+    t = weft.async(function() return weft.current() == t end)
+    assert.is_true(weft.await(t))
+  end)
+
+  it("runs many tasks concurrently", function()
+    local done, start = 0, weft.now()
+    for _ = 1, 10000 do
+      weft.async(function() weft.delay(10); done = done + 1 end)
+    end
+    weft.run()
+    assert.equal(10000, done)
+    assert.is_true(weft.now() - start < 5000)
+  end)
+
+  it("rejects a non-function", function()
+    assert.has_error(function() weft.async(1) end,
+      "bad argument #1 to 'async' (function expected, got number)")
+  end)
+end)
+
+describe("weft.defer", function()
+  it("runs a task with no promise", function()
+    local ran = false
+    assert.is_nil(weft.defer(function(x) ran = x end, true))
+    weft.run()
+    assert.is_true(ran)
+  end)
+
+  it("gives its error to the error handler", function()
+    local seen
+    weft.on_error(function(err) seen = err end)
+    weft.defer(function() error("deferred failure") end)
+    weft.run()
+    assert.matches("deferred failure", seen)
+  end)
+
+  it("without a handler, its error comes out of run", function()
+    weft.defer(function() error("loud failure") end)
+    assert.has_error(weft.run)
+  end)
+end)
+
+describe("weft.await", function()
+  it("in the main chunk, runs the loop until the promise settles", function()
+    local p = weft.promise()
+    weft.once(10, function() p:resolve("done") end)
+    assert.equal("done", weft.await(p))
+  end)
+
+  it("in the main chunk, refuses a promise that can never settle", function()
+    local p = weft.promise()
+    assert.has_error(function() weft.await(p) end,
+      "await: the promise can never settle: nothing left to run")
+  end)
+
+  it("p:await is the same", function()
+    local p = weft.promise()
+    p:resolve(7)
+    assert.equal(7, p:await())
+  end)
+
+  it("inside a callback, is refused with a clear error", function()
+    local p = weft.promise()
+    local err
+    weft.immediately(function()
+      local ok, e = pcall(weft.await, p)
+      err = e
+    end)
+    weft.run()
+    p:resolve()
+    assert.matches("await: the loop is already running", err)
+  end)
+
+  it("inside a C call in a task, names the way out", function()
+    local t = weft.async(function()
+      local p = weft.promise()
+      local ok, err = pcall(table.sort, { 2, 1 }, function(a, b)
+        weft.await(p)
+        return a < b
+      end)
+      p:resolve()
+      return err
+    end)
+    assert.matches("run that code in a weft.fiber", weft.await(t))
+  end)
+
+  it("rejects what is not a promise", function()
+    assert.has_error(function() weft.await(1) end,
+      "bad argument #1 to 'await' (weft.promise expected, got number)")
+  end)
+end)
+
+describe("weft.delay", function()
+  it("suspends a task for ms", function()
+    local t = weft.async(function()
+      local start = weft.now()
+      weft.delay(15)
+      return weft.now() - start
+    end)
+    assert.is_true(weft.await(t) >= 15)
+  end)
+
+  it("in the main chunk, runs the loop until the time has passed", function()
+    local start, ticked = weft.now(), false
+    weft.once(5, function() ticked = true end)
+    weft.delay(20)
+    assert.is_true(ticked)
+    assert.is_true(weft.now() >= start + 20)
+  end)
+
+  it("rejects bad delays", function()
+    assert.has_error(function() weft.delay("x") end,
+      "bad argument #1 to 'delay' (number expected, got string)")
+    assert.has_error(function() weft.delay(-1) end,
+      "bad argument #1 to 'delay' (delay must be >= 0)")
+  end)
+end)
+
+describe("cancelling a task", function()
+  it("raises in the task where it waits; pcall and <close> see it", function()
+    local log, waiting = {}, weft.promise()
+    local t = weft.async(function()
+      local guard <close> = setmetatable({}, { __close = function() log[#log + 1] = "closed" end })
+      waiting:resolve() -- about to wait
+      local ok, err = pcall(weft.delay, 10000)
+      log[#log + 1] = weft.is_cancelled(err) and "cancelled" or tostring(err)
+      return "cleaned up"
+    end)
+    weft.await(waiting) -- the task is now suspended in its delay
+    assert.is_true(t:cancel("stop"))
+    weft.run()
+    assert.same({ "cancelled", "closed" }, log)
+    assert.equal("cancelled", t:status()) -- stays cancelled
+  end)
+
+  it("withdraws an await on another promise", function()
+    local p, waiting = weft.promise(), weft.promise()
+    local t = weft.async(function()
+      waiting:resolve()
+      return weft.await(p)
+    end)
+    weft.await(waiting) -- the task now awaits p
+    t:cancel()
+    local ok, err = pcall(weft.await, t)
+    assert.is_false(ok)
+    assert.is_true(weft.is_cancelled(err))
+    p:resolve("too late") -- nobody waits on it any more
+    weft.run()
+  end)
+
+  it("before it starts, keeps its function from running", function()
+    local ran = false
+    local t = weft.async(function() ran = true end)
+    assert.is_true(t:cancel())
+    weft.run()
+    assert.is_false(ran)
+    assert.is_false(t:cancel())
+  end)
+
+  it("from inside itself, raises at its next suspension", function()
+    local t
+    t = weft.async(function()
+      t:cancel()
+      local ok, err = pcall(weft.delay, 1)
+      return weft.is_cancelled(err)
+    end)
+    weft.run()
+    assert.equal("cancelled", t:status())
+  end)
+end)
