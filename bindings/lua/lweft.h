@@ -44,6 +44,11 @@ typedef struct lweft_state {
   int ref_misc; /* { handler = on_error fn, err = pending error } */
   lweft_rec *recs;
   size_t nrecs;
+  /* the binding's run queue of (task, source) and (promise, marker) pairs
+   * (task.c), drained by one core run-queue entry at a time */
+  int ref_fifo;
+  lua_Integer fifo_head, fifo_tail;
+  int fifo_scheduled;
 } lweft_state;
 
 /* The state, kept as upvalue 1 of every module function. */

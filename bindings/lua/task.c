@@ -3,14 +3,19 @@
  * A promise keeps its outcome and its pending continuations in its own user
  * values, so the continuations of a pending promise go with it when it
  * becomes garbage.  Settling queues one run of its continuations on the
- * loop's run queue (weft_loop_queue), anchoring the promise only until they
- * have run: weft keeps no reference to a settled promise after that.
+ * binding's run queue, anchoring the promise only until they have run: weft
+ * keeps no reference to a settled promise after that.
  *
  * A task is a promise with a coroutine.  It is resumed only from the run
  * queue, never from inside the call that settled what it awaited, and its
- * promise settles with the function's results or error.  A task's waits
- * record what would wake it, so that cancelling the task withdraws the
- * wait and raises the cancellation there instead. */
+ * promise settles with the function's results or error.  A task records
+ * what it waits on, so that cancelling it withdraws the wait and raises the
+ * cancellation there instead.
+ *
+ * The run queue is a Lua table of pairs, drained in FIFO order by one entry
+ * on the core's run queue at a time: (task, source) resumes the task with
+ * source's outcome (false: with true), (promise, marker) runs the
+ * promise's continuations.  Queueing allocates nothing but table slots. */
 #include "lweft.h"
 
 #include <string.h>
@@ -24,25 +29,29 @@ static const char *const state_names[] = {"pending", "fulfilled", "rejected",
 
 enum { WAIT_NONE, WAIT_PROMISE, WAIT_TIMER, WAIT_QUEUED };
 
+/* Continuation kinds, stored as integers in an entry's first slot. */
+enum { K_NEXT = 1, K_FINALLY = 2 };
+
 typedef struct lpromise {
   lweft_state *st;
   int state;
+  int nvals;        /* values of a fulfilled promise */
   int is_task;
   int defer;        /* weft.defer: an error goes to the error handler */
   int started;
   int done;         /* the task's function has returned or raised */
   int wait;         /* what a suspended task waits on (WAIT_*) */
-  weft_id_t timer;  /* the timer of a delay or an await timeout */
+  weft_id_t timer;  /* the watcher of a delay */
   int cancel_raise; /* raise the cancellation at the next suspension */
   int id;
 } lpromise;
 
 /* User values of a promise. */
 enum {
-  UV_OUTCOME = 1, /* { n, values... } or { err = e } */
-  UV_CONTS,       /* pending continuations: { {kind, a, b, target}, ... } */
+  UV_OUTCOME = 1, /* the value (1 value), { n, ... } (more), or the error */
+  UV_CONTS,       /* pending continuations: task (await) or entry table */
   UV_CO,          /* a task's coroutine */
-  UV_WAIT,        /* a suspended task's await entry (to withdraw it) */
+  UV_WAIT,        /* the promise a suspended task awaits */
   UV_NAME,        /* a task's name */
   UV_COUNT = UV_NAME
 };
@@ -50,6 +59,8 @@ enum {
 /* The registry key of the table coroutine -> task (weak both ways): how
  * weft.current() and the waits find the running task. */
 static const char tasks_key = 0;
+/* The queue marker of "run this promise's continuations". */
+static const char conts_marker = 0;
 static int task_count;
 
 static lpromise *check_promise(lua_State *L, int idx) {
@@ -108,61 +119,83 @@ static int error_tostring(lua_State *L) {
   return 1;
 }
 
-/* ---- the run queue -------------------------------------------------------- */
+/* ---- the run queue ---------------------------------------------------------- */
 
-typedef void (*queued_fn)(lua_State *L, lweft_state *st, int ref);
+static void run_conts(lua_State *L, int p);
+static void resume_task(lua_State *L, int idx, int src);
 
-typedef struct qitem {
-  lweft_state *st;
-  queued_fn fn;
-  int ref; /* a registry reference the function takes over */
-} qitem;
+static void drain(weft_loop_t *loop, void *data);
 
-/* Runs fn under a protected call: an error in weft's own bookkeeping (out
- * of memory) is reported like a callback's. */
-static int run_protected(lua_State *L) {
-  qitem *q = lua_touserdata(L, 1);
-  q->fn(L, q->st, q->ref);
+static void schedule_drain(lua_State *L, lweft_state *st) {
+  if (st->fifo_scheduled) return;
+  if (weft_loop_queue(st->loop, drain, st) != 0)
+    luaL_error(L, "not enough memory");
+  st->fifo_scheduled = 1;
+}
+
+/* Appends the pair (value at a, value at b or false) to the run queue. */
+static void enqueue(lua_State *L, lweft_state *st, int a, int b) {
+  a = lua_absindex(L, a);
+  b = b ? lua_absindex(L, b) : 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_fifo);
+  lua_pushvalue(L, a);
+  lua_rawseti(L, -2, ++st->fifo_tail);
+  if (b) lua_pushvalue(L, b);
+  else lua_pushboolean(L, 0);
+  lua_rawseti(L, -2, ++st->fifo_tail);
+  lua_pop(L, 1);
+  schedule_drain(L, st);
+}
+
+/* Runs the queued pairs in FIFO order, including those they queue, up to a
+ * budget; the rest gets a new turn.  Under a protected call. */
+static int drain_protected(lua_State *L) {
+  lweft_state *st = lua_touserdata(L, 1);
+  int f, budget = 65536;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_fifo);
+  f = lua_gettop(L);
+  while (st->fifo_head < st->fifo_tail && budget-- > 0) {
+    lua_Integer h = st->fifo_head;
+    lua_rawgeti(L, f, h + 1);
+    lua_rawgeti(L, f, h + 2);
+    lua_pushnil(L);
+    lua_rawseti(L, f, h + 1);
+    lua_pushnil(L);
+    lua_rawseti(L, f, h + 2);
+    st->fifo_head = h + 2;
+    if (lua_touserdata(L, -1) == &conts_marker)
+      run_conts(L, f + 1);
+    else
+      resume_task(L, f + 1, f + 2);
+    lua_settop(L, f);
+  }
+  if (st->fifo_head == st->fifo_tail) st->fifo_head = st->fifo_tail = 0;
   return 0;
 }
 
-static void trampoline(weft_loop_t *loop, void *data) {
-  qitem q = *(qitem *)data;
-  lua_State *L = q.st->L;
-  void *ud;
-  lua_Alloc alloc = lua_getallocf(L, &ud);
+static void drain(weft_loop_t *loop, void *data) {
+  lweft_state *st = data;
+  lua_State *L = st->L;
   (void)loop;
-  alloc(ud, data, sizeof q, 0);
-  lua_pushcfunction(L, run_protected);
-  lua_pushlightuserdata(L, &q);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lweft_callback_error(L, q.st);
-}
-
-/* Queues fn(L, st, ref) on the loop's run queue; it takes over ref. */
-static void queue(lua_State *L, lweft_state *st, queued_fn fn, int ref) {
-  void *ud;
-  lua_Alloc alloc = lua_getallocf(L, &ud);
-  qitem *q = alloc(ud, NULL, 0, sizeof *q);
-  if (!q || weft_loop_queue(st->loop, trampoline, q) != 0) {
-    if (q) alloc(ud, q, sizeof *q, 0);
-    luaL_unref(L, LUA_REGISTRYINDEX, ref);
-    luaL_error(L, "not enough memory");
-  }
-  q->st = st;
-  q->fn = fn;
-  q->ref = ref;
+  st->fifo_scheduled = 0;
+  lua_pushcfunction(L, drain_protected);
+  lua_pushlightuserdata(L, st);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lweft_callback_error(L, st);
+  /* Out of budget, or an error cut the turn short: the rest goes on. */
+  if (st->fifo_head < st->fifo_tail && !st->fifo_scheduled &&
+      weft_loop_queue(st->loop, drain, st) == 0)
+    st->fifo_scheduled = 1;
 }
 
 /* ---- settling ------------------------------------------------------------ */
 
-static void run_conts(lua_State *L, lweft_state *st, int ref);
-
 /* After a settle: queues the run of the continuations of the promise at
- * idx, anchoring it until then. */
+ * idx (anchored by the queue until then). */
 static void settled(lua_State *L, lpromise *lp, int idx) {
   if (lua_getiuservalue(L, idx, UV_CONTS) == LUA_TTABLE) {
-    lua_pushvalue(L, idx);
-    queue(L, lp->st, run_conts, luaL_ref(L, LUA_REGISTRYINDEX));
+    lua_pushlightuserdata(L, (void *)&conts_marker);
+    enqueue(L, lp->st, idx, -1);
+    lua_pop(L, 1);
   }
   lua_pop(L, 1);
 }
@@ -174,14 +207,18 @@ static int fulfil(lua_State *L, int idx, int first, int n) {
   if (lp->state != PENDING) return 0;
   idx = lua_absindex(L, idx);
   first = lua_absindex(L, first);
-  lua_createtable(L, n, 1);
-  for (int i = 0; i < n; i++) {
-    lua_pushvalue(L, first + i);
-    lua_rawseti(L, -2, i + 1);
+  if (n == 1) {
+    lua_pushvalue(L, first);
+    lua_setiuservalue(L, idx, UV_OUTCOME);
+  } else if (n > 1) {
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+      lua_pushvalue(L, first + i);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_setiuservalue(L, idx, UV_OUTCOME);
   }
-  lua_pushinteger(L, n);
-  lua_setfield(L, -2, "n");
-  lua_setiuservalue(L, idx, UV_OUTCOME);
+  lp->nvals = n;
   lp->state = FULFILLED;
   settled(L, lp, idx);
   return 1;
@@ -193,10 +230,7 @@ static int fail(lua_State *L, int idx, int err, int state) {
   lpromise *lp = lua_touserdata(L, idx);
   if (lp->state != PENDING) return 0;
   idx = lua_absindex(L, idx);
-  err = lua_absindex(L, err);
-  lua_createtable(L, 0, 1);
   lua_pushvalue(L, err);
-  lua_setfield(L, -2, "err");
   lua_setiuservalue(L, idx, UV_OUTCOME);
   lp->state = state;
   settled(L, lp, idx);
@@ -207,18 +241,17 @@ static int fail(lua_State *L, int idx, int err, int state) {
  * false, err; returns how many values it pushed. */
 static int push_outcome(lua_State *L, int idx) {
   lpromise *lp = lua_touserdata(L, idx);
-  int n, t;
-  lua_getiuservalue(L, idx, UV_OUTCOME);
-  t = lua_gettop(L);
-  lua_pushboolean(L, lp->state == FULFILLED);
+  int n = lp->nvals, t;
   if (lp->state != FULFILLED) {
-    lua_getfield(L, t, "err");
-    lua_remove(L, t);
+    lua_pushboolean(L, 0);
+    lua_getiuservalue(L, idx, UV_OUTCOME);
     return 2;
   }
-  lua_getfield(L, t, "n");
-  n = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
+  lua_pushboolean(L, 1);
+  if (n == 0) return 1;
+  lua_getiuservalue(L, idx, UV_OUTCOME);
+  if (n == 1) return 2;
+  t = lua_gettop(L);
   luaL_checkstack(L, n, "too many results");
   for (int i = 1; i <= n; i++) lua_rawgeti(L, t, i);
   lua_remove(L, t);
@@ -233,56 +266,26 @@ static int deliver(lua_State *L, int idx) {
   return n - 1;
 }
 
-/* Settles the promise at target like the values ok, ... on top (n of them,
- * the flag included); pops them. */
-static void settle_like(lua_State *L, int target, int n) {
-  int first = lua_gettop(L) - n + 1;
+/* Settles the promise at target like the promise at src. */
+static void settle_like(lua_State *L, int target, int src) {
+  int top = lua_gettop(L), n;
   target = lua_absindex(L, target);
-  if (lua_toboolean(L, first))
-    fulfil(L, target, first + 1, n - 1);
+  n = push_outcome(L, src);
+  if (lua_toboolean(L, top + 1))
+    fulfil(L, target, top + 2, n - 1);
   else
-    fail(L, target, first + 1, REJECTED);
-  lua_settop(L, first - 1);
+    fail(L, target, top + 2, REJECTED);
+  lua_settop(L, top);
 }
 
 /* ---- tasks --------------------------------------------------------------- */
 
-static void resume_task(lua_State *L, int idx, int nargs);
-
-/* Queued resume: ref is { task, n = count, values... }. */
-static void run_ready(lua_State *L, lweft_state *st, int ref) {
-  int t, n;
-  (void)st;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, ref);
-  t = lua_gettop(L);
-  lua_getfield(L, t, "n");
-  n = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  luaL_checkstack(L, n + 2, "too many values");
-  lua_rawgeti(L, t, 1);
-  for (int i = 1; i <= n; i++) lua_rawgeti(L, t, i + 1);
-  resume_task(L, t + 1, n);
-  lua_settop(L, t - 1);
-}
-
-/* Queues the task at idx to be resumed with the n values on top (popped). */
-static void ready(lua_State *L, int idx, int n) {
+/* Queues the task at idx to be resumed with the outcome of the promise at
+ * src (0: with true). */
+static void ready(lua_State *L, int idx, int src) {
   lpromise *t = lua_touserdata(L, idx);
-  int base = lua_gettop(L) - n;
-  idx = lua_absindex(L, idx);
-  lua_createtable(L, n + 1, 1);
-  lua_pushvalue(L, idx);
-  lua_rawseti(L, -2, 1);
-  for (int i = 1; i <= n; i++) {
-    lua_pushvalue(L, base + i);
-    lua_rawseti(L, -2, i + 1);
-  }
-  lua_pushinteger(L, n);
-  lua_setfield(L, -2, "n");
   t->wait = WAIT_QUEUED;
-  queue(L, t->st, run_ready, luaL_ref(L, LUA_REGISTRYINDEX));
-  lua_settop(L, base);
+  enqueue(L, t->st, idx, src);
 }
 
 /* Pushes the running task (the one whose coroutine is L), or returns NULL
@@ -303,7 +306,6 @@ static lpromise *push_running_task(lua_State *L) {
 static void finished(lua_State *L, int idx, int status, lua_State *co,
                      int nres) {
   lpromise *t = lua_touserdata(L, idx);
-  idx = lua_absindex(L, idx);
   t->done = 1;
   if (status == LUA_OK) {
     luaL_checkstack(L, nres, "too many results");
@@ -318,11 +320,10 @@ static void finished(lua_State *L, int idx, int status, lua_State *co,
     }
     /* Close the coroutine's pending <close> variables. */
     lweft_closethread(co, L);
-    if (!fail(L, idx, -1, REJECTED) || !t->defer) {
-      lua_pop(L, 1);
-    } else {
+    if (fail(L, idx, -1, REJECTED) && t->defer)
       lweft_callback_error(L, t->st); /* pops the error */
-    }
+    else
+      lua_pop(L, 1);
   }
   lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
   lua_getiuservalue(L, idx, UV_CO);
@@ -333,194 +334,180 @@ static void finished(lua_State *L, int idx, int status, lua_State *co,
   lua_setiuservalue(L, idx, UV_CO);
 }
 
-/* Resumes the task at idx with the nargs values on top (popped). */
-static void resume_task(lua_State *L, int idx, int nargs) {
+/* Resumes the task at idx with the outcome of the promise at src (false or
+ * nil there: with true). */
+static void resume_task(lua_State *L, int idx, int src) {
   lpromise *t = lua_touserdata(L, idx);
   lua_State *co;
-  int status, nres;
+  int status, nres, nargs;
   idx = lua_absindex(L, idx);
+  src = lua_absindex(L, src);
   if (t->done || lua_getiuservalue(L, idx, UV_CO) != LUA_TTHREAD) {
-    lua_pop(L, nargs + 1);
+    lua_pop(L, 1);
     return;
   }
   co = lua_tothread(L, -1);
   lua_pop(L, 1);
   t->wait = WAIT_NONE;
-  if (!t->started && t->state == CANCELLED) {
-    /* Cancelled before it ever ran: its function never starts. */
-    lua_pop(L, nargs);
-    t->done = 1;
-    return;
-  }
-  if (t->cancel_raise && t->started) {
-    /* The resume delivers the cancellation instead of what woke it. */
-    t->cancel_raise = 0;
-    lua_pop(L, nargs);
-    lua_pushboolean(L, 0);
-    lua_getiuservalue(L, idx, UV_OUTCOME);
-    lua_getfield(L, -1, "err");
-    lua_remove(L, -2);
-    nargs = 2;
-  }
-  t->started = 1;
-  if (lua_status(co) == LUA_OK) {
-    /* The first resume: the coroutine holds the function and arguments. */
-    lua_pop(L, nargs);
-    nargs = lua_gettop(co) - 1;
+  if (!t->started) {
+    if (t->state == CANCELLED) { /* cancelled before it ever ran */
+      t->done = 1;
+      return;
+    }
+    t->started = 1;
+    nargs = lua_gettop(co) - 1; /* the coroutine holds fn and its args */
   } else {
+    if (t->cancel_raise) { /* deliver the cancellation instead */
+      t->cancel_raise = 0;
+      src = idx;
+    }
+    if (luaL_testudata(L, src, PROMISE_MT)) {
+      nargs = push_outcome(L, src);
+    } else {
+      lua_pushboolean(L, 1);
+      nargs = 1;
+    }
     lua_xmove(L, co, nargs);
   }
   status = lua_resume(co, L, nargs, &nres);
   if (status == LUA_YIELD) {
     lua_pop(co, nres);
-    /* A plain coroutine.yield in a task: run again in the next pass. */
-    if (t->wait == WAIT_NONE) {
-      lua_pushboolean(L, 1);
-      ready(L, idx, 1);
-    }
+    /* A plain coroutine.yield in a task: run again in the next turn. */
+    if (t->wait == WAIT_NONE) ready(L, idx, 0);
     return;
   }
   finished(L, idx, status, co, nres);
 }
 
 /* Creates a task running the function at fnidx with the n values after it
- * (all popped), pushes its promise, and queues its start. */
+ * (all popped), leaves its promise in fnidx's place, and queues its start. */
 static lpromise *spawn(lua_State *L, lweft_state *st, int fnidx, int n) {
   lpromise *t;
   lua_State *co;
-  int base;
+  int p;
   fnidx = lua_absindex(L, fnidx);
   t = new_promise(L, st);
+  p = lua_gettop(L);
   t->is_task = 1;
   t->id = ++task_count;
   co = lua_newthread(L);
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, -3, UV_CO);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
   lua_pushvalue(L, -2);
-  lua_pushvalue(L, -4);
+  lua_pushvalue(L, p);
   lua_rawset(L, -3);
-  lua_pop(L, 2); /* tasks table, thread */
-  /* The coroutine holds the function and its arguments until it starts. */
-  base = lua_gettop(L);
-  lua_pushvalue(L, fnidx);
-  for (int i = 1; i <= n; i++) lua_pushvalue(L, fnidx + i);
-  lua_xmove(L, co, n + 1);
-  lua_settop(L, base);
-  lua_pushvalue(L, -1);
-  ready(L, -1, 0);
   lua_pop(L, 1);
-  /* Remove the function and its arguments; leave the promise on top. */
-  lua_replace(L, fnidx);
+  lua_setiuservalue(L, p, UV_CO);
+  /* The coroutine holds the function and its arguments until it starts. */
+  lua_rotate(L, fnidx, -(n + 1)); /* promise first, then fn and args */
+  lua_xmove(L, co, n + 1);
+  ready(L, fnidx, 0);
   lua_settop(L, fnidx);
   return t;
 }
 
 /* ---- continuations --------------------------------------------------------- */
 
-/* Appends { kind, a, b, target } (values at the four indices; 0 = nil) to
- * the continuations of the promise at idx, or queues their run at once if
- * it has settled. */
-static void add_cont(lua_State *L, int idx, const char *kind, int a, int b,
-                     int target) {
+/* Appends v (at vidx) to the continuations of the promise at idx, or, if it
+ * has settled and none is pending, queues their run at once. */
+static void push_cont(lua_State *L, int idx, int vidx) {
   lpromise *lp = lua_touserdata(L, idx);
-  int list;
   idx = lua_absindex(L, idx);
-  a = a ? lua_absindex(L, a) : 0;
-  b = b ? lua_absindex(L, b) : 0;
-  target = target ? lua_absindex(L, target) : 0;
+  vidx = lua_absindex(L, vidx);
   if (lua_getiuservalue(L, idx, UV_CONTS) != LUA_TTABLE) {
     lua_pop(L, 1);
-    lua_newtable(L);
+    lua_createtable(L, 1, 0);
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, idx, UV_CONTS);
     if (lp->state != PENDING) { /* settled: run them from the loop */
-      lua_pushvalue(L, idx);
-      queue(L, lp->st, run_conts, luaL_ref(L, LUA_REGISTRYINDEX));
+      lua_pushlightuserdata(L, (void *)&conts_marker);
+      enqueue(L, lp->st, idx, -1);
+      lua_pop(L, 1);
     }
   }
-  list = lua_gettop(L);
-  lua_createtable(L, 4, 0);
-  lua_pushstring(L, kind);
-  lua_rawseti(L, -2, 1);
-  if (a) lua_pushvalue(L, a), lua_rawseti(L, -2, 2);
-  if (b) lua_pushvalue(L, b), lua_rawseti(L, -2, 3);
-  if (target) lua_pushvalue(L, target), lua_rawseti(L, -2, 4);
-  lua_rawseti(L, list, (lua_Integer)luaL_len(L, list) + 1);
+  lua_pushvalue(L, vidx);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
   lua_pop(L, 1);
 }
 
-/* Runs one continuation entry (at e) of the settled promise at p. */
+/* Adds { kind, a, b, target } (indices; 0 = nil) to the promise at idx. */
+static void add_cont(lua_State *L, int idx, int kind, int a, int b,
+                     int target) {
+  idx = lua_absindex(L, idx);
+  a = a ? lua_absindex(L, a) : 0;
+  b = b ? lua_absindex(L, b) : 0;
+  target = lua_absindex(L, target);
+  lua_createtable(L, 4, 0);
+  lua_pushinteger(L, kind);
+  lua_rawseti(L, -2, 1);
+  if (a) lua_pushvalue(L, a), lua_rawseti(L, -2, 2);
+  if (b) lua_pushvalue(L, b), lua_rawseti(L, -2, 3);
+  lua_pushvalue(L, target);
+  lua_rawseti(L, -2, 4);
+  push_cont(L, idx, -1);
+  lua_pop(L, 1);
+}
+
+/* Runs one next / finally entry (at e) of the settled promise at p. */
 static void run_entry(lua_State *L, int p, int e) {
   lpromise *lp = lua_touserdata(L, p);
-  const char *kind;
-  int top = lua_gettop(L), n;
+  int top = lua_gettop(L), target = top + 1, kind, fn, n;
+  lua_rawgeti(L, e, 4); /* target */
   lua_rawgeti(L, e, 1);
-  kind = lua_tostring(L, -1);
-  lua_rawgeti(L, e, 4); /* top + 2: the target promise or task */
-  if (!strcmp(kind, "await")) {
-    lua_getfield(L, e, "dead");
-    if (!lua_toboolean(L, -1)) {
-      lua_pushboolean(L, 1);
-      lua_setfield(L, e, "dead");
-      lua_pushnil(L);
-      lua_setiuservalue(L, top + 2, UV_WAIT);
-      n = push_outcome(L, p);
-      ready(L, top + 2, n);
-    }
-  } else if (!strcmp(kind, "finally")) {
+  kind = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (kind == K_FINALLY) {
     lua_rawgeti(L, e, 2);
-    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
-      fail(L, top + 2, -1, REJECTED);
-    } else {
-      n = push_outcome(L, p);
-      settle_like(L, top + 2, n);
-    }
-  } else { /* next: entry 2 handles a value, entry 3 an error */
-    int handler = lp->state == FULFILLED ? 2 : 3;
-    if (lua_rawgeti(L, e, handler) == LUA_TNIL) {
-      lua_pop(L, 1);
-      n = push_outcome(L, p);
-      settle_like(L, top + 2, n);
-    } else {
-      int fn = lua_gettop(L), status;
-      n = push_outcome(L, p) - 1;
-      lua_remove(L, fn + 1); /* the ok flag */
-      status = lua_pcall(L, n, LUA_MULTRET, 0);
-      if (status != LUA_OK) {
-        fail(L, top + 2, -1, REJECTED);
-      } else if (lua_gettop(L) == fn &&
-                 luaL_testudata(L, fn, PROMISE_MT)) {
-        /* A promise returned by the handler: follow it. */
-        add_cont(L, fn, "next", 0, 0, top + 2);
-      } else {
-        fulfil(L, top + 2, fn, lua_gettop(L) - fn + 1);
-      }
-    }
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK)
+      fail(L, target, -1, REJECTED);
+    else
+      settle_like(L, target, p);
+  } else if (lua_rawgeti(L, e, lp->state == FULFILLED ? 2 : 3) == LUA_TNIL) {
+    settle_like(L, target, p); /* no handler: pass the outcome on */
+  } else {
+    fn = lua_gettop(L);
+    n = push_outcome(L, p) - 1;
+    lua_remove(L, fn + 1); /* the ok flag */
+    if (lua_pcall(L, n, LUA_MULTRET, 0) != LUA_OK)
+      fail(L, target, -1, REJECTED);
+    else if (lua_gettop(L) == fn && luaL_testudata(L, fn, PROMISE_MT))
+      add_cont(L, fn, K_NEXT, 0, 0, target); /* follow a returned promise */
+    else
+      fulfil(L, target, fn, lua_gettop(L) - fn + 1);
   }
   lua_settop(L, top);
 }
 
-static void run_conts(lua_State *L, lweft_state *st, int ref) {
-  int p, list, n;
-  (void)st;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, ref);
-  p = lua_gettop(L);
+/* Runs the continuations of the settled promise at p, in order. */
+static void run_conts(lua_State *L, int p) {
+  int list, n;
+  p = lua_absindex(L, p);
   if (lua_getiuservalue(L, p, UV_CONTS) != LUA_TTABLE) {
-    lua_settop(L, p - 1);
+    lua_pop(L, 1);
     return;
   }
   list = lua_gettop(L);
   lua_pushnil(L);
   lua_setiuservalue(L, p, UV_CONTS);
-  n = (int)luaL_len(L, list);
+  n = (int)lua_rawlen(L, list);
   for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, list, i);
-    run_entry(L, p, lua_gettop(L));
+    if (lua_rawgeti(L, list, i) == LUA_TUSERDATA) {
+      /* An awaiting task, unless its wait was withdrawn meanwhile. */
+      lpromise *t = lua_touserdata(L, -1);
+      if (t->wait == WAIT_PROMISE) {
+        lua_getiuservalue(L, -1, UV_WAIT);
+        if (lua_rawequal(L, -1, p)) {
+          lua_pushnil(L);
+          lua_setiuservalue(L, -3, UV_WAIT);
+          ready(L, -2, p);
+        }
+        lua_pop(L, 1);
+      }
+    } else {
+      run_entry(L, p, lua_gettop(L));
+    }
     lua_pop(L, 1);
   }
-  lua_settop(L, p - 1);
+  lua_settop(L, list - 1);
 }
 
 /* ---- promise methods ----------------------------------------------------- */
@@ -543,6 +530,12 @@ static int lw_p_reject(lua_State *L) {
   return 1;
 }
 
+/* Ends a suspended task's delay timer (and what anchors the task to it). */
+static void drop_timer(lua_State *L, lpromise *t) {
+  if (t->timer) lweft_cancel(L, t->st, t->timer);
+  t->timer = 0;
+}
+
 static int lw_p_cancel(lua_State *L) {
   lpromise *lp = check_promise(L, 1);
   lua_settop(L, 2);
@@ -554,18 +547,10 @@ static int lw_p_cancel(lua_State *L) {
   if (lp->is_task && !lp->done) {
     /* Raise the cancellation where the task waits, or at its next wait. */
     if (lp->wait == WAIT_PROMISE || lp->wait == WAIT_TIMER) {
-      if (lp->timer) lweft_cancel(L, lp->st, lp->timer);
-      lp->timer = 0;
-      if (lua_getiuservalue(L, 1, UV_WAIT) == LUA_TTABLE) {
-        lua_pushboolean(L, 1);
-        lua_setfield(L, -2, "dead");
-      }
-      lua_pop(L, 1);
+      drop_timer(L, lp);
       lua_pushnil(L);
       lua_setiuservalue(L, 1, UV_WAIT);
-      lua_pushboolean(L, 0);
-      lua_pushvalue(L, 3);
-      ready(L, 1, 2);
+      ready(L, 1, 1); /* resumed with its own outcome: the cancellation */
     } else {
       lp->cancel_raise = 1;
     }
@@ -590,7 +575,7 @@ static int lw_p_next(lua_State *L) {
   check_handler(L, 3);
   lua_settop(L, 3);
   new_promise(L, lp->st);
-  add_cont(L, 1, "next", lua_isnil(L, 2) ? 0 : 2, lua_isnil(L, 3) ? 0 : 3, 4);
+  add_cont(L, 1, K_NEXT, lua_isnil(L, 2) ? 0 : 2, lua_isnil(L, 3) ? 0 : 3, 4);
   return 1;
 }
 
@@ -599,7 +584,7 @@ static int lw_p_catch(lua_State *L) {
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_settop(L, 2);
   new_promise(L, lp->st);
-  add_cont(L, 1, "next", 0, 2, 3);
+  add_cont(L, 1, K_NEXT, 0, 2, 3);
   return 1;
 }
 
@@ -608,7 +593,7 @@ static int lw_p_finally(lua_State *L) {
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_settop(L, 2);
   new_promise(L, lp->st);
-  add_cont(L, 1, "finally", 2, 0, 3);
+  add_cont(L, 1, K_FINALLY, 2, 0, 3);
   return 1;
 }
 
@@ -628,11 +613,10 @@ static int lw_p_tostring(lua_State *L) {
 /* ---- await and delay ------------------------------------------------------- */
 
 /* Continuation of a task's await or delay: it was resumed with ok, ... */
-static int wait_k(lua_State *L, int status, lua_KContext base) {
-  int first = (int)base + 1;
-  (void)status;
-  if (!lua_toboolean(L, first)) return lua_error(L);
-  return lua_gettop(L) - first;
+static int wait_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status, (void)ctx;
+  if (!lua_toboolean(L, 1)) return lua_error(L);
+  return lua_gettop(L) - 1;
 }
 
 /* A default task is a coroutine: it cannot suspend across a C call. */
@@ -648,7 +632,6 @@ static void check_cancel(lua_State *L, lpromise *t, int tidx) {
   if (!t->cancel_raise) return;
   t->cancel_raise = 0;
   lua_getiuservalue(L, tidx, UV_OUTCOME);
-  lua_getfield(L, -1, "err");
   lua_error(L);
 }
 
@@ -675,23 +658,20 @@ static int lw_await(lua_State *L) {
   check_cancel(L, t, 2);
   if (p->state != PENDING) return deliver(L, 1);
   check_yieldable(L, "await");
-  add_cont(L, 1, "await", 0, 0, 2);
-  /* Remember the entry, so a cancellation can withdraw it. */
-  lua_getiuservalue(L, 1, UV_CONTS);
-  lua_rawgeti(L, -1, (lua_Integer)luaL_len(L, -1));
+  push_cont(L, 1, 2);
+  lua_pushvalue(L, 1);
   lua_setiuservalue(L, 2, UV_WAIT);
-  lua_pop(L, 1);
   t->wait = WAIT_PROMISE;
   lua_settop(L, 0);
   return lua_yieldk(L, 0, 0, wait_k);
 }
 
+/* The timer of a task's delay (a reactor watcher, so that it shows in
+ * weft.watchers() and ends with the Lua state): its upvalue is the task. */
 static int lw_delay_fired(lua_State *L) {
   lpromise *t = lua_touserdata(L, lua_upvalueindex(1));
   t->timer = 0;
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushboolean(L, 1);
-  ready(L, -2, 1);
+  ready(L, lua_upvalueindex(1), 0);
   return 0;
 }
 
@@ -703,11 +683,10 @@ static int lw_main_delay_fired(lua_State *L) {
 
 static int lw_delay(lua_State *L) {
   lweft_state *st = lweft_state_of(L);
+  lua_Number ms = luaL_checknumber(L, 1);
   lpromise *t;
-  luaL_checknumber(L, 1);
   lua_settop(L, 1);
-  if (lua_tonumber(L, 1) < 0 || lua_tonumber(L, 1) != lua_tonumber(L, 1))
-    luaL_argerror(L, 1, "delay must be >= 0");
+  if (!(ms >= 0)) luaL_argerror(L, 1, "delay must be >= 0");
   t = push_running_task(L); /* at 2, if any */
   if (!t) {
     lua_newtable(L); /* 2: { done } */

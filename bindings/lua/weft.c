@@ -14,6 +14,7 @@ static int state_gc(lua_State *L) {
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_data);
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_arg);
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_misc);
+  luaL_unref(L, LUA_REGISTRYINDEX, st->ref_fifo);
   if (st->recs) {
     void *ud;
     lua_Alloc alloc = lua_getallocf(L, &ud);
@@ -49,6 +50,9 @@ static void push_state(lua_State *L) {
   st->ref_data = new_table_ref(L);
   st->ref_arg = new_table_ref(L);
   st->ref_misc = new_table_ref(L);
+  st->ref_fifo = new_table_ref(L);
+  st->fifo_head = st->fifo_tail = 0;
+  st->fifo_scheduled = 0;
   if (lua_getfield(L, LUA_REGISTRYINDEX, LWEFT_LOOP_KEY) == LUA_TLIGHTUSERDATA) {
     st->loop = lua_touserdata(L, -1); /* the host's loop, not ours to free */
     st->owns_loop = 0;
