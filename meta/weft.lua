@@ -154,8 +154,9 @@ function Promise:catch(on_err) end
 ---@return weft.promise
 function Promise:finally(fn) end
 
+---@param timeout_ms? number
 ---@return any ...
-function Promise:await() end
+function Promise:await(timeout_ms) end
 
 ---Runs `fn(...)` as a new task; returns its promise.
 ---@param fn fun(...): ...
@@ -168,11 +169,13 @@ function weft.async(fn, ...) end
 ---@param ... any
 function weft.defer(fn, ...) end
 
----Waits for a promise: suspends the running task, or runs the loop in the
----main chunk.  Returns its values or raises its error.
----@param p weft.promise
+---Waits for a promise (or a list of them, as weft.all): suspends the
+---running task, or runs the loop in the main chunk.  Returns its values or
+---raises its error; with `timeout_ms`, raises a timeout error past it.
+---@param p weft.promise|weft.promise[]
+---@param timeout_ms? number
 ---@return any ...
-function weft.await(p) end
+function weft.await(p, timeout_ms) end
 
 ---Suspends the running task for `ms` (runs the loop in the main chunk).
 ---@param ms number
@@ -183,6 +186,32 @@ function weft.current() end
 
 ---@return weft.promise
 function weft.promise() end
+
+---Fulfilled with `{ {values of p1}, ... }` once all are; rejected with the first error.
+---@param list weft.promise[]
+---@return weft.promise
+function weft.all(list) end
+
+---Fulfilled with the first fulfilled promise's values.
+---@param list weft.promise[]
+---@return weft.promise
+function weft.any(list) end
+
+---Settles like the first promise to settle.
+---@param list weft.promise[]
+---@return weft.promise
+function weft.race(list) end
+
+---Fulfilled with `{ {ok = true, ...} | {ok = false, err = e}, ... }` once all settled.
+---@param list weft.promise[]
+---@return weft.promise
+function weft.settle(list) end
+
+---Settles like `p` unless `ms` pass first (then rejects with a timeout error and cancels `p`).
+---@param p weft.promise
+---@param ms number
+---@return weft.promise
+function weft.timeout(p, ms) end
 
 ---@param err any
 ---@return boolean

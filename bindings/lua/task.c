@@ -30,7 +30,10 @@ static const char *const state_names[] = {"pending", "fulfilled", "rejected",
 enum { WAIT_NONE, WAIT_PROMISE, WAIT_TIMER, WAIT_QUEUED };
 
 /* Continuation kinds, stored as integers in an entry's first slot. */
-enum { K_NEXT = 1, K_FINALLY = 2 };
+enum { K_NEXT = 1, K_FINALLY, K_COMB, K_TIMEOUT };
+
+/* Combinators, in a combinator state table's field "kind". */
+enum { C_ALL = 1, C_ANY, C_RACE, C_SETTLE };
 
 typedef struct lpromise {
   lweft_state *st;
@@ -447,6 +450,63 @@ static void add_cont(lua_State *L, int idx, int kind, int a, int b,
   lua_pop(L, 1);
 }
 
+/* Pushes the values of the fulfilled promise at p as a list { ..., n }. */
+static void push_values_list(lua_State *L, int p) {
+  int n = push_outcome(L, p) - 1, t;
+  lua_createtable(L, n, 1);
+  t = lua_gettop(L);
+  for (int i = n; i >= 1; i--) {
+    lua_pushvalue(L, t - n + i - 1);
+    lua_rawseti(L, t, i);
+  }
+  lua_pushinteger(L, n);
+  lua_setfield(L, t, "n");
+  lua_replace(L, t - n - 1); /* over the ok flag */
+  lua_settop(L, t - n - 1);
+}
+
+/* One input of a combinator settled.  The entry at e is { K_COMB, state,
+ * index, result }; state is { kind, n, left, results }. */
+static void comb_input(lua_State *L, int p, int e, int result) {
+  lpromise *in = lua_touserdata(L, p), *out = lua_touserdata(L, result);
+  int top = lua_gettop(L), state, kind, left, index, ok;
+  lua_rawgeti(L, e, 2);
+  state = lua_gettop(L);
+  lua_rawgeti(L, e, 3);
+  index = (int)lua_tointeger(L, -1);
+  lua_getfield(L, state, "kind");
+  kind = (int)lua_tointeger(L, -1);
+  lua_getfield(L, state, "left");
+  left = (int)lua_tointeger(L, -1) - 1;
+  lua_pushinteger(L, left);
+  lua_setfield(L, state, "left");
+  ok = in->state == FULFILLED;
+  if (out->state == PENDING) {
+    if (kind == C_RACE || (kind == C_ANY && (ok || left == 0)) ||
+        (kind == C_ALL && !ok)) {
+      settle_like(L, result, p);
+    } else if (kind == C_ALL || kind == C_SETTLE) {
+      lua_getfield(L, state, "results");
+      if (ok) {
+        push_values_list(L, p);
+        if (kind == C_SETTLE) {
+          lua_pushboolean(L, 1);
+          lua_setfield(L, -2, "ok");
+        }
+      } else { /* settle: { ok = false, err = e } */
+        lua_createtable(L, 0, 2);
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "ok");
+        lua_getiuservalue(L, p, UV_OUTCOME);
+        lua_setfield(L, -2, "err");
+      }
+      lua_rawseti(L, -2, index);
+      if (left == 0) fulfil(L, result, -1, 1);
+    }
+  }
+  lua_settop(L, top);
+}
+
 /* Runs one next / finally entry (at e) of the settled promise at p. */
 static void run_entry(lua_State *L, int p, int e) {
   lpromise *lp = lua_touserdata(L, p);
@@ -455,7 +515,14 @@ static void run_entry(lua_State *L, int p, int e) {
   lua_rawgeti(L, e, 1);
   kind = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
-  if (kind == K_FINALLY) {
+  if (kind == K_COMB) {
+    comb_input(L, p, e, target);
+  } else if (kind == K_TIMEOUT) {
+    lua_rawgeti(L, e, 2); /* the timer's id */
+    lweft_cancel(L, lp->st, (weft_id_t)lua_tointeger(L, -1));
+    lua_pop(L, 1);
+    settle_like(L, target, p);
+  } else if (kind == K_FINALLY) {
     lua_rawgeti(L, e, 2);
     if (lua_pcall(L, 0, 0, 0) != LUA_OK)
       fail(L, target, -1, REJECTED);
@@ -647,8 +714,25 @@ static void run_until_settled(lua_State *L, lweft_state *st, int idx,
   }
 }
 
+static int lw_timeout(lua_State *L);
+static void combine(lua_State *L, int arg, int kind);
+static void with_timeout(lua_State *L, int p, int msarg);
+static void check_ms_arg(lua_State *L, int arg, const char *what);
+
 static int lw_await(lua_State *L) {
-  lpromise *p = check_promise(L, 1), *t;
+  lpromise *p, *t;
+  int has_ms = !lua_isnoneornil(L, 2);
+  if (has_ms) check_ms_arg(L, 2, "timeout");
+  if (lua_istable(L, 1) && !luaL_testudata(L, 1, PROMISE_MT)) {
+    combine(L, 1, C_ALL); /* await({p1, p2}): every outcome, or the first error */
+    lua_replace(L, 1);
+  }
+  check_promise(L, 1);
+  if (has_ms) {
+    with_timeout(L, 1, 2);
+    lua_replace(L, 1);
+  }
+  p = lua_touserdata(L, 1);
   lua_settop(L, 1);
   t = push_running_task(L); /* at 2, if any */
   if (!t) {
@@ -711,6 +795,123 @@ static int lw_delay(lua_State *L) {
   return lua_yieldk(L, 0, 0, wait_k);
 }
 
+/* ---- combinators and timeouts ----------------------------------------------- */
+
+/* Checks that the value at arg is a list of promises; returns its length. */
+static int check_list(lua_State *L, int arg) {
+  int n;
+  luaL_checktype(L, arg, LUA_TTABLE);
+  n = (int)luaL_len(L, arg);
+  for (int i = 1; i <= n; i++) {
+    lua_geti(L, arg, i);
+    if (!luaL_testudata(L, -1, PROMISE_MT))
+      luaL_argerror(L, arg, lua_pushfstring(L, "element %d is not a "
+                                               "weft.promise", i));
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+/* Pushes a promise combining the list at arg (kind C_*). */
+static void combine(lua_State *L, int arg, int kind) {
+  lweft_state *st = lweft_state_of(L);
+  int n = check_list(L, arg), result, state;
+  new_promise(L, st);
+  result = lua_gettop(L);
+  if (n == 0) {
+    if (kind == C_ALL || kind == C_SETTLE) {
+      lua_newtable(L);
+      fulfil(L, result, -1, 1);
+      lua_pop(L, 1);
+    } else if (kind == C_ANY) {
+      lua_pushliteral(L, "any: no promise in the list");
+      fail(L, result, -1, REJECTED);
+      lua_pop(L, 1);
+    } /* race of nothing: stays pending */
+    return;
+  }
+  lua_createtable(L, 0, 4);
+  state = lua_gettop(L);
+  lua_pushinteger(L, kind);
+  lua_setfield(L, state, "kind");
+  lua_pushinteger(L, n);
+  lua_setfield(L, state, "left");
+  lua_createtable(L, n, 0);
+  lua_setfield(L, state, "results");
+  for (int i = 1; i <= n; i++) {
+    lua_geti(L, arg, i);
+    lua_createtable(L, 4, 0);
+    lua_pushinteger(L, K_COMB);
+    lua_rawseti(L, -2, 1);
+    lua_pushvalue(L, state);
+    lua_rawseti(L, -2, 2);
+    lua_pushinteger(L, i);
+    lua_rawseti(L, -2, 3);
+    lua_pushvalue(L, result);
+    lua_rawseti(L, -2, 4);
+    push_cont(L, -2, -1);
+    lua_pop(L, 2);
+  }
+  lua_settop(L, result);
+}
+
+static int lw_all(lua_State *L) { combine(L, 1, C_ALL); return 1; }
+static int lw_any(lua_State *L) { combine(L, 1, C_ANY); return 1; }
+static int lw_race(lua_State *L) { combine(L, 1, C_RACE); return 1; }
+static int lw_settle(lua_State *L) { combine(L, 1, C_SETTLE); return 1; }
+
+/* The timer of weft.timeout: upvalues are the result and the source. */
+static int lw_timeout_fired(lua_State *L) {
+  lpromise *result = lua_touserdata(L, lua_upvalueindex(1));
+  if (result->state != PENDING) return 0;
+  push_error(L, "timeout", 0);
+  fail(L, lua_upvalueindex(1), -1, REJECTED);
+  /* Give up on the source: cancel it (a task gets the cancellation). */
+  lua_pushcfunction(L, lw_p_cancel);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+/* Pushes a promise that settles like the promise at p, unless the ms at
+ * msarg pass first. */
+static void with_timeout(lua_State *L, int p, int msarg) {
+  lpromise *src = lua_touserdata(L, p);
+  weft_id_t timer;
+  int result;
+  p = lua_absindex(L, p);
+  new_promise(L, src->st);
+  result = lua_gettop(L);
+  lua_pushvalue(L, result);
+  lua_pushvalue(L, p);
+  lua_pushcclosure(L, lw_timeout_fired, 2);
+  timer = lweft_once(L, src->st, msarg, lua_gettop(L));
+  lua_pop(L, 1);
+  /* When the source settles first, the timer goes and the result follows. */
+  lua_createtable(L, 4, 0);
+  lua_pushinteger(L, K_TIMEOUT);
+  lua_rawseti(L, -2, 1);
+  lua_pushinteger(L, (lua_Integer)timer);
+  lua_rawseti(L, -2, 2);
+  lua_pushvalue(L, result);
+  lua_rawseti(L, -2, 4);
+  push_cont(L, p, -1);
+  lua_pop(L, 1);
+}
+
+static void check_ms_arg(lua_State *L, int arg, const char *what) {
+  lua_Number ms = luaL_checknumber(L, arg);
+  if (!(ms >= 0))
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s must be >= 0", what));
+}
+
+static int lw_timeout(lua_State *L) {
+  check_promise(L, 1);
+  check_ms_arg(L, 2, "timeout");
+  with_timeout(L, 1, 2);
+  return 1;
+}
+
 /* ---- tasks: creation and introspection ------------------------------------ */
 
 static int lw_async(lua_State *L) {
@@ -757,6 +958,9 @@ void lweft_open_task(lua_State *L) {
       {"defer", lw_defer},       {"await", lw_await},
       {"delay", lw_delay},       {"current", lw_current},
       {"is_cancelled", lw_is_cancelled}, {"is_timeout", lw_is_timeout},
+      {"all", lw_all},           {"any", lw_any},
+      {"race", lw_race},         {"settle", lw_settle},
+      {"timeout", lw_timeout},
       {NULL, NULL}};
   if (luaL_newmetatable(L, PROMISE_MT)) {
     lua_pushcfunction(L, lw_p_tostring);

@@ -351,3 +351,109 @@ describe("cancelling a task", function()
     assert.equal("cancelled", t:status())
   end)
 end)
+
+-- A task that waits ms and returns the values after ms.
+local function after(ms, ...)
+  local v = table.pack(...)
+  return weft.async(function()
+    weft.delay(ms)
+    return table.unpack(v, 1, v.n)
+  end)
+end
+
+local function failing(msg)
+  return weft.async(function() error(msg, 0) end)
+end
+
+describe("weft.all", function()
+  it("fulfils with every input's values, in list order", function()
+    local r = weft.await(weft.all({ after(20, "a", 1), after(5, "b") }))
+    assert.same({ { "a", 1, n = 2 }, { "b", n = 1 } }, r)
+  end)
+
+  it("rejects with the first failure", function()
+    local p = weft.all({ after(50, "late"), failing("early") })
+    local ok, err = pcall(weft.await, p)
+    assert.is_false(ok)
+    assert.matches("^early", err)
+    weft.run()
+  end)
+
+  it("of nothing, fulfils at once with an empty list", function()
+    assert.same({}, weft.await(weft.all({})))
+  end)
+
+  it("rejects what is not a list of promises", function()
+    assert.has_error(function() weft.all({ 1 }) end,
+      "bad argument #1 to 'all' (element 1 is not a weft.promise)")
+    assert.has_error(function() weft.all(5) end,
+      "bad argument #1 to 'all' (table expected, got number)")
+  end)
+end)
+
+describe("weft.any / weft.race / weft.settle", function()
+  it("any fulfils with the first fulfilled input's own values", function()
+    assert.same({ "fast", 2 }, { weft.await(weft.any({ failing("x"), after(20, "slow"), after(5, "fast", 2) })) })
+    weft.run()
+  end)
+
+  it("any rejects when every input fails", function()
+    assert.has_error(function() weft.await(weft.any({ failing("a"), failing("b") })) end)
+  end)
+
+  it("race settles like the first input to settle", function()
+    assert.equal("fast", weft.await(weft.race({ after(20, "slow"), after(5, "fast") })))
+    local ok, err = pcall(weft.await, weft.race({ after(20, "slow"), failing("first") }))
+    assert.is_false(ok)
+    assert.matches("^first", err)
+    weft.run()
+  end)
+
+  it("settle reports every outcome in list order", function()
+    local r = weft.await(weft.settle({ after(5, "v"), failing("e") }))
+    assert.is_true(r[1].ok)
+    assert.equal("v", r[1][1])
+    assert.equal(1, r[1].n)
+    assert.is_false(r[2].ok)
+    assert.matches("^e", r[2].err)
+  end)
+end)
+
+describe("weft.timeout and await with a timeout", function()
+  it("rejects a late promise with a timeout error and cancels it", function()
+    local slow = after(10000, "never")
+    local ok, err = pcall(weft.await, weft.timeout(slow, 10))
+    assert.is_false(ok)
+    assert.is_true(weft.is_timeout(err))
+    assert.equal("cancelled", slow:status())
+  end)
+
+  it("passes an early result through and leaves no timer behind", function()
+    assert.equal("quick", weft.await(weft.timeout(after(1, "quick"), 10000)))
+    assert.same({}, weft.watchers())
+  end)
+
+  it("await(p, ms) is await(weft.timeout(p, ms))", function()
+    local slow = after(10000)
+    local ok, err = pcall(weft.await, slow, 5)
+    assert.is_false(ok)
+    assert.is_true(weft.is_timeout(err))
+    assert.equal(7, after(1, 7):await(1000))
+  end)
+
+  it("await of a list waits for all of them", function()
+    local r = weft.await({ after(10, "x"), after(1, "y") })
+    assert.equal("x", r[1][1])
+    assert.equal("y", r[2][1])
+  end)
+
+  it("rejects a bad timeout", function()
+    local p = weft.promise()
+    assert.has_error(function() weft.timeout(p, -1) end,
+      "bad argument #2 to 'timeout' (timeout must be >= 0)")
+    assert.has_error(function() weft.await(p, "soon") end,
+      "bad argument #2 to 'await' (number expected, got string)")
+    p:resolve()
+    weft.run()
+  end)
+end)
