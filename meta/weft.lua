@@ -158,11 +158,35 @@ function Promise:finally(fn) end
 ---@return any ...
 function Promise:await(timeout_ms) end
 
+---A task's stack while suspended, as text.
+---@return string
+function Promise:traceback() end
+
+---Where a suspended task waits.
+---@return string? file
+---@return integer? line
+function Promise:where() end
+
+---A task's name: opts.name or "task#N" (nil for a plain promise).
+---@type string?
+Promise.name = nil
+
 ---Runs `fn(...)` as a new task; returns its promise.
 ---@param fn fun(...): ...
 ---@param ... any
 ---@return weft.promise
 function weft.async(fn, ...) end
+
+---As weft.async, with options (`name`; `stackful` is not available yet).
+---@param opts { name?: string, stackful?: boolean, stack_size?: integer }
+---@param fn fun(...): ...
+---@param ... any
+---@return weft.promise
+function weft.spawn(opts, fn, ...) end
+
+---The live tasks, oldest first.
+---@return weft.promise[]
+function weft.tasks() end
 
 ---Runs `fn(...)` as a task with no promise; its error goes to the error handler.
 ---@param fn fun(...)

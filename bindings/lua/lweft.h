@@ -70,6 +70,10 @@ void lweft_open_task(lua_State *L);
  * (popped with it) and leaves its promise in fnidx's place, on top. */
 int lweft_spawn(lua_State *L, lweft_state *st, int fnidx, int n);
 
+/* Reports every rejected promise nobody handled to the error handler (at
+ * the end of weft.run). */
+void lweft_report_unhandled(lua_State *L);
+
 /* Returns the settled task's (at idx) values or raises its error; raises
  * a clear error naming fname if it is still pending. */
 int lweft_settled_results(lua_State *L, int idx, const char *fname);

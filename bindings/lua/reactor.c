@@ -439,8 +439,15 @@ static int lw_run(lua_State *L) {
   }
   r = run_mode(L, st, WEFT_RUN_DEFAULT, "run");
   /* Stopped with the task still going: nothing to return yet. */
-  if (n == 0 || r > 0) return 0;
-  return lweft_settled_results(L, 1, "run");
+  if (r > 0) return 0;
+  if (n > 0) {
+    lweft_settled_results(L, 1, "run"); /* marks fn's own outcome handled */
+    lua_settop(L, 1);
+  }
+  /* The loop is done: rejections nobody handled are reported now. */
+  lweft_report_unhandled(L);
+  raise_pending(L, st);
+  return n > 0 ? lweft_settled_results(L, 1, "run") : 0;
 }
 
 int lweft_run_once(lua_State *L, lweft_state *st, const char *fname) {

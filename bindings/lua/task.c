@@ -18,6 +18,7 @@
  * promise's continuations.  Queueing allocates nothing but table slots. */
 #include "lweft.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define PROMISE_MT "weft.promise"
@@ -47,6 +48,8 @@ typedef struct lpromise {
   weft_id_t timer;  /* the watcher of a delay */
   int cancel_raise; /* raise the cancellation at the next suspension */
   int id;
+  int handled;      /* an await or continuation took the outcome */
+  int line;         /* where a task was spawned (with UV_WHERE) */
 } lpromise;
 
 /* User values of a promise. */
@@ -56,12 +59,16 @@ enum {
   UV_CO,          /* a task's coroutine */
   UV_WAIT,        /* the promise a suspended task awaits */
   UV_NAME,        /* a task's name */
-  UV_COUNT = UV_NAME
+  UV_WHERE,       /* the function that spawned a task */
+  UV_COUNT = UV_WHERE
 };
 
 /* The registry key of the table coroutine -> task (weak both ways): how
  * weft.current() and the waits find the running task. */
 static const char tasks_key = 0;
+/* The registry key of the table of rejected promises nobody handled yet
+ * (weak keys), reported when collected or when weft.run finishes. */
+static const char unhandled_key = 0;
 /* The queue marker of "run this promise's continuations". */
 static const char conts_marker = 0;
 static int task_count;
@@ -120,6 +127,83 @@ static int lw_is_timeout(lua_State *L) { return error_is(L, "timeout"); }
 static int error_tostring(lua_State *L) {
   lua_getfield(L, 1, "message");
   return 1;
+}
+
+/* ---- unhandled rejections ---------------------------------------------------- */
+
+/* Marks the promise at idx handled: its rejection is someone's now. */
+static void mark_handled(lua_State *L, lpromise *lp, int idx) {
+  if (lp->handled) return;
+  lp->handled = 1;
+  if (lp->state == REJECTED) {
+    idx = lua_absindex(L, idx);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &unhandled_key);
+    lua_pushvalue(L, idx);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
+}
+
+static void push_task_name(lua_State *L, lpromise *t, int idx);
+
+/* Reports the rejected, unhandled promise at idx to the error handler: a
+ * weft error { kind = "unhandled", reason = the error } whose message names
+ * the task and where it was spawned. */
+static void report_unhandled(lua_State *L, int idx) {
+  lpromise *lp = lua_touserdata(L, idx);
+  lua_Debug ar;
+  int err;
+  idx = lua_absindex(L, idx);
+  mark_handled(L, lp, idx);
+  if (!lp->st->loop) return; /* the Lua state is closing */
+  lua_getiuservalue(L, idx, UV_OUTCOME);
+  err = lua_gettop(L);
+  push_error(L, "unhandled", err);
+  luaL_tolstring(L, err, NULL); /* err + 2: the original message */
+  if (lp->is_task) {
+    push_task_name(L, lp, idx); /* err + 3 */
+    if (lua_getiuservalue(L, idx, UV_WHERE) == LUA_TFUNCTION && lp->line > 0 &&
+        lua_getinfo(L, ">S", &ar)) /* pops the function */
+      lua_pushfstring(L, "%s:%d", ar.short_src, lp->line);
+    else
+      lua_pushliteral(L, "?"); /* err + 4 (the nil stays below: popped) */
+    lua_pushfstring(L, "unhandled rejection in %s (spawned at %s): %s",
+                    lua_tostring(L, err + 3), lua_tostring(L, -1),
+                    lua_tostring(L, err + 2));
+  } else {
+    lua_pushfstring(L, "unhandled rejection: %s", lua_tostring(L, err + 2));
+  }
+  lua_setfield(L, err + 1, "message");
+  lua_settop(L, err + 1);
+  lua_remove(L, err);
+  lweft_callback_error(L, lp->st); /* pops it */
+}
+
+static int lw_p_gc(lua_State *L) {
+  lpromise *lp = lua_touserdata(L, 1);
+  if (lp->state == REJECTED && !lp->handled) report_unhandled(L, 1);
+  return 0;
+}
+
+void lweft_report_unhandled(lua_State *L) {
+  int list, n = 0;
+  lua_newtable(L);
+  list = lua_gettop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &unhandled_key);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, list, ++n);
+  }
+  lua_pop(L, 1);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, list, i);
+    if (!((lpromise *)lua_touserdata(L, -1))->handled) report_unhandled(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
 }
 
 /* ---- the run queue ---------------------------------------------------------- */
@@ -236,6 +320,13 @@ static int fail(lua_State *L, int idx, int err, int state) {
   lua_pushvalue(L, err);
   lua_setiuservalue(L, idx, UV_OUTCOME);
   lp->state = state;
+  if (state == REJECTED && !lp->handled) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &unhandled_key);
+    lua_pushvalue(L, idx);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
   settled(L, lp, idx);
   return 1;
 }
@@ -263,7 +354,9 @@ static int push_outcome(lua_State *L, int idx) {
 
 /* Returns the settled promise at idx's values, or raises its error. */
 static int deliver(lua_State *L, int idx) {
-  int n = push_outcome(L, idx);
+  int n;
+  mark_handled(L, lua_touserdata(L, idx), idx);
+  n = push_outcome(L, idx);
   if (!lua_toboolean(L, -n)) return lua_error(L);
   lua_remove(L, -n);
   return n - 1;
@@ -323,6 +416,7 @@ static void finished(lua_State *L, int idx, int status, lua_State *co,
     }
     /* Close the coroutine's pending <close> variables. */
     lweft_closethread(co, L);
+    if (t->defer) t->handled = 1; /* its error goes to the handler */
     if (fail(L, idx, -1, REJECTED) && t->defer)
       lweft_callback_error(L, t->st); /* pops the error */
     else
@@ -393,6 +487,13 @@ static lpromise *spawn(lua_State *L, lweft_state *st, int fnidx, int n) {
   p = lua_gettop(L);
   t->is_task = 1;
   t->id = ++task_count;
+  {
+    lua_Debug ar; /* where it was spawned, formatted only if reported */
+    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "fl", &ar)) {
+      lua_setiuservalue(L, p, UV_WHERE);
+      t->line = ar.currentline;
+    }
+  }
   co = lua_newthread(L);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
   lua_pushvalue(L, -2);
@@ -416,6 +517,7 @@ static void push_cont(lua_State *L, int idx, int vidx) {
   lpromise *lp = lua_touserdata(L, idx);
   idx = lua_absindex(L, idx);
   vidx = lua_absindex(L, vidx);
+  mark_handled(L, lp, idx);
   if (lua_getiuservalue(L, idx, UV_CONTS) != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_createtable(L, 1, 0);
@@ -912,6 +1014,152 @@ static int lw_timeout(lua_State *L) {
   return 1;
 }
 
+/* ---- task introspection ----------------------------------------------------- */
+
+/* Pushes a task's name: opts.name, or "task#N". */
+static void push_task_name(lua_State *L, lpromise *t, int idx) {
+  if (lua_getiuservalue(L, idx, UV_NAME) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "task#%d", t->id);
+  }
+}
+
+/* __index: t.name for tasks, else the methods (upvalue 1). */
+static int lw_p_index(lua_State *L) {
+  lpromise *lp = lua_touserdata(L, 1);
+  const char *key = lua_tostring(L, 2);
+  if (key && lp->is_task && strcmp(key, "name") == 0) {
+    push_task_name(L, lp, 1);
+    return 1;
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  return 1;
+}
+
+/* The coroutine of a suspended task at idx (pushed), or NULL (nothing
+ * pushed). */
+static lua_State *suspended_co(lua_State *L, lpromise *t, int idx) {
+  lua_State *co;
+  if (!t->is_task || t->done || !t->started) return NULL;
+  if (lua_getiuservalue(L, idx, UV_CO) != LUA_TTHREAD) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  co = lua_tothread(L, -1);
+  if (lua_status(co) != LUA_YIELD) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  return co;
+}
+
+static int lw_t_traceback(lua_State *L) {
+  lpromise *t = check_promise(L, 1);
+  lua_State *co = suspended_co(L, t, 1);
+  if (!t->is_task) return luaL_argerror(L, 1, "not a task");
+  push_task_name(L, t, 1);
+  if (!co) {
+    lua_pushfstring(L, "%s: %s", lua_tostring(L, -1),
+                    !t->started ? "not started" : t->done ? "finished"
+                                                          : "running");
+    return 1;
+  }
+  lua_pushfstring(L, "%s suspended", lua_tostring(L, -1));
+  luaL_traceback(L, co, lua_tostring(L, -1), 0);
+  return 1;
+}
+
+static int lw_t_where(lua_State *L) {
+  lpromise *t = check_promise(L, 1);
+  lua_State *co = suspended_co(L, t, 1);
+  lua_Debug ar;
+  for (int level = 0; co && lua_getstack(co, level, &ar); level++) {
+    lua_getinfo(co, "Sl", &ar);
+    if (ar.currentline > 0) {
+      lua_pushstring(L, ar.short_src);
+      lua_pushinteger(L, ar.currentline);
+      return 2;
+    }
+  }
+  lua_pushnil(L);
+  return 1;
+}
+
+static int by_id(const void *a, const void *b) {
+  int x = (*(lpromise *const *)a)->id, y = (*(lpromise *const *)b)->id;
+  return (x > y) - (x < y);
+}
+
+static int lw_tasks(lua_State *L) {
+  int n = 0, list;
+  lua_newtable(L);
+  list = lua_gettop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lpromise *t = lua_touserdata(L, -1);
+    if (t && !t->done) lua_rawseti(L, list, ++n);
+    else lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  /* Oldest first. */
+  if (n > 1) {
+    lpromise **v = lua_newuserdatauv(L, (size_t)n * sizeof *v, 0);
+    lua_createtable(L, 0, n); /* lpromise* -> task */
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, list, i);
+      v[i - 1] = lua_touserdata(L, -1);
+      lua_rawsetp(L, -2, v[i - 1]);
+    }
+    qsort(v, (size_t)n, sizeof *v, by_id);
+    for (int i = 1; i <= n; i++) {
+      lua_rawgetp(L, -1, v[i - 1]);
+      lua_rawseti(L, list, i);
+    }
+    lua_settop(L, list);
+  }
+  return 1;
+}
+
+static int lw_spawn(lua_State *L) {
+  lpromise *t;
+  int named = 0;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+    if (strcmp(key, "name") == 0) {
+      if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_argerror(L, 1, "field 'name' must be a string");
+      named = 1;
+    } else if (strcmp(key, "stackful") == 0) {
+      if (!lua_isboolean(L, -1))
+        luaL_argerror(L, 1, "field 'stackful' must be a boolean");
+      if (lua_toboolean(L, -1))
+        luaL_error(L, "spawn: stackful tasks are not available yet; run code "
+                      "that must suspend inside C calls in a weft.fiber");
+    } else if (strcmp(key, "stack_size") == 0) {
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) <= 0)
+        luaL_argerror(L, 1, "field 'stack_size' must be a positive integer");
+    } else {
+      luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s'", key));
+    }
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, 1, "name");
+  lua_insert(L, 1); /* the name, out of the way: 1 name, 2 opts, 3 fn */
+  lua_remove(L, 2);
+  t = spawn(L, lweft_state_of(L), 2, lua_gettop(L) - 2);
+  (void)t;
+  if (named) {
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, UV_NAME);
+  }
+  return 1;
+}
+
 /* ---- tasks: creation and introspection ------------------------------------ */
 
 static int lw_async(lua_State *L) {
@@ -952,6 +1200,7 @@ void lweft_open_task(lua_State *L) {
       {"cancel", lw_p_cancel},   {"status", lw_p_status},
       {"next", lw_p_next},       {"catch", lw_p_catch},
       {"finally", lw_p_finally}, {"await", lw_await},
+      {"traceback", lw_t_traceback}, {"where", lw_t_where},
       {NULL, NULL}};
   static const luaL_Reg fns[] = {
       {"promise", lw_promise},   {"async", lw_async},
@@ -960,13 +1209,26 @@ void lweft_open_task(lua_State *L) {
       {"is_cancelled", lw_is_cancelled}, {"is_timeout", lw_is_timeout},
       {"all", lw_all},           {"any", lw_any},
       {"race", lw_race},         {"settle", lw_settle},
-      {"timeout", lw_timeout},
+      {"timeout", lw_timeout},   {"spawn", lw_spawn},
+      {"tasks", lw_tasks},
       {NULL, NULL}};
   if (luaL_newmetatable(L, PROMISE_MT)) {
     lua_pushcfunction(L, lw_p_tostring);
     lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, lw_p_gc);
+    lua_setfield(L, -2, "__gc");
     luaL_newlib(L, methods);
+    lua_pushcclosure(L, lw_p_index, 1);
     lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &unhandled_key) != LUA_TTABLE) {
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &unhandled_key);
   }
   lua_pop(L, 1);
   if (luaL_newmetatable(L, ERROR_MT)) {
