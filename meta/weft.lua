@@ -184,6 +184,69 @@ function weft.async(fn, ...) end
 ---@return weft.promise
 function weft.spawn(opts, fn, ...) end
 
+---Waits until `fd` is readable (or at EOF).
+---@param fd weft.fd
+---@param timeout_ms? number
+---@return true|nil ok
+---@return "timeout"? why
+function weft.readable(fd, timeout_ms) end
+
+---Waits until `fd` is writable.
+---@param fd weft.fd
+---@param timeout_ms? number
+---@return true|nil ok
+---@return "timeout"? why
+function weft.writable(fd, timeout_ms) end
+
+---Waits for a signal.
+---@param sig integer|string
+---@param timeout_ms? number
+---@return integer? signo
+---@return "timeout"? why
+function weft.signal(sig, timeout_ms) end
+
+---@class weft.mutex
+---@field lock fun(self: weft.mutex, timeout_ms?: number): weft.mutex?, "timeout"?
+---@field unlock fun(self: weft.mutex)
+---@field locked fun(self: weft.mutex): boolean
+
+---@return weft.mutex
+function weft.mutex() end
+
+---@class weft.semaphore
+---@field acquire fun(self: weft.semaphore, timeout_ms?: number): true?, "timeout"?
+---@field release fun(self: weft.semaphore)
+
+---@param n integer
+---@return weft.semaphore
+function weft.semaphore(n) end
+
+---@class weft.event
+---@field set fun(self: weft.event)
+---@field clear fun(self: weft.event)
+---@field is_set fun(self: weft.event): boolean
+---@field wait fun(self: weft.event, timeout_ms?: number): true?, "timeout"?
+
+---@return weft.event
+function weft.event() end
+
+---@class weft.channel
+---@field send fun(self: weft.channel, v: any): true
+---@field recv fun(self: weft.channel, timeout_ms?: number): any, "timeout"?
+---@field close fun(self: weft.channel)
+
+---@param capacity? integer nil: unbounded; 0: rendezvous
+---@return weft.channel
+function weft.channel(capacity) end
+
+---@class weft.group
+---@field spawn fun(self: weft.group, fn: fun(...), ...): weft.promise
+---@field wait fun(self: weft.group)
+---@field cancel fun(self: weft.group, reason?: any)
+
+---@return weft.group
+function weft.group() end
+
 ---The live tasks, oldest first.
 ---@return weft.promise[]
 function weft.tasks() end

@@ -22,7 +22,7 @@ for t in "$build"/tests/test_*; do
     cat "$t.valgrind.log"
   fi
 done
-if WEFT_BUILD="$build" $vg lua5.4 /usr/bin/busted tests/lua/reactor_spec.lua tests/lua/fiber_spec.lua tests/lua/task_spec.lua \
+if WEFT_BUILD="$build" $vg lua5.4 /usr/bin/busted tests/lua/reactor_spec.lua tests/lua/fiber_spec.lua tests/lua/task_spec.lua tests/lua/sync_spec.lua \
      > "$build/busted.valgrind.log" 2>&1; then
   pass=$((pass + 1))
 else

@@ -49,6 +49,7 @@ typedef struct lweft_state {
   int ref_fifo;
   lua_Integer fifo_head, fifo_tail;
   int fifo_scheduled;
+  int running; /* inside run / tick / a main-chunk wait */
 } lweft_state;
 
 /* The state, kept as upvalue 1 of every module function. */
@@ -79,8 +80,8 @@ void lweft_report_unhandled(lua_State *L);
 int lweft_settled_results(lua_State *L, int idx, const char *fname);
 
 /* The error on top came from a callback or a deferred task: gives it to
- * the on_error handler, or keeps it for run() and stops the loop.  Pops
- * it. */
+ * the on_error handler, or keeps it for run() to raise (stopping the loop
+ * if it is running).  Pops it. */
 void lweft_callback_error(lua_State *L, lweft_state *st);
 
 /* Runs one loop iteration that may block, as weft.tick(); raises a

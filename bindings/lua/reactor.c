@@ -102,7 +102,9 @@ void lweft_callback_error(lua_State *L, lweft_state *st) {
     lua_setfield(L, base + 1, "err");
   }
   lua_settop(L, base - 1);
-  weft_loop_stop(st->loop);
+  /* Stopping a loop that is not running would make its next run return
+   * at once. */
+  if (st->running) weft_loop_stop(st->loop);
 }
 
 /* Raises the error a callback left for run() / tick(), if any. */
@@ -421,7 +423,9 @@ static int run_mode(lua_State *L, lweft_state *st, weft_run_mode mode,
   lua_State *prev = st->L;
   int r;
   st->L = L;
+  st->running++;
   r = weft_loop_run(st->loop, mode);
+  st->running--;
   st->L = prev;
   if (r == WEFT_EBUSY)
     return luaL_error(L, "%s: the loop is already running (called from a "

@@ -1,6 +1,10 @@
 /* weft.c: luaopen_weft: version check, the binding's state, the module. */
 #include "lweft.h"
 
+/* sync.lua, compiled in by cmake/embed.cmake. */
+extern const char lweft_sync_lua[];
+extern const size_t lweft_sync_lua_len;
+
 /* The registry key of the state userdata: this variable's address. */
 static const char state_key = 0;
 
@@ -53,6 +57,7 @@ static void push_state(lua_State *L) {
   st->ref_fifo = new_table_ref(L);
   st->fifo_head = st->fifo_tail = 0;
   st->fifo_scheduled = 0;
+  st->running = 0;
   if (lua_getfield(L, LUA_REGISTRYINDEX, LWEFT_LOOP_KEY) == LUA_TLIGHTUSERDATA) {
     st->loop = lua_touserdata(L, -1); /* the host's loop, not ours to free */
     st->owns_loop = 0;
@@ -81,6 +86,11 @@ __attribute__((visibility("default"))) int luaopen_weft(lua_State *L) {
   lweft_open_fiber(L);
   lweft_open_task(L);
   lua_pop(L, 1);
+  /* The parts written in Lua: they add their functions to the module. */
+  if (luaL_loadbuffer(L, lweft_sync_lua, lweft_sync_lua_len, "=weft/sync.lua"))
+    return lua_error(L);
+  lua_pushvalue(L, -2);
+  lua_call(L, 1, 0);
   lua_pushfstring(L, "weft %s", weft_version_string());
   lua_setfield(L, -2, "_VERSION");
   return 1;

@@ -1,0 +1,311 @@
+-- sync.lua: waits on watchers, and the sync primitives, built on
+-- promises and weft.await (which brings timeouts and cancellation).  This
+-- chunk is compiled into weft.so and run by luaopen_weft with the module
+-- table; it adds its functions to that table.
+local weft = ...
+
+local await, promise, is_timeout = weft.await, weft.promise, weft.is_timeout
+local cancel = weft.cancel
+local pcall, error, type = pcall, error, type
+local setmetatable, tostring = setmetatable, tostring
+
+-- Raises a bad-argument error the way luaL_argerror words it.
+local function argerror(n, fname, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+end
+
+local function check_timeout(v, n, fname)
+  if v ~= nil and (type(v) ~= "number" or not (v >= 0)) then
+    argerror(n, fname, type(v) ~= "number" and ("number expected, got " .. type(v))
+      or "timeout must be >= 0")
+  end
+end
+
+-- Waits for p, a waiter's promise, with an optional timeout; returns true,
+-- or nil, "timeout"; other errors (a cancellation) propagate.  A waiter
+-- that gives up withdraws itself; if what it waited for was handed to it
+-- just as it gave up, release() passes it on.
+local function wait(p, timeout, release)
+  local ok, err = pcall(await, p, timeout)
+  if ok then return true end
+  if p:status() == "pending" then
+    p:cancel()
+  elseif p:status() == "fulfilled" and release then
+    release()
+  end
+  if is_timeout(err) then return nil, "timeout" end
+  error(err, 0)
+end
+
+-- One-shot wait on a watcher: make(cb) registers it and returns its id.
+local function watch_once(make, timeout)
+  local p = promise()
+  local id = make(function(_, arg) p:resolve(arg) end)
+  local ok, err = pcall(await, p, timeout)
+  cancel(id)
+  if ok then return err end
+  if is_timeout(err) then return nil, "timeout" end
+  error(err, 0)
+end
+
+do
+  local function fd_wait(on, fname)
+    return function(fd, timeout)
+      check_timeout(timeout, 2, fname)
+      local got, why = watch_once(function(cb) return on(fd, cb) end, timeout)
+      if got == nil then return nil, why end
+      return true
+    end
+  end
+  weft.readable = fd_wait(weft.on_readable, "readable")
+  weft.writable = fd_wait(weft.on_writable, "writable")
+end
+
+function weft.signal(sig, timeout)
+  check_timeout(timeout, 2, "signal")
+  return watch_once(function(cb) return weft.on_signal(sig, cb) end, timeout)
+end
+
+-- A FIFO of waiters: { promise, value } pairs, skipping abandoned ones.
+local function queue() return { first = 1, last = 0 } end
+local function push(q, item) q.last = q.last + 1; q[q.last] = item end
+local function shift(q)
+  while q.first <= q.last do
+    local item = q[q.first]
+    q[q.first] = nil
+    q.first = q.first + 1
+    if item.p:status() == "pending" then return item end
+  end
+end
+
+-- ---- mutex -----------------------------------------------------------------
+
+local Mutex = {}
+Mutex.__index = Mutex
+Mutex.__name = "weft.mutex"
+
+function weft.mutex()
+  return setmetatable({ owner = false, waiters = queue() }, Mutex)
+end
+
+local function holder() return weft.current() or "main" end
+
+function Mutex:lock(timeout)
+  check_timeout(timeout, 1, "lock")
+  if not self.owner then
+    self.owner = holder()
+    return self
+  end
+  local p = promise()
+  push(self.waiters, { p = p, who = holder() })
+  local ok, why = wait(p, timeout, function() self:unlock() end)
+  if not ok then return nil, why end
+  return self -- unlock handed it over
+end
+
+function Mutex:unlock()
+  if self.owner ~= holder() then
+    error("unlock of a mutex this task does not hold", 2)
+  end
+  local next = shift(self.waiters)
+  if next then
+    self.owner = next.who
+    next.p:resolve()
+  else
+    self.owner = false
+  end
+end
+
+function Mutex:locked() return self.owner ~= false end
+
+-- `local m <close> = mutex:lock()` unlocks at the end of the scope.
+Mutex.__close = function(self) if self.owner then self:unlock() end end
+
+-- ---- semaphore --------------------------------------------------------------
+
+local Semaphore = {}
+Semaphore.__index = Semaphore
+Semaphore.__name = "weft.semaphore"
+
+function weft.semaphore(n)
+  if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then
+    argerror(1, "semaphore", "a count >= 0 expected")
+  end
+  return setmetatable({ count = n, waiters = queue() }, Semaphore)
+end
+
+function Semaphore:acquire(timeout)
+  check_timeout(timeout, 1, "acquire")
+  if self.count > 0 then
+    self.count = self.count - 1
+    return true
+  end
+  local p = promise()
+  push(self.waiters, { p = p })
+  local ok, why = wait(p, timeout, function() self:release() end)
+  if not ok then return nil, why end
+  return true
+end
+
+function Semaphore:release()
+  local next = shift(self.waiters)
+  if next then next.p:resolve() else self.count = self.count + 1 end
+end
+
+-- ---- event ------------------------------------------------------------------
+
+local Event = {}
+Event.__index = Event
+Event.__name = "weft.event"
+
+function weft.event()
+  return setmetatable({ flag = false, waiters = queue() }, Event)
+end
+
+function Event:set()
+  self.flag = true
+  local w = shift(self.waiters)
+  while w do w.p:resolve(); w = shift(self.waiters) end
+end
+
+function Event:clear() self.flag = false end
+function Event:is_set() return self.flag end
+
+function Event:wait(timeout)
+  check_timeout(timeout, 1, "wait")
+  if self.flag then return true end
+  local p = promise()
+  push(self.waiters, { p = p })
+  local ok, why = wait(p, timeout)
+  if not ok then return nil, why end
+  return true
+end
+
+-- ---- channel ------------------------------------------------------------------
+
+local Channel = {}
+Channel.__index = Channel
+Channel.__name = "weft.channel"
+
+-- capacity nil: unbounded; 0: rendezvous (send waits for a receiver).
+function weft.channel(capacity)
+  if capacity ~= nil and (type(capacity) ~= "number" or capacity < 0 or capacity % 1 ~= 0) then
+    argerror(1, "channel", "capacity must be an integer >= 0 or nil")
+  end
+  return setmetatable({ capacity = capacity or math.huge, buf = queue(), n = 0,
+    senders = queue(), receivers = queue(), closed = false }, Channel)
+end
+
+function Channel:send(v)
+  if self.closed then error("send on a closed channel", 2) end
+  local r = shift(self.receivers)
+  if r then r.p:resolve(v); return true end
+  if self.n < self.capacity then
+    push(self.buf, { v = v })
+    self.n = self.n + 1
+    return true
+  end
+  local p = promise()
+  push(self.senders, { p = p, v = v })
+  local ok, err = pcall(await, p)
+  if not ok then p:cancel(); error(err, 0) end
+  return true
+end
+
+-- The next value, in order; nil once the channel is closed and drained.
+function Channel:recv(timeout)
+  check_timeout(timeout, 1, "recv")
+  if self.n > 0 then
+    local item = self.buf[self.buf.first]
+    self.buf[self.buf.first] = nil
+    self.buf.first = self.buf.first + 1
+    self.n = self.n - 1
+    local s = shift(self.senders) -- room now: let one sender in
+    if s then push(self.buf, { v = s.v }); self.n = self.n + 1; s.p:resolve() end
+    return item.v
+  end
+  local s = shift(self.senders) -- rendezvous: take the value from a sender
+  if s then s.p:resolve(); return s.v end
+  if self.closed then return nil end
+  local p = promise()
+  push(self.receivers, { p = p })
+  local ok, err = pcall(await, p, timeout)
+  if ok then return err end
+  p:cancel()
+  if is_timeout(err) then return nil, "timeout" end
+  error(err, 0)
+end
+
+function Channel:close()
+  if self.closed then return end
+  self.closed = true
+  local r = shift(self.receivers)
+  while r do r.p:resolve(nil); r = shift(self.receivers) end
+  local s = shift(self.senders)
+  while s do s.p:reject("send on a closed channel"); s = shift(self.senders) end
+end
+
+-- `for v in ch do ... end` receives until the channel is closed and drained.
+Channel.__call = function(self) return self:recv() end
+
+-- ---- group (a nursery) ---------------------------------------------------------
+
+local Group = {}
+Group.__index = Group
+Group.__name = "weft.group"
+
+function weft.group()
+  return setmetatable({ children = {}, failed = nil }, Group)
+end
+
+function Group:spawn(fn, ...)
+  if type(fn) ~= "function" then
+    argerror(1, "spawn", "function expected, got " .. type(fn))
+  end
+  local t = weft.async(fn, ...)
+  self.children[#self.children + 1] = t
+  -- The first failure cancels the siblings at once.
+  t:catch(function(err)
+    if self.failed == nil and not weft.is_cancelled(err) then
+      self.failed = err
+      self:cancel("a sibling failed")
+    end
+  end)
+  return t
+end
+
+function Group:cancel(reason)
+  for _, t in ipairs(self.children) do t:cancel(reason) end
+end
+
+-- Waits until every child (including those spawned meanwhile) has ended;
+-- raises the first failure.
+function Group:wait()
+  local seen = 0
+  while seen < #self.children do
+    local batch = {}
+    for i = seen + 1, #self.children do batch[#batch + 1] = self.children[i] end
+    seen = #self.children
+    await(weft.settle(batch))
+  end
+  if self.failed ~= nil then
+    local err = self.failed
+    self.failed = nil
+    error(err, 0)
+  end
+end
+
+-- `local g <close> = weft.group()`: closing the variable waits for the
+-- children (in the main chunk, by running the loop, as await does there).
+Group.__close = function(self) self:wait() end
+
+for mt, name in pairs { [Mutex] = "weft.mutex", [Semaphore] = "weft.semaphore",
+  [Event] = "weft.event", [Channel] = "weft.channel", [Group] = "weft.group" } do
+  mt.__tostring = function(self)
+    local saved = getmetatable(self)
+    setmetatable(self, nil)
+    local addr = tostring(self):match("0x%x+") or "?"
+    setmetatable(self, saved)
+    return ("%s (%s)"):format(name, addr)
+  end
+end

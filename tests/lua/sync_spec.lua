@@ -1,0 +1,210 @@
+-- Waits on watchers and the sync primitives: each suspends only the calling
+-- task (or runs the loop in the main chunk).
+local weft = require "weft"
+local helper = require "helper"
+
+after_each(function()
+  weft.on_error(nil)
+  helper.assert_clean(weft)
+end)
+
+describe("weft.readable / weft.writable / weft.signal", function()
+  it("readable returns true once data arrives", function()
+    local f = assert(io.popen("sleep 0.02; echo hi"))
+    assert.is_true(weft.readable(f))
+    assert.equal("hi", f:read("l"))
+    f:close()
+  end)
+
+  it("readable returns nil, 'timeout' when nothing comes in time", function()
+    local f = assert(io.popen("sleep 0.5"))
+    assert.same({ nil, "timeout" }, { weft.readable(f, 10) })
+    f:close()
+  end)
+
+  it("writable returns true for a pipe with room", function()
+    local f = assert(io.popen("cat > /dev/null", "w"))
+    assert.is_true(weft.writable(f, 1000))
+    f:close()
+  end)
+
+  it("signal returns the signal number, or nil, 'timeout'", function()
+    local pid = helper.pid()
+    weft.once(5, function() os.execute("kill -USR1 " .. pid) end)
+    assert.equal(10, weft.signal("SIGUSR1", 5000))
+    assert.same({ nil, "timeout" }, { weft.signal("SIGUSR2", 5) })
+  end)
+
+  it("in a task, suspend only that task", function()
+    local f = assert(io.popen("sleep 0.03; echo x"))
+    local log = {}
+    weft.async(function() weft.readable(f); log[#log + 1] = "read" end)
+    weft.async(function() log[#log + 1] = "other" end)
+    weft.run()
+    assert.same({ "other", "read" }, log)
+    f:close()
+  end)
+
+  it("reject a bad timeout", function()
+    assert.has_error(function() weft.readable(0, -1) end,
+      "bad argument #2 to 'readable' (timeout must be >= 0)")
+  end)
+end)
+
+describe("weft.mutex", function()
+  it("lets one task in at a time, in arrival order", function()
+    local m, log = weft.mutex(), {}
+    for i = 1, 3 do
+      weft.async(function()
+        local held <close> = m:lock()
+        log[#log + 1] = "in" .. i
+        weft.delay(2)
+        log[#log + 1] = "out" .. i
+      end)
+    end
+    weft.run()
+    assert.same({ "in1", "out1", "in2", "out2", "in3", "out3" }, log)
+    assert.is_false(m:locked())
+  end)
+
+  it("lock times out with nil, 'timeout'", function()
+    local m = weft.mutex()
+    local result
+    weft.async(function() m:lock(); weft.delay(50); m:unlock() end)
+    weft.async(function() result = { m:lock(5) } end)
+    weft.run()
+    assert.same({ nil, "timeout" }, result)
+  end)
+
+  it("skips a waiter that was cancelled", function()
+    local m, got = weft.mutex(), {}
+    weft.async(function() m:lock(); weft.delay(10); m:unlock() end)
+    local doomed = weft.async(function() m:lock(); got[#got + 1] = "doomed" end)
+    weft.async(function() m:lock(); got[#got + 1] = "next"; m:unlock() end)
+    weft.once(2, function() doomed:cancel() end)
+    weft.run()
+    assert.same({ "next" }, got)
+    assert.is_false(m:locked())
+  end)
+
+  it("refuses an unlock by a task that does not hold it", function()
+    local m = weft.mutex()
+    assert.has_error(function() m:unlock() end, "unlock of a mutex this task does not hold")
+  end)
+end)
+
+describe("weft.semaphore", function()
+  it("admits n at a time", function()
+    local s, inside, most = weft.semaphore(2), 0, 0
+    for _ = 1, 5 do
+      weft.async(function()
+        s:acquire()
+        inside = inside + 1
+        if inside > most then most = inside end
+        weft.delay(2)
+        inside = inside - 1
+        s:release()
+      end)
+    end
+    weft.run()
+    assert.equal(2, most)
+  end)
+
+  it("acquire times out", function()
+    local s = weft.semaphore(0)
+    assert.same({ nil, "timeout" }, { s:acquire(5) })
+  end)
+
+  it("rejects a bad count", function()
+    assert.has_error(function() weft.semaphore(-1) end,
+      "bad argument #1 to 'semaphore' (a count >= 0 expected)")
+  end)
+end)
+
+describe("weft.event", function()
+  it("wakes every waiter when set, and stays set until cleared", function()
+    local e, woke = weft.event(), 0
+    for _ = 1, 3 do weft.async(function() e:wait(); woke = woke + 1 end) end
+    weft.once(5, function() e:set() end)
+    weft.run()
+    assert.equal(3, woke)
+    assert.is_true(e:is_set())
+    assert.is_true(e:wait()) -- set: at once
+    e:clear()
+    assert.is_false(e:is_set())
+    assert.same({ nil, "timeout" }, { e:wait(5) })
+  end)
+end)
+
+describe("weft.channel", function()
+  it("delivers values in order through a buffer", function()
+    local ch, got = weft.channel(2), {}
+    weft.async(function() for i = 1, 5 do ch:send(i) end; ch:close() end)
+    weft.run(function() for v in ch do got[#got + 1] = v end end)
+    assert.same({ 1, 2, 3, 4, 5 }, got)
+  end)
+
+  it("with capacity 0, a send waits for its receiver", function()
+    local ch, log = weft.channel(0), {}
+    weft.async(function() ch:send("x"); log[#log + 1] = "sent" end)
+    weft.async(function() weft.delay(5); log[#log + 1] = "receiving"; log[#log + 1] = ch:recv() end)
+    weft.run()
+    assert.same({ "receiving", "x", "sent" }, log)
+  end)
+
+  it("recv returns nil once closed and drained, and times out", function()
+    local ch = weft.channel()
+    ch:send("left")
+    ch:close()
+    assert.equal("left", ch:recv())
+    assert.is_nil(ch:recv())
+    local open = weft.channel()
+    assert.same({ nil, "timeout" }, { open:recv(5) })
+  end)
+
+  it("send on a closed channel raises", function()
+    local ch = weft.channel()
+    ch:close()
+    assert.has_error(function() ch:send(1) end, "send on a closed channel")
+  end)
+
+  it("rejects a bad capacity", function()
+    assert.has_error(function() weft.channel(-1) end,
+      "bad argument #1 to 'channel' (capacity must be an integer >= 0 or nil)")
+  end)
+end)
+
+describe("weft.group", function()
+  it("closing waits for every child", function()
+    local done = 0
+    do
+      local g <close> = weft.group()
+      for i = 1, 3 do g:spawn(function() weft.delay(i); done = done + 1 end) end
+    end -- the main chunk: closing runs the loop until they finish
+    assert.equal(3, done)
+  end)
+
+  it("when a child fails, cancels the others and raises its error", function()
+    local cancelled = false
+    local ok, err = pcall(function()
+      local g <close> = weft.group()
+      g:spawn(function()
+        local ok2, e = pcall(weft.delay, 10000)
+        cancelled = weft.is_cancelled(e)
+        error(e, 0)
+      end)
+      g:spawn(function() weft.delay(5); error("child failed", 0) end)
+    end)
+    assert.is_false(ok)
+    assert.matches("child failed", err)
+    assert.is_true(cancelled)
+  end)
+
+  it("g:cancel cancels the children", function()
+    local g = weft.group()
+    local t = g:spawn(function() weft.delay(10000) end)
+    g:cancel()
+    g:wait()
+    assert.equal("cancelled", t:status())
+  end)
+end)
