@@ -33,6 +33,7 @@ test: build build-asan
 bench: build
 	bench/timers/run.sh
 	bench/fibers/run.sh
+	bench/tasks/run.sh
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) build.luarocks
