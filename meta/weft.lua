@@ -177,7 +177,8 @@ Promise.name = nil
 ---@return weft.promise
 function weft.async(fn, ...) end
 
----As weft.async, with options (`name`; `stackful` is not available yet).
+---As weft.async, with options: `name`; `stackful` (run on its own C stack,
+---so its waits work inside C calls such as table.sort comparators).
 ---@param opts { name?: string, stackful?: boolean, stack_size?: integer }
 ---@param fn fun(...): ...
 ---@param ... any

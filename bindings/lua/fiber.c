@@ -8,22 +8,6 @@
 
 #include <string.h>
 
-/* Lua 5.4 itself uses up to ~404 KiB of C stack before raising "C stack
- * overflow" (recursive string.gsub callbacks, measured on x86_64), so the
- * default stack covers that with room for weft's frames; it is reserved,
- * and committed only as far as it is touched.  Under ASan, 2 MiB: its
- * instrumented frames are larger. */
-#if defined(__SANITIZE_ADDRESS__)
-#define LWEFT_FIBER_STACK ((size_t)2048 * 1024)
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LWEFT_FIBER_STACK ((size_t)2048 * 1024)
-#endif
-#endif
-#ifndef LWEFT_FIBER_STACK
-#define LWEFT_FIBER_STACK ((size_t)512 * 1024)
-#endif
-
 #define FIBER_MT "weft.fiber"
 
 typedef struct lfiber {

@@ -29,6 +29,23 @@ typedef struct lweft_rec {
   unsigned char has_arg;  /* a descriptor value is in the arg table */
 } lweft_rec;
 
+/* The default C stack of Lua fibers and stackful tasks.  Lua 5.4 itself
+ * uses up to ~404 KiB of C stack before raising "C stack overflow"
+ * (recursive string.gsub callbacks, measured on x86_64), so this covers it
+ * with room for weft's frames; it is reserved, and committed only as far
+ * as it is touched.  Under ASan, 2 MiB: its instrumented frames are
+ * larger. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LWEFT_FIBER_STACK ((size_t)2048 * 1024)
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LWEFT_FIBER_STACK ((size_t)2048 * 1024)
+#endif
+#endif
+#ifndef LWEFT_FIBER_STACK
+#define LWEFT_FIBER_STACK ((size_t)512 * 1024)
+#endif
+
 /* The binding's state for one Lua state (one per lua_State that required
  * weft), a full userdata kept in the registry.  Lua values it keeps for
  * watchers live in registry tables indexed by slot (the low 32 bits of an

@@ -50,6 +50,11 @@ typedef struct lpromise {
   int id;
   int handled;      /* an await or continuation took the outcome */
   int line;         /* where a task was spawned (with UV_WHERE) */
+  /* a stackful task: its function runs on its own C stack (a core fiber),
+   * and its waits suspend the fiber instead of yielding a coroutine */
+  weft_fiber_t *cf;
+  int fstatus;     /* the function's pcall status, once the fiber ended */
+  lua_State *susp; /* the thread that called the pending wait */
 } lpromise;
 
 /* User values of a promise. */
@@ -66,6 +71,10 @@ enum {
 /* The registry key of the table coroutine -> task (weak both ways): how
  * weft.current() and the waits find the running task. */
 static const char tasks_key = 0;
+/* The registry key of the table fiber -> stackful task (weak values): how
+ * a wait inside a stackful task finds it from any thread running on its
+ * C stack (a coroutine.wrap generator, a table.sort comparator). */
+static const char fibertasks_key = 0;
 /* The registry key of the table of rejected promises nobody handled yet
  * (weak keys), reported when collected or when weft.run finishes. */
 static const char unhandled_key = 0;
@@ -183,6 +192,11 @@ static void report_unhandled(lua_State *L, int idx) {
 static int lw_p_gc(lua_State *L) {
   lpromise *lp = lua_touserdata(L, 1);
   if (lp->state == REJECTED && !lp->handled) report_unhandled(L, 1);
+  /* A stackful task collected while suspended: its stack goes with it. */
+  if (lp->cf && weft_fiber_status(lp->cf) != WEFT_FIBER_RUNNING) {
+    weft_fiber_free(lp->cf);
+    lp->cf = NULL;
+  }
   return 0;
 }
 
@@ -387,9 +401,19 @@ static void ready(lua_State *L, int idx, int src) {
 /* Pushes the running task (the one whose coroutine is L), or returns NULL
  * pushing nothing. */
 static lpromise *push_running_task(lua_State *L) {
+  weft_fiber_t *cf;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
   lua_pushthread(L);
-  if (lua_rawget(L, -2) != LUA_TUSERDATA) {
+  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+    lua_remove(L, -2);
+    return lua_touserdata(L, -1);
+  }
+  lua_pop(L, 2);
+  /* Any thread running on a stackful task's C stack belongs to it. */
+  cf = weft_fiber_current();
+  if (!cf) return NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &fibertasks_key);
+  if (lua_rawgetp(L, -1, cf) != LUA_TUSERDATA) {
     lua_pop(L, 2);
     return NULL;
   }
@@ -410,7 +434,8 @@ static void finished(lua_State *L, int idx, int status, lua_State *co,
     lua_pop(L, nres);
   } else {
     lua_xmove(co, L, 1);
-    if (lua_type(L, -1) == LUA_TSTRING) {
+    /* (A stackful task's message handler added it inside the fiber.) */
+    if (lua_type(L, -1) == LUA_TSTRING && !t->cf) {
       luaL_traceback(L, co, lua_tostring(L, -1), 0);
       lua_remove(L, -2);
     }
@@ -429,6 +454,60 @@ static void finished(lua_State *L, int idx, int status, lua_State *co,
   lua_pop(L, 1);
   lua_pushnil(L);
   lua_setiuservalue(L, idx, UV_CO);
+  if (t->cf) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &fibertasks_key);
+    lua_pushnil(L);
+    lua_rawsetp(L, -2, t->cf);
+    lua_pop(L, 1);
+    weft_fiber_free(t->cf);
+    t->cf = NULL;
+  }
+}
+
+/* Message handler of a stackful task's function: adds the traceback while
+ * the failing frames still exist. */
+static int stackful_msgh(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TSTRING) luaL_traceback(L, L, lua_tostring(L, 1), 1);
+  return 1;
+}
+
+/* The fiber of a stackful task: runs the function (on the task's thread,
+ * which holds it and its arguments) under a protected call. */
+static void *stackful_main(weft_fiber_t *cf, void *arg) {
+  lpromise *t = arg;
+  lua_State *T = t->susp;
+  int n = lua_gettop(T) - 1;
+  (void)cf;
+  lua_pushcfunction(T, stackful_msgh);
+  lua_insert(T, 1);
+  t->fstatus = lua_pcall(T, n, LUA_MULTRET, 1);
+  lua_remove(T, 1);
+  return NULL;
+}
+
+/* Resumes a stackful task: its values go to the thread that waits. */
+static void resume_stackful(lua_State *L, int idx, int src, lua_State *co) {
+  lpromise *t = lua_touserdata(L, idx);
+  int nargs;
+  if (!t->started) {
+    t->started = 1;
+    t->susp = co;
+  } else {
+    if (t->cancel_raise) {
+      t->cancel_raise = 0;
+      src = idx;
+    }
+    if (luaL_testudata(L, src, PROMISE_MT)) {
+      nargs = push_outcome(L, src);
+    } else {
+      lua_pushboolean(L, 1);
+      nargs = 1;
+    }
+    lua_xmove(L, t->susp, nargs);
+  }
+  weft_fiber_resume(t->cf, NULL, NULL);
+  if (weft_fiber_status(t->cf) == WEFT_FIBER_TERMINATED)
+    finished(L, idx, t->fstatus, co, t->fstatus == LUA_OK ? lua_gettop(co) : 1);
 }
 
 /* Resumes the task at idx with the outcome of the promise at src (false or
@@ -446,11 +525,15 @@ static void resume_task(lua_State *L, int idx, int src) {
   co = lua_tothread(L, -1);
   lua_pop(L, 1);
   t->wait = WAIT_NONE;
+  if (!t->started && t->state == CANCELLED) { /* cancelled before it ran */
+    finished(L, idx, LUA_OK, co, 0);
+    return;
+  }
+  if (t->cf) {
+    resume_stackful(L, idx, src, co);
+    return;
+  }
   if (!t->started) {
-    if (t->state == CANCELLED) { /* cancelled before it ever ran */
-      t->done = 1;
-      return;
-    }
     t->started = 1;
     nargs = lua_gettop(co) - 1; /* the coroutine holds fn and its args */
   } else {
@@ -478,7 +561,8 @@ static void resume_task(lua_State *L, int idx, int src) {
 
 /* Creates a task running the function at fnidx with the n values after it
  * (all popped), leaves its promise in fnidx's place, and queues its start. */
-static lpromise *spawn(lua_State *L, lweft_state *st, int fnidx, int n) {
+static lpromise *spawn(lua_State *L, lweft_state *st, int fnidx, int n,
+                      size_t stackful) {
   lpromise *t;
   lua_State *co;
   int p;
@@ -501,6 +585,14 @@ static lpromise *spawn(lua_State *L, lweft_state *st, int fnidx, int n) {
   lua_rawset(L, -3);
   lua_pop(L, 1);
   lua_setiuservalue(L, p, UV_CO);
+  if (stackful) {
+    int err = weft_fiber_new(stackful_main, t, stackful, &t->cf);
+    if (err) luaL_error(L, "spawn: %s", weft_strerror(err));
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &fibertasks_key);
+    lua_pushvalue(L, p);
+    lua_rawsetp(L, -2, t->cf);
+    lua_pop(L, 1);
+  }
   /* The coroutine holds the function and its arguments until it starts. */
   lua_rotate(L, fnidx, -(n + 1)); /* promise first, then fn and args */
   lua_xmove(L, co, n + 1);
@@ -788,12 +880,25 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   return lua_gettop(L) - 1;
 }
 
+/* Suspends the running task t until its wait ends: a stackful task
+ * suspends its fiber where it stands; a default task yields. */
+static int suspend_task(lua_State *L, lpromise *t) {
+  lua_settop(L, 0);
+  if (t->cf) {
+    t->susp = L;
+    weft_fiber_suspend(NULL, NULL);
+    return wait_k(L, LUA_OK, 0); /* the resume pushed ok, values... */
+  }
+  return lua_yieldk(L, 0, 0, wait_k);
+}
+
 /* A default task is a coroutine: it cannot suspend across a C call. */
-static void check_yieldable(lua_State *L, const char *fname) {
-  if (!lua_isyieldable(L))
-    luaL_error(L, "%s: a task cannot suspend inside a C call here (a "
-                  "table.sort comparator, a gsub callback, a metamethod); "
-                  "run that code in a weft.fiber, which can", fname);
+static void check_yieldable(lua_State *L, lpromise *t, const char *fname) {
+  if (!t->cf && !lua_isyieldable(L))
+    luaL_error(L, "%s: a default task cannot suspend inside a C call here "
+                  "(a table.sort comparator, a gsub callback, a metamethod); "
+                  "a stackful task can: weft.spawn({stackful = true}, fn)",
+               fname);
 }
 
 /* Raises the task's cancellation if it is due at this suspension. */
@@ -843,13 +948,12 @@ static int lw_await(lua_State *L) {
   }
   check_cancel(L, t, 2);
   if (p->state != PENDING) return deliver(L, 1);
-  check_yieldable(L, "await");
+  check_yieldable(L, t, "await");
   push_cont(L, 1, 2);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, 2, UV_WAIT);
   t->wait = WAIT_PROMISE;
-  lua_settop(L, 0);
-  return lua_yieldk(L, 0, 0, wait_k);
+  return suspend_task(L, t);
 }
 
 /* The timer of a task's delay (a reactor watcher, so that it shows in
@@ -888,13 +992,12 @@ static int lw_delay(lua_State *L) {
     return 0;
   }
   check_cancel(L, t, 2);
-  check_yieldable(L, "delay");
+  check_yieldable(L, t, "delay");
   lua_pushvalue(L, 2);
   lua_pushcclosure(L, lw_delay_fired, 1);
   t->timer = lweft_once(L, st, 1, lua_gettop(L));
   t->wait = WAIT_TIMER;
-  lua_settop(L, 0);
-  return lua_yieldk(L, 0, 0, wait_k);
+  return suspend_task(L, t);
 }
 
 /* ---- combinators and timeouts ----------------------------------------------- */
@@ -1124,7 +1227,8 @@ static int lw_tasks(lua_State *L) {
 
 static int lw_spawn(lua_State *L) {
   lpromise *t;
-  int named = 0;
+  int named = 0, stackful = 0;
+  size_t stack = LWEFT_FIBER_STACK;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_pushnil(L);
@@ -1137,12 +1241,16 @@ static int lw_spawn(lua_State *L) {
     } else if (strcmp(key, "stackful") == 0) {
       if (!lua_isboolean(L, -1))
         luaL_argerror(L, 1, "field 'stackful' must be a boolean");
-      if (lua_toboolean(L, -1))
-        luaL_error(L, "spawn: stackful tasks are not available yet; run code "
-                      "that must suspend inside C calls in a weft.fiber");
+      stackful = lua_toboolean(L, -1);
     } else if (strcmp(key, "stack_size") == 0) {
-      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) <= 0)
-        luaL_argerror(L, 1, "field 'stack_size' must be a positive integer");
+      if (!lua_isinteger(L, -1) ||
+          lua_tointeger(L, -1) < (lua_Integer)WEFT_FIBER_MIN_STACK ||
+          lua_tointeger(L, -1) > (lua_Integer)WEFT_FIBER_MAX_STACK)
+        luaL_argerror(L, 1, lua_pushfstring(L, "field 'stack_size' must be an "
+                                               "integer from %d to %d",
+                                            (int)WEFT_FIBER_MIN_STACK,
+                                            (int)WEFT_FIBER_MAX_STACK));
+      stack = (size_t)lua_tointeger(L, -1);
     } else {
       luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s'", key));
     }
@@ -1151,7 +1259,7 @@ static int lw_spawn(lua_State *L) {
   lua_getfield(L, 1, "name");
   lua_insert(L, 1); /* the name, out of the way: 1 name, 2 opts, 3 fn */
   lua_remove(L, 2);
-  t = spawn(L, lweft_state_of(L), 2, lua_gettop(L) - 2);
+  t = spawn(L, lweft_state_of(L), 2, lua_gettop(L) - 2, stackful ? stack : 0);
   (void)t;
   if (named) {
     lua_pushvalue(L, 1);
@@ -1164,14 +1272,14 @@ static int lw_spawn(lua_State *L) {
 
 static int lw_async(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  spawn(L, lweft_state_of(L), 1, lua_gettop(L) - 1);
+  spawn(L, lweft_state_of(L), 1, lua_gettop(L) - 1, 0);
   return 1;
 }
 
 static int lw_defer(lua_State *L) {
   lpromise *t;
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  t = spawn(L, lweft_state_of(L), 1, lua_gettop(L) - 1);
+  t = spawn(L, lweft_state_of(L), 1, lua_gettop(L) - 1, 0);
   t->defer = 1;
   return 0;
 }
@@ -1182,7 +1290,7 @@ static int lw_current(lua_State *L) {
 }
 
 int lweft_spawn(lua_State *L, lweft_state *st, int fnidx, int n) {
-  spawn(L, st, fnidx, n);
+  spawn(L, st, fnidx, n, 0);
   return 1;
 }
 
@@ -1220,6 +1328,15 @@ void lweft_open_task(lua_State *L) {
     luaL_newlib(L, methods);
     lua_pushcclosure(L, lw_p_index, 1);
     lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &fibertasks_key) != LUA_TTABLE) {
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &fibertasks_key);
   }
   lua_pop(L, 1);
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &unhandled_key) != LUA_TTABLE) {

@@ -264,7 +264,7 @@ describe("weft.await", function()
       p:resolve()
       return err
     end)
-    assert.matches("run that code in a weft.fiber", weft.await(t))
+    assert.matches("a stackful task can: weft.spawn%({stackful = true}, fn%)", weft.await(t))
   end)
 
   it("rejects what is not a promise", function()
@@ -506,9 +506,9 @@ describe("tasks as objects", function()
       "bad argument #1 to 'spawn' (table expected, got function)")
   end)
 
-  it("spawn says plainly that stackful tasks are not there yet", function()
-    assert.has_error(function() weft.spawn({ stackful = true }, print) end,
-      "spawn: stackful tasks are not available yet; run code that must suspend inside C calls in a weft.fiber")
+  it("spawn rejects a bad stack size", function()
+    assert.has_error(function() weft.spawn({ stackful = true, stack_size = 1 }, print) end,
+      "bad argument #1 to 'spawn' (field 'stack_size' must be an integer from 16384 to 1073741824)")
   end)
 end)
 
@@ -553,5 +553,84 @@ describe("unhandled rejections", function()
     local ok, err = pcall(weft.run)
     assert.is_false(ok)
     assert.matches("nobody caught me", tostring(err))
+  end)
+end)
+
+describe("stackful tasks", function()
+  local function later(v)
+    return weft.async(function() weft.delay(1); return v end)
+  end
+
+  it("await inside a table.sort comparator", function()
+    local t = weft.spawn({ stackful = true }, function(list)
+      table.sort(list, function(a, b) return weft.await(later(a < b)) end)
+      return table.concat(list, " ")
+    end, { 3, 1, 2 })
+    assert.equal("1 2 3", weft.await(t))
+  end)
+
+  it("delay inside a string.gsub callback and a metamethod", function()
+    local t = weft.spawn({ stackful = true }, function()
+      local s = ("ab"):gsub(".", function(c) weft.delay(1); return c:upper() end)
+      local proxy = setmetatable({}, { __index = function(_, k) weft.delay(1); return k .. "!" end })
+      return s, proxy.hi
+    end)
+    assert.same({ "AB", "hi!" }, { weft.await(t) })
+  end)
+
+  it("await inside a plain coroutine.wrap generator", function()
+    local t = weft.spawn({ stackful = true }, function()
+      local gen = coroutine.wrap(function()
+        for i = 1, 3 do coroutine.yield(weft.await(later(i * 10))) end
+      end)
+      return gen() + gen() + gen()
+    end)
+    assert.equal(60, weft.await(t))
+  end)
+
+  it("run alongside default tasks and report themselves as current", function()
+    local log = {}
+    local s
+    s = weft.spawn({ stackful = true, name = "deep" }, function()
+      table.sort({ 2, 1 }, function(a, b)
+        assert.equal(s, weft.current())
+        weft.delay(5)
+        return a < b
+      end)
+      log[#log + 1] = "stackful"
+    end)
+    weft.async(function() log[#log + 1] = "default" end)
+    weft.run()
+    assert.same({ "default", "stackful" }, log)
+    assert.equal("deep", s.name)
+  end)
+
+  it("reject with the error and its traceback", function()
+    local t = weft.spawn({ stackful = true }, function() weft.delay(1); error("deep failure") end)
+    local ok, err = pcall(weft.await, t)
+    assert.is_false(ok)
+    assert.matches("deep failure", err)
+    assert.matches("stack traceback", err)
+  end)
+
+  it("are cancelled where they wait, even inside a C call", function()
+    local closed = false
+    local t = weft.spawn({ stackful = true }, function()
+      local guard <close> = setmetatable({}, { __close = function() closed = true end })
+      table.sort({ 2, 1 }, function(a, b) weft.delay(10000); return a < b end)
+    end)
+    weft.once(5, function() t:cancel("stop") end)
+    local ok, err = pcall(weft.await, t)
+    assert.is_false(ok)
+    assert.is_true(weft.is_cancelled(err))
+    assert.is_true(closed)
+  end)
+
+  it("take a stack size", function()
+    local t = weft.spawn({ stackful = true, stack_size = 256 * 1024 }, function()
+      weft.delay(1)
+      return "small stack"
+    end)
+    assert.equal("small stack", weft.await(t))
   end)
 end)
