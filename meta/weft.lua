@@ -248,6 +248,11 @@ function weft.channel(capacity) end
 ---@return weft.group
 function weft.group() end
 
+---A drop-in coroutine library whose resume and wrap let a generator
+---await inside a default task.
+---@type coroutinelib
+weft.coroutine = coroutine
+
 ---The live tasks, oldest first.
 ---@return weft.promise[]
 function weft.tasks() end

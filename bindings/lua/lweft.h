@@ -88,6 +88,10 @@ void lweft_open_task(lua_State *L);
  * (popped with it) and leaves its promise in fnidx's place, on top. */
 int lweft_spawn(lua_State *L, lweft_state *st, int fnidx, int n);
 
+/* Pushes { adopt, suspend_marker }: what sync.lua's weft.coroutine needs
+ * of the task machinery. */
+void lweft_push_task_internals(lua_State *L);
+
 /* Reports every rejected promise nobody handled to the error handler (at
  * the end of weft.run). */
 void lweft_report_unhandled(lua_State *L);

@@ -428,8 +428,10 @@ static int run_mode(lua_State *L, lweft_state *st, weft_run_mode mode,
   st->running--;
   st->L = prev;
   if (r == WEFT_EBUSY)
-    return luaL_error(L, "%s: the loop is already running (called from a "
-                         "callback?)", fname);
+    return luaL_error(L, "%s: the loop is already running (in a callback, "
+                         "or in a plain coroutine inside a task: run the code "
+                         "as a task, or make the coroutine with "
+                         "weft.coroutine)", fname);
   raise_pending(L, st);
   return r;
 }

@@ -2,7 +2,7 @@
 -- promises and weft.await (which brings timeouts and cancellation).  This
 -- chunk is compiled into weft.so and run by luaopen_weft with the module
 -- table; it adds its functions to that table.
-local weft = ...
+local weft, internals = ...
 
 local await, promise, is_timeout = weft.await, weft.promise, weft.is_timeout
 local cancel = weft.cancel
@@ -308,4 +308,41 @@ for mt, name in pairs { [Mutex] = "weft.mutex", [Semaphore] = "weft.semaphore",
     setmetatable(self, saved)
     return ("%s (%s)"):format(name, addr)
   end
+end
+
+-- ---- weft.coroutine ----------------------------------------------------------
+-- A drop-in coroutine library whose resume and wrap pass task suspensions
+-- through: a generator made with it may await inside a default task.  A
+-- wait inside the coroutine yields a private marker; resume sees it,
+-- suspends the task (or the enclosing weft.coroutine) in turn, and hands
+-- what the task is woken with back to the wait.
+do
+  local adopt, SUSPEND = internals.adopt, internals.suspend_marker
+  local co_resume, co_yield, co_create = coroutine.resume, coroutine.yield, coroutine.create
+  local wco = {}
+  for k, v in pairs(coroutine) do wco[k] = v end
+
+  local function pass(co, ok, ...)
+    if ok and select("#", ...) == 1 and (...) == SUSPEND then
+      return pass(co, co_resume(co, co_yield(SUSPEND)))
+    end
+    return ok, ...
+  end
+
+  function wco.resume(co, ...)
+    adopt(co)
+    return pass(co, co_resume(co, ...))
+  end
+
+  local function unwrap(ok, ...)
+    if not ok then error((...), 0) end
+    return ...
+  end
+
+  function wco.wrap(f)
+    local co = co_create(f)
+    return function(...) return unwrap(wco.resume(co, ...)) end
+  end
+
+  weft.coroutine = wco
 end

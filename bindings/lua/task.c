@@ -78,6 +78,9 @@ static const char fibertasks_key = 0;
 /* The registry key of the table of rejected promises nobody handled yet
  * (weak keys), reported when collected or when weft.run finishes. */
 static const char unhandled_key = 0;
+/* The value a default task's wait yields, so that weft.coroutine.resume can
+ * tell a task suspension from a plain yield and pass it through. */
+static const char suspend_marker = 0;
 /* The queue marker of "run this promise's continuations". */
 static const char conts_marker = 0;
 static int task_count;
@@ -889,7 +892,8 @@ static int suspend_task(lua_State *L, lpromise *t) {
     weft_fiber_suspend(NULL, NULL);
     return wait_k(L, LUA_OK, 0); /* the resume pushed ok, values... */
   }
-  return lua_yieldk(L, 0, 0, wait_k);
+  lua_pushlightuserdata(L, (void *)&suspend_marker);
+  return lua_yieldk(L, 1, 0, wait_k);
 }
 
 /* A default task is a coroutine: it cannot suspend across a C call. */
@@ -965,6 +969,19 @@ static int lw_delay_fired(lua_State *L) {
   return 0;
 }
 
+/* The main chunk's delay: runs the loop until the flag table at 2 is
+ * done (st at 1). */
+static int main_delay_wait(lua_State *L) {
+  lweft_state *st = lua_touserdata(L, 1);
+  lua_getfield(L, 2, "done");
+  while (!lua_toboolean(L, -1)) {
+    lua_pop(L, 1);
+    lweft_run_once(L, st, "delay");
+    lua_getfield(L, 2, "done");
+  }
+  return 0;
+}
+
 static int lw_main_delay_fired(lua_State *L) {
   lua_pushboolean(L, 1);
   lua_setfield(L, lua_upvalueindex(1), "done");
@@ -979,15 +996,18 @@ static int lw_delay(lua_State *L) {
   if (!(ms >= 0)) luaL_argerror(L, 1, "delay must be >= 0");
   t = push_running_task(L); /* at 2, if any */
   if (!t) {
+    weft_id_t id;
     lua_newtable(L); /* 2: { done } */
     lua_pushvalue(L, 2);
     lua_pushcclosure(L, lw_main_delay_fired, 1);
-    lweft_once(L, st, 1, lua_gettop(L));
-    lua_getfield(L, 2, "done");
-    while (!lua_toboolean(L, -1)) {
-      lua_pop(L, 1);
-      lweft_run_once(L, st, "delay");
-      lua_getfield(L, 2, "done");
+    id = lweft_once(L, st, 1, lua_gettop(L));
+    lua_settop(L, 2);
+    lua_pushcfunction(L, main_delay_wait);
+    lua_pushlightuserdata(L, st);
+    lua_pushvalue(L, 2);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+      lweft_cancel(L, st, id); /* the loop could not run here */
+      return lua_error(L);
     }
     return 0;
   }
@@ -1287,6 +1307,28 @@ static int lw_defer(lua_State *L) {
 static int lw_current(lua_State *L) {
   if (!push_running_task(L)) lua_pushnil(L);
   return 1;
+}
+
+/* For weft.coroutine: runs coroutine 1 on behalf of the running task (so
+ * its waits suspend that task), and returns the suspension marker. */
+static int lw_adopt(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTHREAD);
+  if (push_running_task(L)) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+  }
+  lua_pushlightuserdata(L, (void *)&suspend_marker);
+  return 1;
+}
+
+void lweft_push_task_internals(lua_State *L) {
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, lw_adopt);
+  lua_setfield(L, -2, "adopt");
+  lua_pushlightuserdata(L, (void *)&suspend_marker);
+  lua_setfield(L, -2, "suspend_marker");
 }
 
 int lweft_spawn(lua_State *L, lweft_state *st, int fnidx, int n) {

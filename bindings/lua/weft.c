@@ -90,7 +90,8 @@ __attribute__((visibility("default"))) int luaopen_weft(lua_State *L) {
   if (luaL_loadbuffer(L, lweft_sync_lua, lweft_sync_lua_len, "=weft/sync.lua"))
     return lua_error(L);
   lua_pushvalue(L, -2);
-  lua_call(L, 1, 0);
+  lweft_push_task_internals(L);
+  lua_call(L, 2, 0);
   lua_pushfstring(L, "weft %s", weft_version_string());
   lua_setfield(L, -2, "_VERSION");
   return 1;

@@ -634,3 +634,51 @@ describe("stackful tasks", function()
     assert.equal("small stack", weft.await(t))
   end)
 end)
+
+describe("weft.coroutine", function()
+  local function later(v)
+    return weft.async(function() weft.delay(1); return v end)
+  end
+
+  it("lets a generator await inside a default task", function()
+    local t = weft.async(function()
+      local gen = weft.coroutine.wrap(function()
+        for i = 1, 3 do weft.coroutine.yield(weft.await(later(i * 10))) end
+      end)
+      return gen() + gen() + gen()
+    end)
+    assert.equal(60, weft.await(t))
+  end)
+
+  it("resume returns the generator's own yields and errors, like coroutine's", function()
+    local t = weft.async(function()
+      local co = weft.coroutine.create(function(a)
+        weft.delay(1)
+        local b = weft.coroutine.yield(a + 1)
+        error("done with " .. b, 0)
+      end)
+      local r1 = { weft.coroutine.resume(co, 1) }
+      local r2 = { weft.coroutine.resume(co, "x") }
+      return r1, r2, weft.coroutine.status(co)
+    end)
+    local r1, r2, status = weft.await(t)
+    assert.same({ true, 2 }, r1)
+    assert.same({ false, "done with x" }, r2)
+    assert.equal("dead", status)
+  end)
+
+  it("works as plain coroutines outside tasks", function()
+    local gen = weft.coroutine.wrap(function() weft.coroutine.yield(1); return 2 end)
+    assert.equal(1, gen())
+    assert.equal(2, gen())
+  end)
+
+  it("a plain coroutine inside a task gets an error naming the way out", function()
+    local t = weft.async(function()
+      local gen = coroutine.wrap(function() weft.delay(1) end)
+      local ok, err = pcall(gen)
+      return err
+    end)
+    assert.matches("make the coroutine with weft.coroutine", weft.await(t))
+  end)
+end)
