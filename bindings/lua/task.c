@@ -195,6 +195,15 @@ static void report_unhandled(lua_State *L, int idx) {
 static int lw_p_gc(lua_State *L) {
   lpromise *lp = lua_touserdata(L, 1);
   if (lp->state == REJECTED && !lp->handled) report_unhandled(L, 1);
+  /* A default task collected while suspended waits on nothing that can
+   * wake it: close it, so its pending <close> variables run. */
+  if (lp->is_task && !lp->cf && lp->started && !lp->done &&
+      lua_getiuservalue(L, 1, UV_CO) == LUA_TTHREAD &&
+      lua_status(lua_tothread(L, -1)) == LUA_YIELD) {
+    lp->done = 1;
+    lweft_closethread(lua_tothread(L, -1), L);
+  }
+  lua_settop(L, 1);
   /* A stackful task collected while suspended: its stack goes with it. */
   if (lp->cf && weft_fiber_status(lp->cf) != WEFT_FIBER_RUNNING) {
     weft_fiber_free(lp->cf);

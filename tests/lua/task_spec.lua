@@ -682,3 +682,34 @@ describe("weft.coroutine", function()
     assert.matches("make the coroutine with weft.coroutine", weft.await(t))
   end)
 end)
+
+describe("a task that is garbage while suspended", function()
+  it("is closed: its <close> variables run", function()
+    local closed = false
+    do
+      -- Only the task itself will hold this promise: it can never settle.
+      weft.async(function(never)
+        local guard <close> = setmetatable({}, { __close = function() closed = true end })
+        weft.await(never)
+      end, weft.promise())
+    end
+    weft.run() -- the task starts and suspends; nothing is left to run
+    collectgarbage()
+    collectgarbage()
+    assert.is_true(closed)
+  end)
+
+  it("is kept while what it waits on can still wake it", function()
+    local closed = false
+    weft.async(function()
+      local guard <close> = setmetatable({}, { __close = function() closed = true end })
+      weft.delay(20)
+    end)
+    weft.tick(true)
+    collectgarbage()
+    collectgarbage()
+    assert.is_false(closed) -- its timer holds it
+    weft.run()
+    assert.is_true(closed) -- it ended normally
+  end)
+end)
