@@ -305,7 +305,7 @@ static void drain(weft_loop_t *loop, void *data) {
 /* After a settle: queues the run of the continuations of the promise at
  * idx (anchored by the queue until then). */
 static void settled(lua_State *L, lpromise *lp, int idx) {
-  if (lua_getiuservalue(L, idx, UV_CONTS) == LUA_TTABLE) {
+  if (lua_getiuservalue(L, idx, UV_CONTS) != LUA_TNIL) {
     lua_pushlightuserdata(L, (void *)&conts_marker);
     enqueue(L, lp->st, idx, -1);
     lua_pop(L, 1);
@@ -459,11 +459,7 @@ static void finished(lua_State *L, int idx, int status, lua_State *co,
     else
       lua_pop(L, 1);
   }
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
-  lua_getiuservalue(L, idx, UV_CO);
-  lua_pushnil(L);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
+  /* (Its entry in the weak task table goes with the coroutine.) */
   lua_pushnil(L);
   lua_setiuservalue(L, idx, UV_CO);
   if (t->cf) {
@@ -616,26 +612,38 @@ static lpromise *spawn(lua_State *L, lweft_state *st, int fnidx, int n,
 /* ---- continuations --------------------------------------------------------- */
 
 /* Appends v (at vidx) to the continuations of the promise at idx, or, if it
- * has settled and none is pending, queues their run at once. */
+ * has settled and none is pending, queues their run at once.  A single
+ * awaiting task is kept as is, without a list: the common case. */
 static void push_cont(lua_State *L, int idx, int vidx) {
   lpromise *lp = lua_touserdata(L, idx);
+  int had;
   idx = lua_absindex(L, idx);
   vidx = lua_absindex(L, vidx);
   mark_handled(L, lp, idx);
-  if (lua_getiuservalue(L, idx, UV_CONTS) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_createtable(L, 1, 0);
-    lua_pushvalue(L, -1);
+  had = lua_getiuservalue(L, idx, UV_CONTS);
+  if (had == LUA_TNIL && lua_type(L, vidx) == LUA_TUSERDATA) {
+    lua_pushvalue(L, vidx);
     lua_setiuservalue(L, idx, UV_CONTS);
-    if (lp->state != PENDING) { /* settled: run them from the loop */
-      lua_pushlightuserdata(L, (void *)&conts_marker);
-      enqueue(L, lp->st, idx, -1);
-      lua_pop(L, 1);
+  } else {
+    if (had != LUA_TTABLE) { /* none yet, or a single task: make the list */
+      lua_createtable(L, 2, 0);
+      if (had == LUA_TUSERDATA) {
+        lua_pushvalue(L, -2);
+        lua_rawseti(L, -2, 1);
+      }
+      lua_remove(L, -2);
+      lua_pushvalue(L, -1);
+      lua_setiuservalue(L, idx, UV_CONTS);
     }
+    lua_pushvalue(L, vidx);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
   }
-  lua_pushvalue(L, vidx);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
   lua_pop(L, 1);
+  if (had == LUA_TNIL && lp->state != PENDING) { /* settled: run from the loop */
+    lua_pushlightuserdata(L, (void *)&conts_marker);
+    enqueue(L, lp->st, idx, -1);
+    lua_pop(L, 1);
+  }
 }
 
 /* Adds { kind, a, b, target } (indices; 0 = nil) to the promise at idx. */
@@ -752,18 +760,21 @@ static void run_entry(lua_State *L, int p, int e) {
 
 /* Runs the continuations of the settled promise at p, in order. */
 static void run_conts(lua_State *L, int p) {
-  int list, n;
+  int list, n, single;
   p = lua_absindex(L, p);
-  if (lua_getiuservalue(L, p, UV_CONTS) != LUA_TTABLE) {
+  single = lua_getiuservalue(L, p, UV_CONTS) == LUA_TUSERDATA;
+  if (!single && !lua_istable(L, -1)) {
     lua_pop(L, 1);
     return;
   }
   list = lua_gettop(L);
   lua_pushnil(L);
   lua_setiuservalue(L, p, UV_CONTS);
-  n = (int)lua_rawlen(L, list);
+  n = single ? 1 : (int)lua_rawlen(L, list);
   for (int i = 1; i <= n; i++) {
-    if (lua_rawgeti(L, list, i) == LUA_TUSERDATA) {
+    if (single) lua_pushvalue(L, list);
+    else lua_rawgeti(L, list, i);
+    if (lua_type(L, -1) == LUA_TUSERDATA) {
       /* An awaiting task, unless its wait was withdrawn meanwhile. */
       lpromise *t = lua_touserdata(L, -1);
       if (t->wait == WAIT_PROMISE) {
