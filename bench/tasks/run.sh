@@ -35,7 +35,7 @@ for r in $(seq 1 "$ROUNDS"); do
   run sleep "node promises" node "$here/sleep_node.js" 100000 10
   run baseline "lua5.4 + weft, empty" lua5.4 -e 'require "weft" print("RESULT metric=none value=0")'
   run pingpong "weft channel(0), rt/s" lua5.4 "$here/pingpong_weft.lua" 200000
-  run pingpong "coroutine resume/yield, rt/s" lua5.4 "$here/pingpong_coroutine.lua" resume 10000000
+  run pingpong "coroutine resume/yield, rt/s" lua5.4 "$here/../fibers/pingpong_lua.lua" resume 10000000
   run async "weft 1M async+await, ms" lua5.4 "$here/async_await_weft.lua" 1000000
 done
 

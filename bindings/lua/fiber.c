@@ -289,17 +289,7 @@ void lweft_open_fiber(lua_State *L) {
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &fibers_key) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "v");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &fibers_key);
-  } else {
-    lua_pop(L, 1);
-  }
+  lweft_weak_table(L, &fibers_key, "v");
   /* weft.fiber: a table of suspend and current, callable to create. */
   lua_createtable(L, 0, 2);
   lua_pushcfunction(L, lw_fiber_suspend);

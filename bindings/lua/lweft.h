@@ -72,6 +72,10 @@ typedef struct lweft_state {
 /* The state, kept as upvalue 1 of every module function. */
 #define lweft_state_of(L) ((lweft_state *)lua_touserdata(L, lua_upvalueindex(1)))
 
+/* Makes sure registry[key] is a table with weak `mode` ("k", "v", "kv");
+ * leaves the stack as it was. */
+void lweft_weak_table(lua_State *L, const void *key, const char *mode);
+
 /* Adds the reactor functions to the module table at -2, each with the
  * state userdata at -1 as its upvalue; leaves the stack as it was. */
 void lweft_open_reactor(lua_State *L);
