@@ -614,15 +614,21 @@ describe("stackful tasks", function()
   end)
 
   it("are cancelled where they wait, even inside a C call", function()
-    local closed = false
+    local closed, waiting = false, weft.promise()
     local t = weft.spawn({ stackful = true }, function()
       local guard <close> = setmetatable({}, { __close = function() closed = true end })
-      table.sort({ 2, 1 }, function(a, b) weft.delay(10000); return a < b end)
+      table.sort({ 2, 1 }, function(a, b)
+        waiting:resolve() -- about to wait, inside the comparator
+        weft.delay(10000)
+        return a < b
+      end)
     end)
-    weft.once(5, function() t:cancel("stop") end)
-    local ok, err = pcall(weft.await, t)
+    weft.await(waiting)
+    t:cancel("stop")
+    local ok, err = pcall(weft.await, t) -- settled by the cancel: at once
     assert.is_false(ok)
     assert.is_true(weft.is_cancelled(err))
+    weft.run() -- the task's own cleanup runs from the loop
     assert.is_true(closed)
   end)
 
