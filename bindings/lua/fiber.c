@@ -229,21 +229,8 @@ static int lw_fiber_traceback(lua_State *L) {
 }
 
 static int lw_fiber_where(lua_State *L) {
-  lfiber *lf = check_fiber(L, 1);
-  lua_State *at = stopped_in(lf);
-  lua_Debug ar;
-  int level;
-  /* The innermost Lua function: level 0 is suspend itself. */
-  for (level = 1; at && lua_getstack(at, level, &ar); level++) {
-    lua_getinfo(at, "Sl", &ar);
-    if (ar.currentline > 0) {
-      lua_pushstring(L, ar.short_src);
-      lua_pushinteger(L, ar.currentline);
-      return 2;
-    }
-  }
-  lua_pushnil(L);
-  return 1;
+  /* From level 1: level 0 is weft.fiber.suspend itself. */
+  return lweft_push_where(L, stopped_in(check_fiber(L, 1)), 1);
 }
 
 /* Releases the C fiber and its stack; a suspended fiber is discarded where

@@ -72,6 +72,11 @@ typedef struct lweft_state {
 /* The state, kept as upvalue 1 of every module function. */
 #define lweft_state_of(L) ((lweft_state *)lua_touserdata(L, lua_upvalueindex(1)))
 
+/* Pushes the file and line of the innermost Lua function of thread (NULL
+ * allowed), looking from stack level `from`; or nil.  Returns how many
+ * values it pushed. */
+int lweft_push_where(lua_State *L, lua_State *thread, int from);
+
 /* Makes sure registry[key] is a table with weak `mode` ("k", "v", "kv");
  * leaves the stack as it was. */
 void lweft_weak_table(lua_State *L, const void *key, const char *mode);

@@ -1237,18 +1237,7 @@ static int lw_t_traceback(lua_State *L) {
 
 static int lw_t_where(lua_State *L) {
   lpromise *t = check_promise(L, 1);
-  lua_State *co = suspended_co(L, t, 1);
-  lua_Debug ar;
-  for (int level = 0; co && lua_getstack(co, level, &ar); level++) {
-    lua_getinfo(co, "Sl", &ar);
-    if (ar.currentline > 0) {
-      lua_pushstring(L, ar.short_src);
-      lua_pushinteger(L, ar.currentline);
-      return 2;
-    }
-  }
-  lua_pushnil(L);
-  return 1;
+  return lweft_push_where(L, suspended_co(L, t, 1), 0);
 }
 
 static int by_id(const void *a, const void *b) {

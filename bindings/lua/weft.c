@@ -28,6 +28,20 @@ static int state_gc(lua_State *L) {
   return 0;
 }
 
+int lweft_push_where(lua_State *L, lua_State *thread, int from) {
+  lua_Debug ar;
+  for (int level = from; thread && lua_getstack(thread, level, &ar); level++) {
+    lua_getinfo(thread, "Sl", &ar);
+    if (ar.currentline > 0) {
+      lua_pushstring(L, ar.short_src);
+      lua_pushinteger(L, ar.currentline);
+      return 2;
+    }
+  }
+  lua_pushnil(L);
+  return 1;
+}
+
 void lweft_weak_table(lua_State *L, const void *key, const char *mode) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) != LUA_TTABLE) {
     lua_newtable(L);
