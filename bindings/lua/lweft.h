@@ -65,9 +65,15 @@ typedef struct lweft_state {
    * (task.c), drained by one core run-queue entry at a time */
   int ref_fifo;
   lua_Integer fifo_head, fifo_tail;
-  int fifo_scheduled;
+  struct lweft_drain *drain; /* the queued drain of it, if any */
   int running; /* inside run / tick / a main-chunk wait */
 } lweft_state;
+
+/* What a queued drain of the binding's run queue points at: the state, or
+ * NULL once the state is gone (the core cannot withdraw a queued entry). */
+typedef struct lweft_drain {
+  lweft_state *st;
+} lweft_drain;
 
 /* The state, kept as upvalue 1 of every module function. */
 #define lweft_state_of(L) ((lweft_state *)lua_touserdata(L, lua_upvalueindex(1)))
@@ -88,6 +94,9 @@ void lweft_open_reactor(lua_State *L);
 /* Adds weft.fiber to the module table at -2 (the state is at -1); leaves
  * the stack as it was. */
 void lweft_open_fiber(lua_State *L);
+
+/* Disowns a queued drain: the Lua state is closing. */
+void lweft_forget_drain(lweft_state *st);
 
 /* Adds weft.promise, async, defer, await, delay, current, is_cancelled
  * and is_timeout, like lweft_open_reactor. */

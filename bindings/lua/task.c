@@ -239,11 +239,29 @@ static void resume_task(lua_State *L, int idx, int src);
 
 static void drain(weft_loop_t *loop, void *data);
 
+/* Queues a drain of the run queue on the core's, unless one is queued.
+ * Returns 0, or -1 when out of memory. */
+static int queue_drain(lweft_state *st) {
+  lweft_drain *d;
+  if (st->drain) return 0;
+  d = malloc(sizeof *d); /* not Lua's allocator: it may outlive the state */
+  if (!d) return -1;
+  d->st = st;
+  if (weft_loop_queue(st->loop, drain, d) != 0) {
+    free(d);
+    return -1;
+  }
+  st->drain = d;
+  return 0;
+}
+
 static void schedule_drain(lua_State *L, lweft_state *st) {
-  if (st->fifo_scheduled) return;
-  if (weft_loop_queue(st->loop, drain, st) != 0)
-    luaL_error(L, "not enough memory");
-  st->fifo_scheduled = 1;
+  if (queue_drain(st) != 0) luaL_error(L, "not enough memory");
+}
+
+void lweft_forget_drain(lweft_state *st) {
+  if (st->drain) st->drain->st = NULL;
+  st->drain = NULL;
 }
 
 /* Appends the pair (value at a, value at b or false) to the run queue. */
@@ -287,17 +305,19 @@ static int drain_protected(lua_State *L) {
 }
 
 static void drain(weft_loop_t *loop, void *data) {
-  lweft_state *st = data;
-  lua_State *L = st->L;
+  lweft_drain *d = data;
+  lweft_state *st = d->st;
+  lua_State *L;
   (void)loop;
-  st->fifo_scheduled = 0;
+  free(d);
+  if (!st) return; /* the Lua state closed meanwhile */
+  st->drain = NULL;
+  L = st->L;
   lua_pushcfunction(L, drain_protected);
   lua_pushlightuserdata(L, st);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) lweft_callback_error(L, st);
   /* Out of budget, or an error cut the turn short: the rest goes on. */
-  if (st->fifo_head < st->fifo_tail && !st->fifo_scheduled &&
-      weft_loop_queue(st->loop, drain, st) == 0)
-    st->fifo_scheduled = 1;
+  if (st->fifo_head < st->fifo_tail) queue_drain(st);
 }
 
 /* ---- settling ------------------------------------------------------------ */

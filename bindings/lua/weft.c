@@ -12,7 +12,15 @@ static int state_gc(lua_State *L) {
   lweft_state *st = luaL_checkudata(L, 1, "weft.state");
   if (!st->loop) return 0;
   lweft_cancel_all(st);
-  if (st->owns_loop) weft_loop_free(st->loop);
+  lweft_forget_drain(st);
+  if (st->owns_loop) {
+    /* A drain still queued keeps the loop busy: one iteration runs it (it
+     * does nothing now) and the close callbacks, then the loop can go. */
+    if (weft_loop_free(st->loop) == WEFT_EBUSY) {
+      weft_loop_run(st->loop, WEFT_RUN_NOWAIT);
+      weft_loop_free(st->loop);
+    }
+  }
   st->loop = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_w);
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_data);
@@ -82,7 +90,7 @@ static void push_state(lua_State *L) {
   st->ref_misc = new_table_ref(L);
   st->ref_fifo = new_table_ref(L);
   st->fifo_head = st->fifo_tail = 0;
-  st->fifo_scheduled = 0;
+  st->drain = NULL;
   st->running = 0;
   if (lua_getfield(L, LUA_REGISTRYINDEX, LWEFT_LOOP_KEY) == LUA_TLIGHTUSERDATA) {
     st->loop = lua_touserdata(L, -1); /* the host's loop, not ours to free */

@@ -719,3 +719,25 @@ describe("a task that is garbage while suspended", function()
     assert.is_true(closed) -- it ended normally
   end)
 end)
+
+describe("closing the Lua state", function()
+  it("with tasks still queued, frees everything and runs nothing", function()
+    local out, ok = helper.run_script([[
+      local weft = require "weft"
+      weft.async(function() print("never runs") end)
+      weft.defer(function() print("nor this") end)
+    ]])
+    assert.is_true(ok, out)
+    assert.equal("", out)
+  end)
+
+  it("with tasks suspended on timers, frees everything", function()
+    local out, ok = helper.run_script([[
+      local weft = require "weft"
+      weft.async(function() weft.delay(100000) end)
+      weft.tick(true)
+    ]])
+    assert.is_true(ok, out)
+    assert.equal("", out)
+  end)
+end)
