@@ -231,7 +231,20 @@ function Channel:recv(timeout)
   push(self.receivers, { p = p })
   local ok, err = pcall(await, p, timeout)
   if ok then return err end
-  p:cancel()
+  if p:status() == "pending" then
+    p:cancel()
+  elseif p:status() == "fulfilled" then
+    -- Handed a value just as we gave up: pass it on, nothing is lost.
+    local v = p:await()
+    local r = shift(self.receivers)
+    if r then
+      r.p:resolve(v)
+    else
+      self.buf.first = self.buf.first - 1
+      self.buf[self.buf.first] = { v = v }
+      self.n = self.n + 1
+    end
+  end
   if is_timeout(err) then return nil, "timeout" end
   error(err, 0)
 end

@@ -247,3 +247,16 @@ describe("cancelling a task during a wait", function()
     assert.same({ nil, "timeout" }, { ch:recv(5) })
   end)
 end)
+
+describe("a channel receiver cancelled as a value reaches it", function()
+  it("passes the value on: nothing is lost", function()
+    local ch = weft.channel()
+    local r = weft.async(function() return ch:recv() end)
+    weft.tick(true)      -- r waits in recv
+    ch:send("precious")  -- handed to r...
+    r:cancel()           -- ...which is cancelled before it resumes
+    weft.run()
+    assert.equal("cancelled", r:status())
+    assert.equal("precious", ch:recv(100))
+  end)
+end)
