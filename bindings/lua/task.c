@@ -204,7 +204,16 @@ static int lw_p_gc(lua_State *L) {
     lweft_closethread(lua_tothread(L, -1), L);
   }
   lua_settop(L, 1);
-  /* A stackful task collected while suspended: its stack goes with it. */
+  /* A stackful task collected while suspended: resume it once with an
+   * error raised from its wait, so its handlers and <close> variables
+   * run; if it waits again, it is discarded there. */
+  if (lp->cf && weft_fiber_status(lp->cf) == WEFT_FIBER_SUSPENDED &&
+      lp->susp && !lp->done) {
+    lp->done = 1; /* no wait may register anything for it any more */
+    lua_pushboolean(lp->susp, 0);
+    lua_pushliteral(lp->susp, "task collected while suspended");
+    weft_fiber_resume(lp->cf, NULL, NULL);
+  }
   if (lp->cf && weft_fiber_status(lp->cf) != WEFT_FIBER_RUNNING) {
     weft_fiber_free(lp->cf);
     lp->cf = NULL;
@@ -949,6 +958,8 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
  * suspends its fiber where it stands; a default task yields. */
 static int suspend_task(lua_State *L, lpromise *t) {
   lua_settop(L, 0);
+  if (t->done) /* being collected: it can never be woken */
+    return luaL_error(L, "task collected while suspended");
   if (t->cf) {
     t->susp = L;
     weft_fiber_suspend(NULL, NULL);

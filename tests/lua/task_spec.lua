@@ -705,6 +705,20 @@ describe("a task that is garbage while suspended", function()
     assert.is_true(closed)
   end)
 
+  it("is closed when stackful too: its <close> variables run", function()
+    local closed = false
+    do
+      weft.spawn({ stackful = true }, function(never)
+        local guard <close> = setmetatable({}, { __close = function() closed = true end })
+        table.sort({ 2, 1 }, function(a, b) weft.await(never); return a < b end)
+      end, weft.promise())
+    end
+    weft.run()
+    collectgarbage()
+    collectgarbage()
+    assert.is_true(closed)
+  end)
+
   it("is kept while what it waits on can still wake it", function()
     local closed = false
     weft.async(function()
