@@ -1243,6 +1243,12 @@ static lua_State *suspended_co(lua_State *L, lpromise *t, int idx) {
     return NULL;
   }
   co = lua_tothread(L, -1);
+  if (t->cf) { /* stackful: frozen mid-call in the thread that waits */
+    if (weft_fiber_status(t->cf) == WEFT_FIBER_SUSPENDED && t->susp)
+      return t->susp;
+    lua_pop(L, 1);
+    return NULL;
+  }
   if (lua_status(co) != LUA_YIELD) {
     lua_pop(L, 1);
     return NULL;

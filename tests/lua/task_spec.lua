@@ -632,6 +632,22 @@ describe("stackful tasks", function()
     assert.is_true(closed)
   end)
 
+  it("tell where they wait, even inside a C call", function()
+    local t = weft.spawn({ stackful = true }, function()
+      table.sort({ 2, 1 }, function(a, b)
+        weft.delay(10000) -- waits here
+        return a < b
+      end)
+    end)
+    weft.tick(true)
+    local file, line = t:where()
+    assert.matches("task_spec%.lua$", file)
+    assert.equal("number", type(line))
+    assert.matches("sort", t:traceback())
+    t:cancel()
+    weft.run()
+  end)
+
   it("take a stack size", function()
     local t = weft.spawn({ stackful = true, stack_size = 256 * 1024 }, function()
       weft.delay(1)
