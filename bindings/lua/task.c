@@ -904,32 +904,35 @@ static void check_handler(lua_State *L, int idx) {
                    "function or nil");
 }
 
+/* Pushes a new promise that the promise at 1 settles through the
+ * continuation { kind, a, b } (stack indices; 0 = none). */
+static int chain(lua_State *L, int kind, int a, int b) {
+  lpromise *lp = lua_touserdata(L, 1);
+  new_promise(L, lp->st);
+  add_cont(L, 1, kind, a, b, lua_gettop(L));
+  return 1;
+}
+
 static int lw_p_next(lua_State *L) {
-  lpromise *lp = check_promise(L, 1);
+  check_promise(L, 1);
   check_handler(L, 2);
   check_handler(L, 3);
   lua_settop(L, 3);
-  new_promise(L, lp->st);
-  add_cont(L, 1, K_NEXT, lua_isnil(L, 2) ? 0 : 2, lua_isnil(L, 3) ? 0 : 3, 4);
-  return 1;
+  return chain(L, K_NEXT, lua_isnil(L, 2) ? 0 : 2, lua_isnil(L, 3) ? 0 : 3);
 }
 
 static int lw_p_catch(lua_State *L) {
-  lpromise *lp = check_promise(L, 1);
+  check_promise(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_settop(L, 2);
-  new_promise(L, lp->st);
-  add_cont(L, 1, K_NEXT, 0, 2, 3);
-  return 1;
+  return chain(L, K_NEXT, 0, 2);
 }
 
 static int lw_p_finally(lua_State *L) {
-  lpromise *lp = check_promise(L, 1);
+  check_promise(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_settop(L, 2);
-  new_promise(L, lp->st);
-  add_cont(L, 1, K_FINALLY, 2, 0, 3);
-  return 1;
+  return chain(L, K_FINALLY, 2, 0);
 }
 
 static int lw_p_tostring(lua_State *L) {
