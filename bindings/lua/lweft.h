@@ -54,7 +54,6 @@ typedef struct lweft_state {
   weft_loop_t *loop;
   int owns_loop;
   lua_State *L; /* the thread callbacks run on: the caller of run / tick */
-  lua_State *main;
   int ref_w;    /* W[2s+1] = callback, W[2s+2] = function that created it */
   int ref_data; /* slot -> opts.data */
   int ref_arg;  /* slot -> the fd value given (integer or file handle) */

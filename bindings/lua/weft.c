@@ -82,7 +82,7 @@ static void push_state(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  st->main = st->L = lua_tothread(L, -1);
+  st->L = lua_tothread(L, -1);
   lua_pop(L, 1);
   st->ref_w = new_table_ref(L);
   st->ref_data = new_table_ref(L);
