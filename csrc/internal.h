@@ -79,6 +79,8 @@ void weft__alloc_loops(int delta);
 
 /* Maps a libuv error code to a WEFT_E* code. */
 int weft__err_from_uv(int uverr);
+/* Maps an errno value (positive) to a WEFT_E* code. */
+int weft__err_from_errno(int e);
 
 /* ---- stack: fiber stacks and their pool --------------------------------- */
 
@@ -143,7 +145,10 @@ uint64_t weft__wheel_next(const weft__wheel *w);
 
 enum {
   WEFT__W_ENABLED = 1,
-  WEFT__W_REF = 2
+  WEFT__W_REF = 2,
+  /* a core-internal watcher (a stream's, a poll's timeout): no id of it
+   * is ever handed out, and weft_loop_walk does not report it */
+  WEFT__W_HIDDEN = 4
 };
 
 struct weft__fd;
@@ -168,6 +173,11 @@ typedef struct weft__watch {
     struct {
       weft__link link; /* in the fd's watcher list */
       struct weft__fd *fdo;
+      /* a poll: its timeout's hidden once watcher (0: none), the
+       * WEFT_POLL* events asked, and what to report when that fires */
+      weft_id_t timer;
+      int events;
+      int revents;
     } io;
     struct weft__sig *sig;
   } u;
@@ -255,6 +265,8 @@ struct weft_loop_s {
 
   struct weft__fd **fds;
   int nfds;
+  weft_unwatch_cb on_unwatch; /* told when a descriptor leaves the poller */
+  void *unwatch_data;
 };
 
 /* True while dispatch is stopped for the current pass. */
@@ -284,6 +296,12 @@ void weft__imm_collect(weft_loop_t *loop, weft__link *out);
 
 int weft__io_sync(weft_loop_t *loop, weft__watch *w, int old_flags);
 void weft__io_close(weft_loop_t *loop, weft__watch *w);
+/* fd is about to be closed by weft: its pending polls fire with
+ * WEFT_POLLNVAL from the next dispatch pass, and every other watcher on it
+ * is cancelled, so that nothing watches a number the next open may reuse. */
+void weft__io_fd_closing(weft_loop_t *loop, int fd);
+/* Makes w (just created) internal: see WEFT__W_HIDDEN. */
+void weft__watch_hide(weft_loop_t *loop, weft_id_t id);
 
 int weft__signal_sync(weft_loop_t *loop, weft__watch *w, int old_flags);
 void weft__signal_close(weft_loop_t *loop, weft__watch *w);

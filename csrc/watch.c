@@ -73,6 +73,11 @@ void weft__watch_free(weft_loop_t *loop, weft__watch *w) {
   weft__list_push(&loop->free_slots, &w->u.free_next);
 }
 
+void weft__watch_hide(weft_loop_t *loop, weft_id_t id) {
+  weft__watch *w = weft__watch_find(loop, id);
+  if (w) w->flags |= WEFT__W_HIDDEN;
+}
+
 weft__watch *weft__watch_find(const weft_loop_t *loop, weft_id_t id) {
   uint32_t index = (uint32_t)id;
   weft__watch *w;
@@ -106,6 +111,7 @@ static int set_flags(weft_loop_t *loop, weft__watch *w, int flags) {
     break;
   case WEFT_KIND_READABLE:
   case WEFT_KIND_WRITABLE:
+  case WEFT_KIND_POLL:
     err = weft__io_sync(loop, w, old);
     break;
   case WEFT_KIND_SIGNAL:
@@ -155,6 +161,7 @@ int weft_watch_cancel(weft_loop_t *loop, weft_id_t id) {
     break;
   case WEFT_KIND_READABLE:
   case WEFT_KIND_WRITABLE:
+  case WEFT_KIND_POLL:
     weft__io_close(loop, w);
     break;
   case WEFT_KIND_SIGNAL:
@@ -203,7 +210,7 @@ int weft_loop_walk(weft_loop_t *loop, weft_walk_cb cb, void *data) {
   loop->walking++;
   for (i = 0; i < end; i++) {
     weft__watch *w = slot_at(loop, i);
-    if (!w->kind) continue;
+    if (!w->kind || (w->flags & WEFT__W_HIDDEN)) continue;
     cb(loop, w->id, data);
     n++;
   }

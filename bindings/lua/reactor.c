@@ -500,6 +500,7 @@ static const char *kind_name(int kind) {
   case WEFT_KIND_READABLE: return "readable";
   case WEFT_KIND_WRITABLE: return "writable";
   case WEFT_KIND_SIGNAL: return "signal";
+  case WEFT_KIND_POLL: return "poll";
   default: return "?";
   }
 }

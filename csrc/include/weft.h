@@ -60,9 +60,37 @@ WEFT_EXTERN const char *weft_version_string(void);
   XX(EPERM, "operation not permitted")                                        \
   XX(ERANGE, "result out of range")                                           \
   XX(ETIMEDOUT, "timed out")                                                  \
+  XX(EACCES, "permission denied")                                             \
+  XX(EADDRINUSE, "address already in use")                                    \
+  XX(EADDRNOTAVAIL, "address not available")                                  \
+  XX(EAFNOSUPPORT, "address family not supported")                            \
+  XX(ECONNABORTED, "software caused connection abort")                        \
+  XX(ECONNREFUSED, "connection refused")                                      \
+  XX(ECONNRESET, "connection reset by peer")                                  \
+  XX(EHOSTUNREACH, "host is unreachable")                                     \
+  XX(EINTR, "interrupted system call")                                        \
+  XX(EISDIR, "illegal operation on a directory")                              \
+  XX(EMSGSIZE, "message too long")                                            \
+  XX(ENAMETOOLONG, "name too long")                                           \
+  XX(ENETUNREACH, "network is unreachable")                                   \
+  XX(ENOSPC, "no space left on device")                                       \
+  XX(ENOTCONN, "socket is not connected")                                     \
+  XX(ENOTDIR, "not a directory")                                              \
+  XX(ENOTEMPTY, "directory not empty")                                        \
+  XX(ENOTSOCK, "socket operation on non-socket")                              \
+  XX(EPIPE, "broken pipe")                                                    \
+  XX(EROFS, "read-only file system")                                          \
+  XX(ESPIPE, "invalid seek")                                                  \
+  XX(ESRCH, "no such process")                                                \
+  XX(EXDEV, "cross-device link not permitted")                                \
   XX(ECLOSED, "handle is closed")                                             \
   XX(EUNKNOWN, "unknown error")                                               \
-  XX(ENOSTACK, "no fiber stack could be mapped (vm.max_map_count?)")
+  XX(ENOSTACK, "no fiber stack could be mapped (vm.max_map_count?)")          \
+  XX(EAI_NONAME, "unknown node or service")                                   \
+  XX(EAI_AGAIN, "temporary failure in name resolution")                       \
+  XX(EAI_FAIL, "permanent failure in name resolution")                        \
+  XX(EAI_FAMILY, "address family not supported by the resolver")             \
+  XX(EAI_SERVICE, "service not available for socket type")
 
 /* The codes.  The values come from the platform's errno.h (negated); the
  * weft-specific ones are fixed. */
@@ -83,9 +111,37 @@ enum {
   WEFT_EPERM = -EPERM,
   WEFT_ERANGE = -ERANGE,
   WEFT_ETIMEDOUT = -ETIMEDOUT,
+  WEFT_EACCES = -EACCES,
+  WEFT_EADDRINUSE = -EADDRINUSE,
+  WEFT_EADDRNOTAVAIL = -EADDRNOTAVAIL,
+  WEFT_EAFNOSUPPORT = -EAFNOSUPPORT,
+  WEFT_ECONNABORTED = -ECONNABORTED,
+  WEFT_ECONNREFUSED = -ECONNREFUSED,
+  WEFT_ECONNRESET = -ECONNRESET,
+  WEFT_EHOSTUNREACH = -EHOSTUNREACH,
+  WEFT_EINTR = -EINTR,
+  WEFT_EISDIR = -EISDIR,
+  WEFT_EMSGSIZE = -EMSGSIZE,
+  WEFT_ENAMETOOLONG = -ENAMETOOLONG,
+  WEFT_ENETUNREACH = -ENETUNREACH,
+  WEFT_ENOSPC = -ENOSPC,
+  WEFT_ENOTCONN = -ENOTCONN,
+  WEFT_ENOTDIR = -ENOTDIR,
+  WEFT_ENOTEMPTY = -ENOTEMPTY,
+  WEFT_ENOTSOCK = -ENOTSOCK,
+  WEFT_EPIPE = -EPIPE,
+  WEFT_EROFS = -EROFS,
+  WEFT_ESPIPE = -ESPIPE,
+  WEFT_ESRCH = -ESRCH,
+  WEFT_EXDEV = -EXDEV,
   WEFT_ECLOSED = -5000,
   WEFT_EUNKNOWN = -5001,
-  WEFT_ENOSTACK = -5002
+  WEFT_ENOSTACK = -5002,
+  WEFT_EAI_NONAME = -5003,
+  WEFT_EAI_AGAIN = -5004,
+  WEFT_EAI_FAIL = -5005,
+  WEFT_EAI_FAMILY = -5006,
+  WEFT_EAI_SERVICE = -5007
 };
 
 /* The message for an error code ("bad file descriptor"); a static string.
@@ -138,7 +194,8 @@ typedef enum {
   WEFT_KIND_EVERY = 3,
   WEFT_KIND_READABLE = 4,
   WEFT_KIND_WRITABLE = 5,
-  WEFT_KIND_SIGNAL = 6
+  WEFT_KIND_SIGNAL = 6,
+  WEFT_KIND_POLL = 7
 } weft_kind;
 
 /* Flags for the watcher constructors. */
@@ -152,6 +209,14 @@ enum {
  * timers and immediates.  data is the pointer given at creation. */
 typedef void (*weft_watch_cb)(weft_loop_t *loop, weft_id_t id, int arg,
                               void *data);
+
+/* Called once by weft_poll: revents holds the WEFT_POLL* events that are
+ * ready, 0 when the timeout passed first. */
+typedef void (*weft_poll_cb)(weft_loop_t *loop, weft_id_t id, int fd,
+                             int revents, void *data);
+
+/* Called when a descriptor leaves the loop's poller (weft_loop_on_unwatch). */
+typedef void (*weft_unwatch_cb)(weft_loop_t *loop, int fd, void *data);
 
 /* Called by weft_loop_walk once per live watcher. */
 typedef void (*weft_walk_cb)(weft_loop_t *loop, weft_id_t id, void *data);
@@ -224,6 +289,14 @@ WEFT_EXTERN void *weft_loop_get_data(const weft_loop_t *loop);
 /* Attaches a host pointer to the loop.  weft never reads it. */
 WEFT_EXTERN void weft_loop_set_data(weft_loop_t *loop, void *data);
 
+/* Sets the function told each time a descriptor leaves the loop's poller:
+ * its last watcher ended, or a stream on it was closed.  A host that polls
+ * descriptors itself learns this way that one is weft's no more.  cb runs
+ * inside the call that ended the watching; NULL removes it.  Returns 0 or
+ * WEFT_EINVAL. */
+WEFT_EXTERN int weft_loop_on_unwatch(weft_loop_t *loop, weft_unwatch_cb cb,
+                                     void *data);
+
 /* A function queued with weft_loop_queue. */
 typedef void (*weft_queue_cb)(weft_loop_t *loop, void *data);
 
@@ -282,6 +355,29 @@ WEFT_EXTERN int weft_readable(weft_loop_t *loop, int fd, weft_watch_cb cb,
  * fires every iteration: enable it only while there is data to write. */
 WEFT_EXTERN int weft_writable(weft_loop_t *loop, int fd, weft_watch_cb cb,
                               void *data, int flags, weft_id_t *out);
+
+/* Events for weft_poll, with poll(2)'s meanings.  WEFT_POLLERR,
+ * WEFT_POLLHUP and WEFT_POLLNVAL are reported whether asked or not. */
+enum {
+  WEFT_POLLIN = 0x001,
+  WEFT_POLLPRI = 0x002,
+  WEFT_POLLOUT = 0x004,
+  WEFT_POLLERR = 0x008,
+  WEFT_POLLHUP = 0x010,
+  WEFT_POLLNVAL = 0x020
+};
+
+/* Runs cb(loop, id, fd, revents, data) once: when any of events
+ * (WEFT_POLLIN, WEFT_POLLOUT, WEFT_POLLPRI; at least one) is ready on fd,
+ * or after timeout_ms (-1: none) with revents 0; the watcher is then gone.
+ * weft_watch_cancel stops it before.  If weft closes fd first (a stream's
+ * close), it fires with WEFT_POLLNVAL.  The descriptor is checked before
+ * anything is armed, even when it is ready at once: WEFT_EBADF if it is
+ * not open, WEFT_EPERM for a kind that cannot report readiness (a regular
+ * file), WEFT_EINVAL for bad events.  Its kind is WEFT_KIND_POLL. */
+WEFT_EXTERN int weft_poll(weft_loop_t *loop, int fd, int events,
+                          int64_t timeout_ms, weft_poll_cb cb, void *data,
+                          weft_id_t *out);
 
 /* Runs cb(loop, id, signo, data) each time signal signo arrives.
  * WEFT_EINVAL for a signal that cannot be caught (SIGKILL, SIGSTOP) or out
@@ -561,6 +657,181 @@ WEFT_EXTERN int weft_wait_fd(int fd, int events, int64_t timeout_ms);
 
 /* The loop of the running task, or NULL outside a task. */
 WEFT_EXTERN weft_loop_t *weft_task_loop(void);
+
+/* ---- Streams ---------------------------------------------------------- */
+/* A stream is a descriptor that can report readiness (a socket, a pipe, a
+ * terminal), made non-blocking, with a read buffer and a bounded write
+ * queue.  Reads and writes try the syscall first and never block; when one
+ * would, the caller waits with weft_stream_wait and tries again.  A C task
+ * may instead suspend in weft_wait_fd on weft_stream_fd. */
+
+typedef struct weft_stream_s weft_stream_t;
+
+/* Flags for weft_stream_open. */
+enum {
+  WEFT_STREAM_KEEP_FD = 1 /* closing leaves fd open, in its original mode */
+};
+
+/* What a stream waits for. */
+enum {
+  WEFT_STREAM_READ = 1, /* the descriptor is readable (data, EOF, error) */
+  WEFT_STREAM_WRITE = 2 /* the write queue is flushed and fd is writable */
+};
+
+/* Called once when a wait ends: status 0 when ready, WEFT_ETIMEDOUT,
+ * WEFT_ECLOSED when the stream was closed meanwhile, or the error a
+ * queued write met (WEFT_EPIPE, WEFT_ECONNRESET...) for WEFT_STREAM_WRITE. */
+typedef void (*weft_stream_cb)(weft_stream_t *stream, int event, int status,
+                               void *data);
+
+/* Makes a stream of fd on loop and stores it in *out; the stream owns fd
+ * (weft_stream_close closes it) unless flags has WEFT_STREAM_KEEP_FD.
+ * Returns 0, WEFT_EBADF if fd is not open, WEFT_EPERM for a regular file
+ * or a directory (they cannot be polled), WEFT_EINVAL or WEFT_ENOMEM.  The
+ * first non-socket stream sets SIGPIPE to be ignored if it was at its
+ * default, so that a write to a pipe whose reader is gone fails with
+ * WEFT_EPIPE instead of killing the process. */
+WEFT_EXTERN int weft_stream_open(weft_loop_t *loop, int fd, int flags,
+                                 weft_stream_t **out);
+
+/* The stream's descriptor, WEFT_ECLOSED once closed, or WEFT_EINVAL. */
+WEFT_EXTERN int weft_stream_fd(const weft_stream_t *stream);
+
+/* The loop the stream was opened on (NULL for NULL). */
+WEFT_EXTERN weft_loop_t *weft_stream_loop(const weft_stream_t *stream);
+
+/* Reads up to len bytes into buf: from the read buffer if it holds any,
+ * else with one read(2).  Returns the bytes read (> 0), 0 at end of file,
+ * WEFT_EAGAIN when nothing is there yet, WEFT_ECLOSED, or the read's
+ * error. */
+WEFT_EXTERN int weft_stream_read(weft_stream_t *stream, void *buf,
+                                 size_t len);
+
+/* Reads once from the descriptor into the read buffer, growing it when
+ * needed.  Returns the bytes added (> 0), 0 at end of file, WEFT_EAGAIN,
+ * WEFT_ENOMEM, WEFT_ECLOSED, or the read's error. */
+WEFT_EXTERN int weft_stream_fill(weft_stream_t *stream);
+
+/* The buffered bytes, not yet consumed: stores their count in *len (if not
+ * NULL) and returns where they start (NULL when there are none).  Valid
+ * until the next fill, read or consume. */
+WEFT_EXTERN const char *weft_stream_buffered(const weft_stream_t *stream,
+                                             size_t *len);
+
+/* Drops the first n buffered bytes.  Returns 0, or WEFT_EINVAL if fewer
+ * are buffered. */
+WEFT_EXTERN int weft_stream_consume(weft_stream_t *stream, size_t n);
+
+/* Writes len bytes of buf: what the kernel takes at once, the rest copied
+ * to the write queue as far as its limit allows; stores the bytes taken
+ * in *accepted (if not NULL).  When fewer than len were taken, wait for
+ * WEFT_STREAM_WRITE and write the rest.  Returns 0, WEFT_ECLOSED, or a
+ * write error (WEFT_EPIPE, WEFT_ECONNRESET...), including one a queued
+ * write met earlier. */
+WEFT_EXTERN int weft_stream_write(weft_stream_t *stream, const void *buf,
+                                  size_t len, size_t *accepted);
+
+/* The bytes waiting in the write queue. */
+WEFT_EXTERN size_t weft_stream_queued(const weft_stream_t *stream);
+
+/* Sets the write queue's limit in bytes (> 0; the default is 256 KiB).
+ * Returns 0 or WEFT_EINVAL. */
+WEFT_EXTERN int weft_stream_set_queue_limit(weft_stream_t *stream,
+                                            size_t bytes);
+
+/* Runs cb(stream, event, status, data) once, when event (WEFT_STREAM_READ
+ * or WEFT_STREAM_WRITE) is ready or after timeout_ms (-1: none).  One
+ * wait per event at a time: WEFT_EBUSY for a second.  A pending wait keeps
+ * the loop alive.  The callback runs from the loop, never from inside
+ * this call.  Returns 0, WEFT_ECLOSED, WEFT_EINVAL or WEFT_ENOMEM. */
+WEFT_EXTERN int weft_stream_wait(weft_stream_t *stream, int event,
+                                 int64_t timeout_ms, weft_stream_cb cb,
+                                 void *data);
+
+/* Withdraws a pending wait; its callback will not run.  Returns 0, or
+ * WEFT_ENOENT if none was pending. */
+WEFT_EXTERN int weft_stream_unwait(weft_stream_t *stream, int event);
+
+/* Half-closes a socket stream for writing, once its queue is flushed: the
+ * peer reads end of file, and reading goes on.  Returns 0, WEFT_ENOTSOCK
+ * for a stream that is not a socket, WEFT_ECLOSED, or the error. */
+WEFT_EXTERN int weft_stream_shutdown(weft_stream_t *stream);
+
+/* Closes the stream: its watchers and pending polls on the descriptor end
+ * (polls fire with WEFT_POLLNVAL), the descriptor is closed (unless
+ * WEFT_STREAM_KEEP_FD), queued bytes not yet written are dropped, and
+ * pending waits run their callbacks with WEFT_ECLOSED from the loop.  The
+ * stream is freed after those callbacks, at once when there are none;
+ * until then it may only be passed to weft_stream_fd.  Returns 0, or
+ * WEFT_ECLOSED if it was already closed; weft_stream_close(NULL) is 0. */
+WEFT_EXTERN int weft_stream_close(weft_stream_t *stream);
+
+/* ---- Sockets ---------------------------------------------------------- */
+/* Descriptor-level helpers: each returns a non-blocking, close-on-exec
+ * socket, ready to wrap with weft_stream_open, or a negative code. */
+
+struct sockaddr;
+struct addrinfo;
+
+/* Options for weft_socket_listen. */
+enum {
+  WEFT_SOCKET_REUSEADDR = 1, /* SO_REUSEADDR: rebind while TIME_WAIT */
+  WEFT_SOCKET_REUSEPORT = 2, /* SO_REUSEPORT: several listeners, one port */
+  WEFT_SOCKET_V6ONLY = 4     /* an IPv6 socket that refuses IPv4 */
+};
+
+/* Creates a socket of socktype (SOCK_STREAM or SOCK_DGRAM) bound to addr
+ * (addrlen bytes); for SOCK_STREAM it also listens with backlog.  Returns
+ * the descriptor or a negative code (WEFT_EADDRINUSE, WEFT_EACCES...). */
+WEFT_EXTERN int weft_socket_listen(const struct sockaddr *addr,
+                                   unsigned addrlen, int socktype,
+                                   int backlog, int flags);
+
+/* Creates a socket of socktype and starts connecting it to addr.  Returns
+ * the descriptor at once: wait until it is writable (WEFT_STREAM_WRITE),
+ * then weft_socket_error tells how the connect ended.  A negative code for
+ * a connect that failed at once. */
+WEFT_EXTERN int weft_socket_connect(const struct sockaddr *addr,
+                                    unsigned addrlen, int socktype);
+
+/* The pending error of a socket (SO_ERROR) as a WEFT_E* code, or 0. */
+WEFT_EXTERN int weft_socket_error(int fd);
+
+/* Accepts a connection on the listening socket fd.  Returns the new
+ * descriptor, WEFT_EAGAIN when none is waiting, or an error (WEFT_EMFILE
+ * when out of descriptors: the connection stays queued). */
+WEFT_EXTERN int weft_socket_accept(int fd);
+
+/* ---- DNS -------------------------------------------------------------- */
+
+/* Called once when a lookup ends: status 0 and res (free it with
+ * weft_freeaddrinfo), or a negative code (WEFT_EAI_NONAME...) and NULL. */
+typedef void (*weft_addrinfo_cb)(weft_loop_t *loop, int status,
+                                 struct addrinfo *res, void *data);
+
+/* Resolves node and/or service with getaddrinfo(3) on libuv's thread pool
+ * and runs cb from the loop.  hints may be NULL.  Returns 0, WEFT_EINVAL
+ * or WEFT_ENOMEM; a failed call never runs cb.  A pending lookup keeps the
+ * loop alive (and weft_loop_free waits for it). */
+WEFT_EXTERN int weft_getaddrinfo(weft_loop_t *loop, const char *node,
+                                 const char *service,
+                                 const struct addrinfo *hints,
+                                 weft_addrinfo_cb cb, void *data);
+
+/* Frees a result of weft_getaddrinfo; NULL is a no-op. */
+WEFT_EXTERN void weft_freeaddrinfo(struct addrinfo *res);
+
+/* Called once when a reverse lookup ends: status 0 with host and service,
+ * or a negative code and NULLs.  The strings live until cb returns. */
+typedef void (*weft_nameinfo_cb)(weft_loop_t *loop, int status,
+                                 const char *host, const char *service,
+                                 void *data);
+
+/* Turns addr back into a host name and a service with getnameinfo(3)
+ * (flags: NI_* values) on libuv's thread pool.  As weft_getaddrinfo. */
+WEFT_EXTERN int weft_getnameinfo(weft_loop_t *loop,
+                                 const struct sockaddr *addr, int flags,
+                                 weft_nameinfo_cb cb, void *data);
 
 #ifdef __cplusplus
 }
