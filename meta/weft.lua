@@ -23,7 +23,7 @@ local weft = {}
 
 ---@class weft.watcher_info
 ---@field id weft.id
----@field kind "immediately"|"once"|"every"|"readable"|"writable"|"signal"
+---@field kind "immediately"|"once"|"every"|"readable"|"writable"|"signal"|"poll"
 ---@field enabled boolean
 ---@field ref boolean
 ---@field where string "file:line" of the call that created it, or "host"
@@ -357,5 +357,210 @@ function weft.fiber.suspend(...) end
 
 ---@return weft.fiber_object?
 function weft.fiber.current() end
+
+
+-- ---- Streams and I/O ---------------------------------------------------------
+
+---@class weft.stream
+local Stream = {}
+
+---Reads by formats ("l", "L", "a", n, -n: up to n as soon as any); nil at
+---end of file; nil, message, code on failure.
+---@param ... "l"|"L"|"a"|integer
+---@return string|nil ...
+function Stream:read(...) end
+
+---@return weft.promise
+function Stream:read_async(...) end
+
+---Writes strings and numbers; waits while the write queue is full.
+---@param ... string|number
+---@return weft.stream|nil self
+---@return string? message
+---@return string? code
+function Stream:write(...) end
+
+---@return weft.promise
+function Stream:write_async(...) end
+
+---Waits until the write queue is empty.
+---@return weft.stream|nil self
+function Stream:flush() end
+
+---@return weft.promise
+function Stream:flush_async() end
+
+---@param ... "l"|"L"|"a"|integer
+---@return fun(): string?
+function Stream:lines(...) end
+
+---Flushes (unless a writer is blocked), then closes; waiting calls get
+---nil, "closed", "ECLOSED".
+---@return true|nil
+function Stream:close() end
+
+---@return weft.promise
+function Stream:close_async() end
+
+---Half-closes a socket for writing.
+---@return true|nil ok
+---@return string? message
+---@return string? code
+function Stream:shutdown() end
+
+---@param ms number? nil removes the limit
+---@return weft.stream
+function Stream:settimeout(ms) end
+
+---@return number?
+function Stream:gettimeout() end
+
+---@return integer
+function Stream:getfd() end
+
+---@return string host_or_path
+---@return integer? port
+function Stream:peername() end
+
+---@return string host_or_path
+---@return integer? port
+function Stream:sockname() end
+
+---@param name "nodelay"|"keepalive"|"reuseaddr"|"reuseport"|"broadcast"|"sndbuf"|"rcvbuf"|"writequeue"
+---@param value boolean|integer
+---@return true|nil ok
+function Stream:setoption(name, value) end
+
+---@class weft.server
+local Server = {}
+
+---@param timeout_ms? number
+---@return weft.stream|nil stream
+---@return string? message
+---@return string? code
+function Server:accept(timeout_ms) end
+
+---@return weft.promise
+function Server:accept_async(timeout_ms) end
+
+---@return true|nil
+function Server:close() end
+
+---@return string host_or_path
+---@return integer? port
+function Server:sockname() end
+
+---@return integer
+function Server:getfd() end
+
+---@param ms number?
+---@return weft.server
+function Server:settimeout(ms) end
+
+---@class weft.tcp
+weft.tcp = {}
+
+---@param host string
+---@param port integer
+---@param opts? { timeout?: number, family?: "inet"|"inet6", nodelay?: boolean }
+---@return weft.stream|nil stream
+---@return string? message
+---@return string? code
+function weft.tcp.connect(host, port, opts) end
+
+---@return weft.promise
+function weft.tcp.connect_async(host, port, opts) end
+
+---@param host string? "*" or nil: every IPv4 address
+---@param port integer 0 picks a free port
+---@param opts? { backlog?: integer, reuseaddr?: boolean, reuseport?: boolean, v6only?: boolean, family?: "inet"|"inet6", nodelay?: boolean }
+---@return weft.server|nil server
+---@return string? message
+---@return string? code
+function weft.tcp.listen(host, port, opts) end
+
+---@class weft.unix
+weft.unix = {}
+
+---@param path string
+---@param opts? { timeout?: number }
+---@return weft.stream|nil
+function weft.unix.connect(path, opts) end
+
+---@return weft.promise
+function weft.unix.connect_async(path, opts) end
+
+---@param path string
+---@param opts? { backlog?: integer, unlink?: boolean }
+---@return weft.server|nil
+function weft.unix.listen(path, opts) end
+
+---@class weft.dns
+weft.dns = {}
+
+---@class weft.addrinfo
+---@field family "inet"|"inet6"
+---@field address string
+---@field port integer
+---@field socktype "stream"|"dgram"
+---@field canonname? string
+
+---@param host string?
+---@param service? string|integer
+---@param opts? { family?: "inet"|"inet6", socktype?: "stream"|"dgram", passive?: boolean, canonname?: boolean }
+---@return weft.addrinfo[]|nil list
+---@return string? message
+---@return string? code
+function weft.dns.getaddrinfo(host, service, opts) end
+
+---@return weft.promise
+function weft.dns.getaddrinfo_async(host, service, opts) end
+
+---@param address string
+---@param port? integer
+---@param opts? { numeric?: boolean }
+---@return string|nil host
+---@return string? service
+function weft.dns.getnameinfo(address, port, opts) end
+
+---@return weft.promise
+function weft.dns.getnameinfo_async(address, port, opts) end
+
+---A pipe as two streams.
+---@return weft.stream reader
+---@return weft.stream writer
+function weft.pipe() end
+
+---Makes a stream of a descriptor or Lua file that can report readiness.
+---@param fd weft.fd
+---@param opts? { own?: boolean }
+---@return weft.stream|nil stream
+---@return string? message
+---@return string? code
+function weft.wrap(fd, opts) end
+
+weft.POLLIN = 1
+weft.POLLPRI = 2
+weft.POLLOUT = 4
+weft.POLLERR = 8
+weft.POLLHUP = 16
+weft.POLLNVAL = 32
+
+---Calls `cb(fd, revents)` once when any of `events` is ready, or after
+---`timeout_ms` with 0.  nil, "EBADF" / "EPERM" for a bad descriptor.
+---@param fd weft.fd
+---@param events integer
+---@param timeout_ms number?
+---@param cb fun(fd: weft.fd, revents: integer)
+---@return weft.id|nil id
+---@return ("EBADF"|"EPERM")? code
+function weft.poll(fd, events, timeout_ms, cb) end
+
+---Waits on many descriptors; returns { [fd] = revents } of those ready.
+---@param set table<weft.fd, integer>
+---@param timeout_ms? number
+---@return table<weft.fd, integer>|nil ready
+---@return ("EBADF"|"EPERM")? code
+function weft.poll_any(set, timeout_ms) end
 
 return weft

@@ -66,6 +66,7 @@ typedef struct lweft_state {
   lua_Integer fifo_head, fifo_tail;
   struct lweft_drain *drain; /* the queued drain of it, if any */
   int running; /* inside run / tick / a main-chunk wait */
+  int closing; /* the Lua state is closing: late core callbacks do nothing */
 } lweft_state;
 
 /* What a queued drain of the binding's run queue points at: the state, or
@@ -105,7 +106,20 @@ void lweft_open_task(lua_State *L);
  * (popped with it) and leaves its promise in fnidx's place, on top. */
 int lweft_spawn(lua_State *L, lweft_state *st, int fnidx, int n);
 
-/* Pushes { adopt, suspend_marker }: what sync.lua's weft.coroutine needs
+/* Settles the promise at idx: fulfils it with the n values on top, or,
+ * for n < 0, rejects it with the value on top; pops them either way.
+ * Returns 1, or 0 if it was not a pending promise. */
+int lweft_settle(lua_State *L, int idx, int n);
+
+/* Pushes an I/O error value: { kind = "io", message = "op: strerror",
+ * code = "ENAME" } with weft's error metatable (tostring: the message). */
+void lweft_push_io_error(lua_State *L, const char *op, int err);
+
+/* Adds weft.poll, the POLL* constants and the stream primitives; pushes
+ * the table of primitives for stream.lua. */
+void lweft_open_stream(lua_State *L);
+
+/* Pushes { adopt, suspend_marker, error_mt }: what sync.lua's weft.coroutine needs
  * of the task machinery. */
 void lweft_push_task_internals(lua_State *L);
 

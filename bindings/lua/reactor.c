@@ -393,6 +393,55 @@ static int lw_on_signal(lua_State *L) {
   return registered(L, st, id, 2, 3, &o, 0);
 }
 
+/* The C callback of weft.poll: the watcher is gone; cb(fd, revents). */
+static void poll_dispatch(weft_loop_t *loop, weft_id_t id, int fd,
+                          int revents, void *data) {
+  lweft_state *st = data;
+  lua_State *L = st->L;
+  lua_Integer s = slot_of(id);
+  int top = lua_gettop(L);
+  (void)loop;
+  if (!lua_checkstack(L, 8)) return;
+  lua_pushcfunction(L, msgh);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_w);
+  lua_rawgeti(L, top + 2, 2 * s + 1);
+  if (st->recs[s].has_arg) get_ref(L, st->ref_arg, s);
+  else lua_pushinteger(L, fd);
+  lua_pushinteger(L, revents);
+  forget(L, st, id);
+  if (lua_pcall(L, 2, 0, top + 1) != LUA_OK) lweft_callback_error(L, st);
+  lua_settop(L, top);
+}
+
+/* weft.poll(fd, events, timeout_ms|nil, cb) -> id, or nil, "EBADF" /
+ * "EPERM" for a descriptor that is not open or cannot be polled. */
+static int lw_poll(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  int fd = check_fd(L, 1), err;
+  lua_Integer events = luaL_checkinteger(L, 2);
+  int64_t ms = -1;
+  weft_id_t id;
+  opts o = {0, 0, 0, 0};
+  if (!(events & (WEFT_POLLIN | WEFT_POLLOUT | WEFT_POLLPRI)) ||
+      (events & ~(lua_Integer)(WEFT_POLLIN | WEFT_POLLOUT | WEFT_POLLPRI |
+                               WEFT_POLLERR | WEFT_POLLHUP)))
+    luaL_argerror(L, 2, "events must ask for POLLIN, POLLOUT or POLLPRI");
+  if (!lua_isnil(L, 3)) {
+    luaL_checknumber(L, 3);
+    ms = (int64_t)to_ms(L, 3, 3, "timeout");
+    if (ms < 0) ms = INT64_MAX / 2;
+  }
+  luaL_checktype(L, 4, LUA_TFUNCTION);
+  err = weft_poll(st->loop, fd, (int)events, ms, poll_dispatch, st, &id);
+  if (err == WEFT_EBADF || err == WEFT_EPERM) {
+    lua_pushnil(L);
+    lua_pushstring(L, weft_err_name(err));
+    return 2;
+  }
+  if (err) return create_failed(L, "poll", err, 0);
+  return registered(L, st, id, 4, 0, &o, lua_type(L, 1) == LUA_TNUMBER ? 0 : 1);
+}
+
 /* ---- acting on ids -------------------------------------------------------- */
 
 /* Applies op to the id at argument 1: pushes true, or false when the id
@@ -580,6 +629,7 @@ void lweft_open_reactor(lua_State *L) {
       {"on_readable", lw_on_readable},
       {"on_writable", lw_on_writable},
       {"on_signal", lw_on_signal},
+      {"poll", lw_poll},
       {"enable", lw_enable},
       {"disable", lw_disable},
       {"cancel", lw_cancel},

@@ -1400,6 +1400,32 @@ void lweft_push_task_internals(lua_State *L) {
   lua_setfield(L, -2, "adopt");
   lua_pushlightuserdata(L, (void *)&suspend_marker);
   lua_setfield(L, -2, "suspend_marker");
+  luaL_getmetatable(L, ERROR_MT);
+  lua_setfield(L, -2, "error_mt");
+}
+
+int lweft_settle(lua_State *L, int idx, int n) {
+  int r;
+  idx = lua_absindex(L, idx);
+  if (!luaL_testudata(L, idx, PROMISE_MT)) {
+    lua_pop(L, n < 0 ? 1 : n);
+    return 0;
+  }
+  r = n < 0 ? fail(L, idx, -1, REJECTED)
+            : fulfil(L, idx, lua_gettop(L) - n + 1, n);
+  lua_pop(L, n < 0 ? 1 : n);
+  return r;
+}
+
+void lweft_push_io_error(lua_State *L, const char *op, int err) {
+  lua_createtable(L, 0, 3);
+  lua_pushliteral(L, "io");
+  lua_setfield(L, -2, "kind");
+  lua_pushfstring(L, "%s: %s", op, weft_strerror(err));
+  lua_setfield(L, -2, "message");
+  lua_pushstring(L, weft_err_name(err));
+  lua_setfield(L, -2, "code");
+  luaL_setmetatable(L, ERROR_MT);
 }
 
 int lweft_spawn(lua_State *L, lweft_state *st, int fnidx, int n) {

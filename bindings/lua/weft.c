@@ -1,9 +1,11 @@
 /* weft.c: luaopen_weft: version check, the binding's state, the module. */
 #include "lweft.h"
 
-/* sync.lua, compiled in by cmake/embed.cmake. */
+/* sync.lua and stream.lua, compiled in by cmake/embed.cmake. */
 extern const char lweft_sync_lua[];
 extern const size_t lweft_sync_lua_len;
+extern const char lweft_stream_lua[];
+extern const size_t lweft_stream_lua_len;
 
 /* The registry key of the state userdata: this variable's address. */
 static const char state_key = 0;
@@ -11,6 +13,7 @@ static const char state_key = 0;
 static int state_gc(lua_State *L) {
   lweft_state *st = luaL_checkudata(L, 1, "weft.state");
   if (!st->loop) return 0;
+  st->closing = 1;
   lweft_cancel_all(st);
   lweft_forget_drain(st);
   if (st->owns_loop) {
@@ -92,6 +95,7 @@ static void push_state(lua_State *L) {
   st->fifo_head = st->fifo_tail = 0;
   st->drain = NULL;
   st->running = 0;
+  st->closing = 0;
   if (lua_getfield(L, LUA_REGISTRYINDEX, LWEFT_LOOP_KEY) == LUA_TLIGHTUSERDATA) {
     st->loop = lua_touserdata(L, -1); /* the host's loop, not ours to free */
     st->owns_loop = 0;
@@ -119,13 +123,22 @@ __attribute__((visibility("default"))) int luaopen_weft(lua_State *L) {
   lweft_open_reactor(L);
   lweft_open_fiber(L);
   lweft_open_task(L);
-  lua_pop(L, 1);
+  lweft_open_stream(L); /* pushes the stream primitives */
+  lua_remove(L, -2);    /* the state */
   /* The parts written in Lua: they add their functions to the module. */
   if (luaL_loadbuffer(L, lweft_sync_lua, lweft_sync_lua_len, "=weft/sync.lua"))
     return lua_error(L);
-  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -3);
   lweft_push_task_internals(L);
   lua_call(L, 2, 0);
+  if (luaL_loadbuffer(L, lweft_stream_lua, lweft_stream_lua_len,
+                      "=weft/stream.lua"))
+    return lua_error(L);
+  lua_pushvalue(L, -3); /* the module */
+  lua_pushvalue(L, -3); /* the primitives */
+  lweft_push_task_internals(L);
+  lua_call(L, 3, 0);
+  lua_pop(L, 1);
   lua_pushfstring(L, "weft %s", weft_version_string());
   lua_setfield(L, -2, "_VERSION");
   return 1;

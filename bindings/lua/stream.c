@@ -1,0 +1,665 @@
+/* stream.c: the C half of weft's streams: a handle userdata over a core
+ * stream with non-blocking primitives (read one format, write, wait,
+ * close), sockets, addresses, lookups and weft.poll.  stream.lua builds
+ * the public objects (weft.tcp, weft.pipe, weft.wrap...) on them: it holds
+ * the per-direction locks and the waits, so that every call reads as
+ * blocking code in a task, in the main chunk, or as a promise. */
+#include "lweft.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define HANDLE_MT "weft.handle"
+
+typedef struct lhandle {
+  weft_stream_t *s; /* NULL once closed */
+  lweft_state *st;
+  size_t scanned; /* buffered bytes already searched for a newline */
+} lhandle;
+
+/* The registry key of the table of pending waits: a light userdata key
+ * per (stream, event) -> the promise the wait settles. */
+static const char waits_key = 0;
+
+static void *wait_key(weft_stream_t *s, int event) {
+  return (char *)s + event;
+}
+
+static lhandle *check_handle(lua_State *L, int idx) {
+  lhandle *h = luaL_checkudata(L, idx, HANDLE_MT);
+  if (!h->s) luaL_error(L, "attempt to use a closed stream");
+  return h;
+}
+
+/* Pushes nil, message, code; returns 3. */
+static int push_fail(lua_State *L, int err) {
+  lua_pushnil(L);
+  lua_pushstring(L, weft_strerror(err));
+  lua_pushstring(L, weft_err_name(err));
+  return 3;
+}
+
+static void release(lhandle *h) {
+  if (!h->s) return;
+  weft_stream_unwait(h->s, WEFT_STREAM_READ);
+  weft_stream_unwait(h->s, WEFT_STREAM_WRITE);
+  weft_stream_close(h->s);
+  h->s = NULL;
+}
+
+static int lw_h_gc(lua_State *L) {
+  release(luaL_checkudata(L, 1, HANDLE_MT));
+  return 0;
+}
+
+/* open(fd, keep) -> handle, or nil, message, code */
+static int lw_open(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  int fd = (int)luaL_checkinteger(L, 1), err;
+  lhandle *h = lua_newuserdatauv(L, sizeof *h, 0);
+  h->s = NULL; /* closed until the stream exists, so __gc is safe */
+  h->st = st;
+  h->scanned = 0;
+  luaL_setmetatable(L, HANDLE_MT);
+  err = weft_stream_open(st->loop, fd, lua_toboolean(L, 2)
+                                           ? WEFT_STREAM_KEEP_FD : 0, &h->s);
+  if (err) return push_fail(L, err);
+  return 1;
+}
+
+/* ---- reading one format --------------------------------------------------- */
+
+/* Pushes the first n buffered bytes as a string and consumes them. */
+static void take(lua_State *L, lhandle *h, size_t n, size_t drop) {
+  size_t len;
+  const char *b = weft_stream_buffered(h->s, &len);
+  lua_pushlstring(L, b, n);
+  weft_stream_consume(h->s, n + drop);
+  h->scanned = 0;
+}
+
+/* A fill that met no data: returns what read() returns for it. */
+static int fill_failed(lua_State *L, int r) {
+  if (r == WEFT_EAGAIN) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  return push_fail(L, r);
+}
+
+/* read(h, fmt): tries to satisfy one format from the buffer and the
+ * descriptor without waiting.  Returns true, value (nil at end of file),
+ * or false when it must wait for readability, or nil, message, code. */
+static int lw_read(lua_State *L) {
+  lhandle *h = check_handle(L, 1);
+  size_t len;
+  const char *b;
+  int r;
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    lua_Integer n = lua_tointeger(L, 2);
+    for (;;) {
+      b = weft_stream_buffered(h->s, &len);
+      if (n > 0 && len >= (size_t)n) {
+        lua_pushboolean(L, 1);
+        take(L, h, (size_t)n, 0);
+        return 2;
+      }
+      if (n <= 0 && len > 0) { /* 0: "" unless at EOF; -n: up to n now */
+        lua_pushboolean(L, 1);
+        take(L, h, n == 0 ? 0 : (len < (size_t)-n ? len : (size_t)-n), 0);
+        return 2;
+      }
+      r = weft_stream_fill(h->s);
+      if (r == 0) { /* end of file: what there is, or nil */
+        lua_pushboolean(L, 1);
+        if (len > 0) take(L, h, len, 0);
+        else lua_pushnil(L);
+        return 2;
+      }
+      if (r < 0) return fill_failed(L, r);
+    }
+  } else {
+    const char *fmt = lua_tostring(L, 2);
+    int keep;
+    if (*fmt == '*') fmt++;
+    keep = *fmt == 'L';
+    for (;;) {
+      b = weft_stream_buffered(h->s, &len);
+      if (*fmt == 'a') {
+        r = weft_stream_fill(h->s);
+        if (r == 0) {
+          lua_pushboolean(L, 1);
+          if (len > 0) take(L, h, len, 0);
+          else lua_pushliteral(L, "");
+          return 2;
+        }
+      } else {
+        const char *nl =
+            len > h->scanned ? memchr(b + h->scanned, '\n', len - h->scanned)
+                             : NULL;
+        if (nl) {
+          size_t n = (size_t)(nl - b);
+          lua_pushboolean(L, 1);
+          take(L, h, keep ? n + 1 : n, keep ? 0 : 1);
+          return 2;
+        }
+        h->scanned = len;
+        r = weft_stream_fill(h->s);
+        if (r == 0) { /* a last line without its newline, or nil */
+          lua_pushboolean(L, 1);
+          if (len > 0) take(L, h, len, 0);
+          else lua_pushnil(L);
+          return 2;
+        }
+      }
+      if (r < 0) return fill_failed(L, r);
+    }
+  }
+}
+
+/* write(h, s, offset) -> new offset, or nil, message, code.  Writes s from
+ * offset as far as the kernel and the write queue take it. */
+static int lw_write(lua_State *L) {
+  lhandle *h = check_handle(L, 1);
+  size_t len, off = (size_t)luaL_checkinteger(L, 3), took;
+  const char *data = luaL_checklstring(L, 2, &len);
+  int err;
+  if (off > len) off = len;
+  err = weft_stream_write(h->s, data + off, len - off, &took);
+  if (err) return push_fail(L, err);
+  lua_pushinteger(L, (lua_Integer)(off + took));
+  return 1;
+}
+
+/* The core's wait callback: settles the promise kept for (s, event) with
+ * true, or nil, message, code. */
+static void on_wait(weft_stream_t *s, int event, int status, void *data) {
+  lweft_state *st = data;
+  lua_State *L = st->L;
+  int top;
+  if (st->closing || !lua_checkstack(L, 6)) return;
+  top = lua_gettop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
+  lua_rawgetp(L, -1, wait_key(s, event));
+  lua_pushnil(L);
+  lua_rawsetp(L, top + 1, wait_key(s, event));
+  if (status == 0) {
+    lua_pushboolean(L, 1);
+    lweft_settle(L, top + 2, 1);
+  } else {
+    push_fail(L, status);
+    lweft_settle(L, top + 2, 3);
+  }
+  lua_settop(L, top);
+}
+
+/* wait(h, event, timeout_ms|nil, promise) -> true, or nil, message, code */
+static int lw_wait(lua_State *L) {
+  lhandle *h = check_handle(L, 1);
+  int event = (int)luaL_checkinteger(L, 2), err;
+  int64_t ms = -1;
+  if (!lua_isnil(L, 3)) {
+    lua_Number n = luaL_checknumber(L, 3);
+    ms = n >= 9e15 ? INT64_MAX / 2 : (int64_t)(n + 0.999999);
+  }
+  err = weft_stream_wait(h->s, event, ms, on_wait, h->st);
+  if (err) return push_fail(L, err);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
+  lua_pushvalue(L, 4);
+  lua_rawsetp(L, -2, wait_key(h->s, event));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int lw_unwait(lua_State *L) {
+  lhandle *h = luaL_checkudata(L, 1, HANDLE_MT);
+  int event = (int)luaL_checkinteger(L, 2);
+  if (h->s && weft_stream_unwait(h->s, event) == 0) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
+    lua_pushnil(L);
+    lua_rawsetp(L, -2, wait_key(h->s, event));
+  }
+  return 0;
+}
+
+/* close(h): pending waits get nil, "handle is closed", "ECLOSED" */
+static int lw_close(lua_State *L) {
+  lhandle *h = luaL_checkudata(L, 1, HANDLE_MT);
+  if (h->s) weft_stream_close(h->s);
+  h->s = NULL;
+  return 0;
+}
+
+static int lw_fd(lua_State *L) {
+  lhandle *h = luaL_checkudata(L, 1, HANDLE_MT);
+  lua_pushinteger(L, h->s ? weft_stream_fd(h->s) : -1);
+  return 1;
+}
+
+static int lw_queued(lua_State *L) {
+  lhandle *h = check_handle(L, 1);
+  lua_pushinteger(L, (lua_Integer)weft_stream_queued(h->s));
+  return 1;
+}
+
+static int lw_buffered(lua_State *L) {
+  lhandle *h = check_handle(L, 1);
+  size_t len;
+  weft_stream_buffered(h->s, &len);
+  lua_pushinteger(L, (lua_Integer)len);
+  return 1;
+}
+
+static int lw_shutdown(lua_State *L) {
+  lhandle *h = check_handle(L, 1);
+  int err = weft_stream_shutdown(h->s);
+  if (err) return push_fail(L, err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- addresses -------------------------------------------------------- */
+
+static const char *family_name(int af) {
+  switch (af) {
+  case AF_INET: return "inet";
+  case AF_INET6: return "inet6";
+  case AF_UNIX: return "unix";
+  default: return "unknown";
+  }
+}
+
+/* Pushes host, port (inet), or the path (unix); returns how many. */
+static int push_sockaddr(lua_State *L, const struct sockaddr *sa,
+                         socklen_t len) {
+  char host[INET6_ADDRSTRLEN];
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const void *)sa;
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+    lua_pushstring(L, host);
+    lua_pushinteger(L, ntohs(a->sin_port));
+    return 2;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const void *)sa;
+    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+    lua_pushstring(L, host);
+    lua_pushinteger(L, ntohs(a->sin6_port));
+    return 2;
+  }
+  if (sa->sa_family == AF_UNIX) {
+    const struct sockaddr_un *a = (const void *)sa;
+    size_t n = len > offsetof(struct sockaddr_un, sun_path)
+                   ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+    while (n > 0 && a->sun_path[n - 1] == '\0') n--;
+    lua_pushlstring(L, a->sun_path, n);
+    return 1;
+  }
+  lua_pushnil(L);
+  return 1;
+}
+
+/* Fills ss from (family, address, port) at idx..idx+2; returns its length
+ * or 0 for an address that does not parse. */
+static socklen_t to_sockaddr(lua_State *L, int idx,
+                             struct sockaddr_storage *ss) {
+  const char *fam = luaL_checkstring(L, idx);
+  size_t alen;
+  const char *addr = luaL_checklstring(L, idx + 1, &alen);
+  lua_Integer port = luaL_optinteger(L, idx + 2, 0);
+  memset(ss, 0, sizeof *ss);
+  if (!strcmp(fam, "inet")) {
+    struct sockaddr_in *a = (void *)ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    return inet_pton(AF_INET, addr, &a->sin_addr) == 1 ? sizeof *a : 0;
+  }
+  if (!strcmp(fam, "inet6")) {
+    struct sockaddr_in6 *a = (void *)ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    return inet_pton(AF_INET6, addr, &a->sin6_addr) == 1 ? sizeof *a : 0;
+  }
+  if (!strcmp(fam, "unix")) {
+    struct sockaddr_un *a = (void *)ss;
+    if (alen == 0 || alen >= sizeof a->sun_path) return 0;
+    a->sun_family = AF_UNIX;
+    memcpy(a->sun_path, addr, alen);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + alen + 1);
+  }
+  return 0;
+}
+
+static int socktype_of(lua_State *L, int idx) {
+  const char *t = luaL_optstring(L, idx, "stream");
+  if (!strcmp(t, "stream")) return SOCK_STREAM;
+  if (!strcmp(t, "dgram")) return SOCK_DGRAM;
+  return luaL_argerror(L, idx, "socket type must be 'stream' or 'dgram'");
+}
+
+/* listen(family, address, port, socktype, backlog, flags) -> fd, or nil,
+ * message, code */
+static int lw_listen(lua_State *L) {
+  struct sockaddr_storage ss;
+  socklen_t len = to_sockaddr(L, 1, &ss);
+  int fd;
+  if (!len) return push_fail(L, WEFT_EINVAL);
+  fd = weft_socket_listen((struct sockaddr *)&ss, len, socktype_of(L, 4),
+                          (int)luaL_optinteger(L, 5, 0),
+                          (int)luaL_optinteger(L, 6, 0));
+  if (fd < 0) return push_fail(L, fd);
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+/* connect(family, address, port, socktype) -> fd (connecting), or nil,
+ * message, code */
+static int lw_connect(lua_State *L) {
+  struct sockaddr_storage ss;
+  socklen_t len = to_sockaddr(L, 1, &ss);
+  int fd;
+  if (!len) return push_fail(L, WEFT_EINVAL);
+  fd = weft_socket_connect((struct sockaddr *)&ss, len, socktype_of(L, 4));
+  if (fd < 0) return push_fail(L, fd);
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+/* sockerr(h) -> true, or nil, message, code: how a connect ended */
+static int lw_sockerr(lua_State *L) {
+  lhandle *h = check_handle(L, 1);
+  int err = weft_socket_error(weft_stream_fd(h->s));
+  if (err) return push_fail(L, err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* accept(h) -> fd, false when none is waiting, or nil, message, code */
+static int lw_accept(lua_State *L) {
+  lhandle *h = check_handle(L, 1);
+  int fd = weft_socket_accept(weft_stream_fd(h->s));
+  if (fd == WEFT_EAGAIN) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (fd < 0) return push_fail(L, fd);
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+/* name(h, peer) -> host, port | path, or nil, message, code */
+static int lw_name(lua_State *L) {
+  lhandle *h = check_handle(L, 1);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int fd = weft_stream_fd(h->s), r;
+  r = lua_toboolean(L, 2) ? getpeername(fd, (struct sockaddr *)&ss, &len)
+                          : getsockname(fd, (struct sockaddr *)&ss, &len);
+  if (r < 0) return push_fail(L, -errno);
+  return push_sockaddr(L, (struct sockaddr *)&ss, len);
+}
+
+static const struct {
+  const char *name;
+  int level, opt;
+  int is_bool;
+} options[] = {
+    {"nodelay", IPPROTO_TCP, TCP_NODELAY, 1},
+    {"keepalive", SOL_SOCKET, SO_KEEPALIVE, 1},
+    {"reuseaddr", SOL_SOCKET, SO_REUSEADDR, 1},
+    {"reuseport", SOL_SOCKET, SO_REUSEPORT, 1},
+    {"broadcast", SOL_SOCKET, SO_BROADCAST, 1},
+    {"sndbuf", SOL_SOCKET, SO_SNDBUF, 0},
+    {"rcvbuf", SOL_SOCKET, SO_RCVBUF, 0},
+};
+
+/* setoption(h, name, value) -> true, or nil, message, code; raises for an
+ * unknown name or a value of the wrong type (argument numbers as the
+ * method sees them). */
+static int lw_setoption(lua_State *L) {
+  lhandle *h = check_handle(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  size_t i;
+  int v;
+  for (i = 0; i < sizeof options / sizeof *options; i++)
+    if (!strcmp(name, options[i].name)) break;
+  if (!strcmp(name, "writequeue")) {
+    lua_Integer n = luaL_checkinteger(L, 3);
+    if (n <= 0) luaL_argerror(L, 3, "write queue limit must be > 0");
+    weft_stream_set_queue_limit(h->s, (size_t)n);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (i == sizeof options / sizeof *options)
+    return luaL_argerror(L, 2, lua_pushfstring(L, "unknown option '%s'", name));
+  if (options[i].is_bool) {
+    luaL_checktype(L, 3, LUA_TBOOLEAN);
+    v = lua_toboolean(L, 3);
+  } else {
+    lua_Integer n = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, n > 0 && n <= 0x7fffffff, 3, "size must be > 0");
+    v = (int)n;
+  }
+  if (setsockopt(weft_stream_fd(h->s), options[i].level, options[i].opt, &v,
+                 sizeof v) < 0)
+    return push_fail(L, -errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* pipe() -> read fd, write fd, or nil, message, code */
+static int lw_pipe(lua_State *L) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return push_fail(L, -errno);
+  lua_pushinteger(L, p[0]);
+  lua_pushinteger(L, p[1]);
+  return 2;
+}
+
+/* The descriptor of a Lua file handle, or -1 (a closed one raises). */
+static int lw_fileno(lua_State *L) {
+  luaL_Stream *f = luaL_testudata(L, 1, LUA_FILEHANDLE);
+  if (!f) {
+    lua_pushinteger(L, -1);
+    return 1;
+  }
+  if (!f->closef) return luaL_error(L, "attempt to use a closed file");
+  lua_pushinteger(L, fileno(f->f));
+  return 1;
+}
+
+static int lw_closefd(lua_State *L) {
+  close((int)luaL_checkinteger(L, 1));
+  return 0;
+}
+
+/* ---- lookups ---------------------------------------------------------- */
+
+typedef struct lookup {
+  lweft_state *st;
+  int ref; /* the promise, in the registry */
+  const char *op;
+} lookup;
+
+static lookup *new_lookup(lua_State *L, int pidx, const char *op) {
+  lookup *k = malloc(sizeof *k);
+  if (!k) luaL_error(L, "not enough memory");
+  k->st = lweft_state_of(L);
+  lua_pushvalue(L, pidx);
+  k->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  k->op = op;
+  return k;
+}
+
+/* Pushes the promise of a finished lookup and frees it; returns the state
+ * to settle it on, or NULL when the Lua state is closing. */
+static lua_State *end_lookup(lookup *k) {
+  lweft_state *st = k->st;
+  lua_State *L = st->L;
+  if (st->closing || !lua_checkstack(L, 8)) {
+    free(k);
+    return NULL;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, k->ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, k->ref);
+  return L;
+}
+
+static void on_addrinfo(weft_loop_t *loop, int status, struct addrinfo *res,
+                        void *data) {
+  lookup *k = data;
+  lua_State *L = end_lookup(k);
+  struct addrinfo *ai;
+  int i = 0, top;
+  (void)loop;
+  if (!L) {
+    weft_freeaddrinfo(res);
+    return;
+  }
+  top = lua_gettop(L); /* the promise */
+  if (status) {
+    lweft_push_io_error(L, k->op, status);
+    lweft_settle(L, top, -1);
+  } else {
+    lua_newtable(L);
+    for (ai = res; ai; ai = ai->ai_next) {
+      if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+      lua_createtable(L, 0, 5);
+      lua_pushstring(L, family_name(ai->ai_family));
+      lua_setfield(L, -2, "family");
+      push_sockaddr(L, ai->ai_addr, ai->ai_addrlen);
+      lua_setfield(L, -3, "port");
+      lua_setfield(L, -2, "address");
+      lua_pushstring(L, ai->ai_socktype == SOCK_DGRAM ? "dgram" : "stream");
+      lua_setfield(L, -2, "socktype");
+      if (ai->ai_canonname) {
+        lua_pushstring(L, ai->ai_canonname);
+        lua_setfield(L, -2, "canonname");
+      }
+      lua_rawseti(L, -2, ++i);
+    }
+    lweft_settle(L, top, 1);
+  }
+  lua_settop(L, top - 1);
+  weft_freeaddrinfo(res);
+  free(k);
+}
+
+/* getaddrinfo(host|nil, service|nil, family|nil, socktype|nil, passive,
+ * canonname, promise): settles the promise with the list, or rejects it
+ * with an I/O error.  Returns true, or nil, message, code. */
+static int lw_getaddrinfo(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  const char *host = luaL_optstring(L, 1, NULL);
+  const char *service = luaL_optstring(L, 2, NULL);
+  const char *fam = luaL_optstring(L, 3, NULL);
+  struct addrinfo hints;
+  lookup *k;
+  int err;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = !fam ? AF_UNSPEC
+                    : !strcmp(fam, "inet") ? AF_INET
+                    : !strcmp(fam, "inet6") ? AF_INET6 : -1;
+  if (hints.ai_family < 0) return push_fail(L, WEFT_EAI_FAMILY);
+  if (!lua_isnil(L, 4)) hints.ai_socktype = socktype_of(L, 4);
+  if (lua_toboolean(L, 5)) hints.ai_flags |= AI_PASSIVE;
+  if (lua_toboolean(L, 6)) hints.ai_flags |= AI_CANONNAME;
+  k = new_lookup(L, 7, "getaddrinfo");
+  err = weft_getaddrinfo(st->loop, host, service, &hints, on_addrinfo, k);
+  if (err) {
+    luaL_unref(L, LUA_REGISTRYINDEX, k->ref);
+    free(k);
+    return push_fail(L, err);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static void on_nameinfo(weft_loop_t *loop, int status, const char *host,
+                        const char *service, void *data) {
+  lookup *k = data;
+  lua_State *L = end_lookup(k);
+  int top;
+  (void)loop;
+  if (!L) return;
+  top = lua_gettop(L);
+  if (status) {
+    lweft_push_io_error(L, k->op, status);
+    lweft_settle(L, top, -1);
+  } else {
+    lua_pushstring(L, host);
+    lua_pushstring(L, service);
+    lweft_settle(L, top, 2);
+  }
+  lua_settop(L, top - 1);
+  free(k);
+}
+
+/* getnameinfo(family, address, port, numeric, promise) */
+static int lw_getnameinfo(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  struct sockaddr_storage ss;
+  lookup *k;
+  int err, flags = lua_toboolean(L, 4) ? NI_NUMERICHOST | NI_NUMERICSERV : 0;
+  if (!to_sockaddr(L, 1, &ss)) return push_fail(L, WEFT_EINVAL);
+  k = new_lookup(L, 5, "getnameinfo");
+  err = weft_getnameinfo(st->loop, (struct sockaddr *)&ss, flags,
+                         on_nameinfo, k);
+  if (err) {
+    luaL_unref(L, LUA_REGISTRYINDEX, k->ref);
+    free(k);
+    return push_fail(L, err);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- weft.poll -------------------------------------------------------- */
+
+static const struct {
+  const char *name;
+  int value;
+} poll_consts[] = {{"POLLIN", WEFT_POLLIN},   {"POLLPRI", WEFT_POLLPRI},
+                   {"POLLOUT", WEFT_POLLOUT}, {"POLLERR", WEFT_POLLERR},
+                   {"POLLHUP", WEFT_POLLHUP}, {"POLLNVAL", WEFT_POLLNVAL}};
+
+void lweft_open_stream(lua_State *L) {
+  static const luaL_Reg prims[] = {
+      {"open", lw_open},       {"read", lw_read},
+      {"write", lw_write},     {"wait", lw_wait},
+      {"unwait", lw_unwait},   {"close", lw_close},
+      {"fd", lw_fd},           {"queued", lw_queued},
+      {"buffered", lw_buffered}, {"shutdown", lw_shutdown},
+      {"listen", lw_listen},   {"connect", lw_connect},
+      {"sockerr", lw_sockerr}, {"accept", lw_accept},
+      {"name", lw_name},       {"setoption", lw_setoption},
+      {"pipe", lw_pipe},       {"fileno", lw_fileno},
+      {"closefd", lw_closefd}, {"getaddrinfo", lw_getaddrinfo},
+      {"getnameinfo", lw_getnameinfo},
+      {NULL, NULL}};
+  size_t i;
+  if (luaL_newmetatable(L, HANDLE_MT)) {
+    lua_pushcfunction(L, lw_h_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &waits_key);
+  for (i = 0; i < sizeof poll_consts / sizeof *poll_consts; i++) {
+    lua_pushinteger(L, poll_consts[i].value);
+    lua_setfield(L, -3, poll_consts[i].name);
+  }
+  lua_newtable(L);
+  lua_pushvalue(L, -2); /* the state */
+  luaL_setfuncs(L, prims, 1);
+}

@@ -1,0 +1,735 @@
+-- stream.lua: weft's streams, servers, weft.tcp, weft.unix, weft.pipe,
+-- weft.wrap, weft.poll_any and weft.dns, over the primitives of stream.c.
+-- Every call that may wait does it with weft.await, so it suspends a task,
+-- runs the loop in the main chunk, and is cancellable; each has an _async
+-- twin returning a promise.  This chunk is compiled into weft.so and run
+-- by luaopen_weft with (module, primitives, task internals).
+local weft, C, internals = ...
+
+local await, promise, async = weft.await, weft.promise, weft.async
+local error_mt = internals.error_mt
+local pcall, error, type, select, tostring = pcall, error, type, select, tostring
+local setmetatable, getmetatable, rawequal = setmetatable, getmetatable, rawequal
+local math_type, string_format = math.type, string.format
+local c_read, c_write, c_wait, c_unwait = C.read, C.write, C.wait, C.unwait
+
+local READ, WRITE = 1, 2
+
+local function argerror(n, fname, msg, level)
+  error(string_format("bad argument #%d to '%s' (%s)", n, fname, msg), (level or 2) + 1)
+end
+
+local function typename(v)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and type(mt.__name) == "string" and mt.__name or type(v)
+end
+
+local function check_timeout(v, n, fname)
+  if v ~= nil and (type(v) ~= "number" or not (v >= 0)) then
+    argerror(n, fname, type(v) ~= "number" and ("number expected, got " .. typename(v))
+      or "timeout must be >= 0", 2)
+  end
+end
+
+-- An error value for a promise twin: what the direct call returned as
+-- nil, message, code.
+local function io_error(msg, code)
+  local kind = code == "ETIMEDOUT" and "timeout" or "io"
+  return setmetatable({ kind = kind, message = msg, code = code }, error_mt)
+end
+
+-- ---- waiting ---------------------------------------------------------------
+
+-- Waits for event on handle h with timeout ms (nil: none).  Returns true,
+-- or nil, message, code ("timeout" ETIMEDOUT, "closed" ECLOSED, or the
+-- error a queued write met).  A cancellation of the task withdraws the
+-- wait and propagates.
+local function wait_io(h, event, ms)
+  local p = promise()
+  local ok, msg, code = c_wait(h, event, ms, p)
+  if not ok then
+    if code == "ECLOSED" then return nil, "closed", code end
+    return nil, msg, code
+  end
+  local done, r, m, c = pcall(await, p)
+  if not done then
+    c_unwait(h, event)
+    error(r, 0)
+  end
+  if r then return true end
+  if c == "ETIMEDOUT" then return nil, "timeout", c end
+  if c == "ECLOSED" then return nil, "closed", c end
+  return nil, m, c
+end
+
+local function release(s, busy, qname)
+  local q = s[qname]
+  if q then
+    while q.first <= q.last do
+      local p = q[q.first]
+      q[q.first] = nil
+      q.first = q.first + 1
+      if p:status() == "pending" then
+        p:resolve() -- the turn passes to it; busy stays set
+        return
+      end
+    end
+  end
+  s[busy] = false
+end
+
+-- Per-direction turns: a call holds its direction from its first byte to
+-- its last, so two readers never interleave.  side is "r" or "w"; the
+-- object keeps rbusy/rq and wbusy/wq.  Returns true, or nil, message, code
+-- (the stream closed, or the turn did not come within the timeout).
+local function acquire(s, busy, qname)
+  if not s[busy] then
+    s[busy] = true
+    return true
+  end
+  local q = s[qname]
+  if not q then
+    q = { first = 1, last = 0 }
+    s[qname] = q
+  end
+  local p = promise()
+  q.last = q.last + 1
+  q[q.last] = p
+  local ok, err = pcall(await, p, s.timeout)
+  if not ok then
+    if p:status() == "pending" then
+      p:cancel()
+    elseif p:status() == "fulfilled" then
+      -- handed the turn just as it gave up: pass it on
+      release(s, busy, qname)
+    end
+    if weft.is_timeout(err) then return nil, "timeout", "ETIMEDOUT" end
+    error(err, 0)
+  end
+  if s.closed then
+    release(s, busy, qname)
+    return nil, "closed", "ECLOSED"
+  end
+  return true
+end
+
+-- ---- streams ---------------------------------------------------------------
+
+local Stream = { __name = "weft.stream" }
+Stream.__index = Stream
+
+local function new_stream(h, kind)
+  return setmetatable({ h = h, kind = kind, closed = false,
+    rbusy = false, wbusy = false }, Stream)
+end
+
+local function check_stream(s, fname)
+  if getmetatable(s) ~= Stream then
+    argerror(1, fname, "weft.stream expected, got " .. typename(s), 2)
+  end
+  if s.closed then error("attempt to use a closed stream", 3) end
+end
+
+local formats = { l = true, L = true, a = true, ["*l"] = true, ["*L"] = true, ["*a"] = true }
+
+local function check_format(f, n)
+  if type(f) == "number" then
+    if math_type(f) ~= "integer" then argerror(n, "read", "number has no integer representation", 3) end
+  elseif not formats[f] then
+    argerror(n, "read", "invalid format", 3)
+  end
+end
+
+-- Reads one format, waiting as needed; the read turn is held.
+local function read1(s, fmt)
+  local h = s.h
+  while true do
+    local ok, v, code = c_read(h, fmt)
+    if ok then return v end
+    if ok == nil then return nil, "read: " .. v, code end
+    local r, msg, c = wait_io(h, READ, s.timeout)
+    if not r then return nil, msg, c end
+  end
+end
+
+function Stream:read(...)
+  check_stream(self, "read")
+  local n = select("#", ...)
+  local f1 = ...
+  if n == 0 then f1 = "l" end
+  check_format(f1, 1)
+  for i = 2, n do check_format((select(i, ...)), i) end
+  local ok, msg, code = acquire(self, "rbusy", "rq")
+  if not ok then return nil, msg, code end
+  local done, v, m, c = pcall(read1, self, f1)
+  if not done then release(self, "rbusy", "rq"); error(v, 0) end
+  if n <= 1 or v == nil then
+    release(self, "rbusy", "rq")
+    if v == nil and m then return nil, m, c end
+    return v
+  end
+  local out = { v }
+  for i = 2, n do
+    done, v, m, c = pcall(read1, self, (select(i, ...)))
+    if not done then release(self, "rbusy", "rq"); error(v, 0) end
+    if v == nil then
+      release(self, "rbusy", "rq")
+      if m then return nil, m, c end
+      return table.unpack(out, 1, i)
+    end
+    out[i] = v
+  end
+  release(self, "rbusy", "rq")
+  return table.unpack(out, 1, n)
+end
+
+-- Writes one string fully, waiting as needed; the write turn is held.
+local function write1(s, data)
+  local h, off, len = s.h, 0, #data
+  while true do
+    local new, msg, code = c_write(h, data, off)
+    if not new then return nil, "write: " .. msg, code end
+    if new >= len then return true end
+    off = new
+    local r, m, c = wait_io(h, WRITE, s.timeout)
+    if not r then
+      if c ~= "ETIMEDOUT" and c ~= "ECLOSED" then m = "write: " .. m end
+      return nil, m, c
+    end
+  end
+end
+
+function Stream:write(...)
+  check_stream(self, "write")
+  local n = select("#", ...)
+  for i = 1, n do
+    local v = select(i, ...)
+    local t = type(v)
+    if t ~= "string" and t ~= "number" then
+      argerror(i, "write", "string expected, got " .. typename(v))
+    end
+  end
+  local ok, msg, code = acquire(self, "wbusy", "wq")
+  if not ok then return nil, msg, code end
+  for i = 1, n do
+    local v = select(i, ...)
+    local done, r, m, c = pcall(write1, self, type(v) == "number" and tostring(v) or v)
+    if not done then release(self, "wbusy", "wq"); error(r, 0) end
+    if not r then
+      release(self, "wbusy", "wq")
+      return nil, m, c
+    end
+  end
+  release(self, "wbusy", "wq")
+  return self
+end
+
+-- Waits until every queued byte reached the kernel.
+function Stream:flush()
+  check_stream(self, "flush")
+  if C.queued(self.h) == 0 then return self end
+  local ok, msg, code = acquire(self, "wbusy", "wq")
+  if not ok then return nil, msg, code end
+  local done, r, m, c = pcall(wait_io, self.h, WRITE, self.timeout)
+  release(self, "wbusy", "wq")
+  if not done then error(r, 0) end
+  if not r then return nil, m, c end
+  return self
+end
+
+function Stream:lines(...)
+  check_stream(self, "lines")
+  local n = select("#", ...)
+  for i = 1, n do check_format((select(i, ...)), i) end
+  local fmts = { ... }
+  return function()
+    if self.closed then return nil end
+    local v, msg = self:read(table.unpack(fmts, 1, n))
+    if v == nil and msg then error(msg, 2) end
+    return v
+  end
+end
+
+-- Closes now: every pending call returns nil, "closed", "ECLOSED".
+local function close_now(s)
+  if s.closed then return end
+  s.closed = true
+  C.close(s.h)
+  for _, q in ipairs({ s.rq, s.wq }) do
+    for i = q and q.first or 1, q and q.last or 0 do
+      local p = q[i]
+      if p and p:status() == "pending" then p:resolve() end
+    end
+  end
+end
+
+-- Closes the stream; data still queued is flushed first (within the
+-- stream's timeout) unless a writer is blocked, or inside a finalizer.
+function Stream:close()
+  if getmetatable(self) ~= Stream then
+    argerror(1, "close", "weft.stream expected, got " .. typename(self))
+  end
+  if self.closed then return nil, "closed", "ECLOSED" end
+  if not self.wbusy and C.queued(self.h) > 0 then
+    self.wbusy = true
+    pcall(wait_io, self.h, WRITE, self.timeout)
+    self.wbusy = false
+  end
+  close_now(self)
+  return true
+end
+Stream.__close = function(s) if not s.closed then close_now(s) end end
+
+function Stream:shutdown()
+  check_stream(self, "shutdown")
+  local ok, msg, code = C.shutdown(self.h)
+  if not ok then return nil, "shutdown: " .. msg, code end
+  return true
+end
+
+function Stream:settimeout(ms)
+  check_stream(self, "settimeout")
+  check_timeout(ms, 1, "settimeout")
+  self.timeout = ms
+  return self
+end
+
+function Stream:gettimeout() return self.timeout end
+
+function Stream:getfd()
+  check_stream(self, "getfd")
+  return C.fd(self.h)
+end
+
+local function name_of(s, peer, fname)
+  check_stream(s, fname)
+  local a, b, c = C.name(s.h, peer)
+  if a == nil and b then return nil, fname .. ": " .. b, c end
+  return a, b
+end
+
+function Stream:peername() return name_of(self, true, "peername") end
+function Stream:sockname() return name_of(self, false, "sockname") end
+
+local option_types = { nodelay = "boolean", keepalive = "boolean", reuseaddr = "boolean",
+  reuseport = "boolean", broadcast = "boolean", sndbuf = "size", rcvbuf = "size",
+  writequeue = "size" }
+
+function Stream:setoption(name, value)
+  check_stream(self, "setoption")
+  if type(name) ~= "string" then argerror(1, "setoption", "string expected, got " .. typename(name)) end
+  local t = option_types[name]
+  if not t then argerror(1, "setoption", "unknown option '" .. name .. "'") end
+  if t == "boolean" and type(value) ~= "boolean" then
+    argerror(2, "setoption", "boolean expected, got " .. typename(value))
+  elseif t == "size" and (math_type(value) ~= "integer" or value <= 0) then
+    argerror(2, "setoption", "size must be an integer > 0")
+  end
+  local ok, msg, code = C.setoption(self.h, name, value)
+  if not ok then return nil, "setoption: " .. msg, code end
+  return true
+end
+
+function Stream:__tostring()
+  if self.closed then return "weft.stream (closed)" end
+  return string_format("weft.stream (%s)", tostring(self.h):match("0x%x+") or "?")
+end
+
+-- ---- promise twins -----------------------------------------------------------
+
+-- Makes method name's twin name_async: a promise of the call's values,
+-- rejected with an error value (message, code) where the call returned
+-- nil, message, code.
+local function twin(fn)
+  return function(...)
+    local args, n = { ... }, select("#", ...)
+    return async(function()
+      local r = table.pack(fn(table.unpack(args, 1, n)))
+      if r[1] == nil and r[2] ~= nil then error(io_error(r[2], r[3]), 0) end
+      return table.unpack(r, 1, r.n)
+    end)
+  end
+end
+
+for _, name in ipairs({ "read", "write", "flush", "close" }) do
+  Stream[name .. "_async"] = twin(Stream[name])
+end
+
+-- ---- servers ---------------------------------------------------------------
+
+local Server = { __name = "weft.server" }
+Server.__index = Server
+
+local function check_server(s, fname)
+  if getmetatable(s) ~= Server then
+    argerror(1, fname, "weft.server expected, got " .. typename(s), 2)
+  end
+  if s.closed then error("attempt to use a closed server", 3) end
+end
+
+local function server_close(s)
+  if s.closed then return end
+  s.closed = true
+  C.close(s.h)
+  if s.path and s.unlink then os.remove(s.path) end
+  local q = s.rq
+  for i = q and q.first or 1, q and q.last or 0 do
+    local p = q[i]
+    if p and p:status() == "pending" then p:resolve() end
+  end
+end
+
+local function set_nodelay(st)
+  if st.kind == "tcp" then pcall(C.setoption, st.h, "nodelay", true) end
+end
+
+-- Accepts one connection: a stream, or nil, message, code.
+function Server:accept(timeout)
+  check_server(self, "accept")
+  check_timeout(timeout, 1, "accept")
+  local ms = timeout or self.timeout
+  local ok, msg, code = acquire(self, "rbusy", "rq")
+  if not ok then return nil, msg, code end
+  local done, s, m, c = pcall(function()
+    while true do
+      local fd, emsg, ecode = C.accept(self.h)
+      if fd then
+        local h, omsg, ocode = C.open(fd, false)
+        if not h then C.closefd(fd); return nil, "accept: " .. omsg, ocode end
+        local st = new_stream(h, self.kind)
+        if self.nodelay then set_nodelay(st) end
+        return st
+      end
+      if fd == nil then return nil, "accept: " .. emsg, ecode end
+      local r, wm, wc = wait_io(self.h, READ, ms)
+      if not r then return nil, wm, wc end
+    end
+  end)
+  release(self, "rbusy", "rq")
+  if not done then error(s, 0) end
+  return s, m, c
+end
+
+function Server:close()
+  if getmetatable(self) ~= Server then
+    argerror(1, "close", "weft.server expected, got " .. typename(self))
+  end
+  if self.closed then return nil, "closed", "ECLOSED" end
+  server_close(self)
+  return true
+end
+Server.__close = server_close
+
+function Server:sockname()
+  check_server(self, "sockname")
+  if self.path then return self.path end
+  local a, b, c = C.name(self.h, false)
+  if a == nil and b then return nil, "sockname: " .. b, c end
+  return a, b
+end
+
+function Server:getfd()
+  check_server(self, "getfd")
+  return C.fd(self.h)
+end
+
+function Server:settimeout(ms)
+  check_server(self, "settimeout")
+  check_timeout(ms, 1, "settimeout")
+  self.timeout = ms
+  return self
+end
+
+function Server:__tostring()
+  if self.closed then return "weft.server (closed)" end
+  return string_format("weft.server (%s)", tostring(self.h):match("0x%x+") or "?")
+end
+
+Server.accept_async = twin(Server.accept)
+
+-- ---- DNS -------------------------------------------------------------------
+
+local dns = {}
+weft.dns = dns
+
+local families = { inet = true, inet6 = true }
+local socktypes = { stream = true, dgram = true }
+
+local function check_opts(opts, n, fname, allowed)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then argerror(n, fname, "table expected, got " .. typename(opts), 3) end
+  for k in pairs(opts) do
+    if not allowed[k] then argerror(n, fname, "unknown option '" .. tostring(k) .. "'", 3) end
+  end
+  return opts
+end
+
+local gai_opts = { family = true, socktype = true, passive = true, canonname = true }
+
+-- Resolves host and service: a list of { family, address, port, socktype },
+-- or nil, message, code.
+function dns.getaddrinfo(host, service, opts)
+  if host ~= nil and type(host) ~= "string" then
+    argerror(1, "getaddrinfo", "string expected, got " .. typename(host))
+  end
+  if service ~= nil and type(service) ~= "string" and math_type(service) ~= "integer" then
+    argerror(2, "getaddrinfo", "string or integer expected, got " .. typename(service))
+  end
+  if host == nil and service == nil then argerror(1, "getaddrinfo", "host or service expected") end
+  opts = check_opts(opts, 3, "getaddrinfo", gai_opts)
+  if opts.family ~= nil and not families[opts.family] then
+    argerror(3, "getaddrinfo", "field 'family' must be 'inet' or 'inet6'")
+  end
+  if opts.socktype ~= nil and not socktypes[opts.socktype] then
+    argerror(3, "getaddrinfo", "field 'socktype' must be 'stream' or 'dgram'")
+  end
+  local p = promise()
+  local ok, msg, code = C.getaddrinfo(host, service ~= nil and tostring(service) or nil,
+    opts.family, opts.socktype, opts.passive, opts.canonname, p)
+  if not ok then return nil, "getaddrinfo: " .. msg, code end
+  local done, list = pcall(await, p)
+  if done then return list end
+  if getmetatable(list) == error_mt and list.kind == "io" then return nil, list.message, list.code end
+  error(list, 0)
+end
+
+function dns.getnameinfo(address, port, opts)
+  if type(address) ~= "string" then argerror(1, "getnameinfo", "string expected, got " .. typename(address)) end
+  if port ~= nil and math_type(port) ~= "integer" then
+    argerror(2, "getnameinfo", "integer expected, got " .. typename(port))
+  end
+  opts = check_opts(opts, 3, "getnameinfo", { numeric = true })
+  local family = address:find(":", 1, true) and "inet6" or "inet"
+  local p = promise()
+  local ok, msg, code = C.getnameinfo(family, address, port or 0, opts.numeric, p)
+  if not ok then
+    if code == "EINVAL" then argerror(1, "getnameinfo", "not a numeric address") end
+    return nil, "getnameinfo: " .. msg, code
+  end
+  local done, host, serv = pcall(await, p)
+  if done then return host, serv end
+  if getmetatable(host) == error_mt and host.kind == "io" then return nil, host.message, host.code end
+  error(host, 0)
+end
+
+dns.getaddrinfo_async = twin(dns.getaddrinfo)
+dns.getnameinfo_async = twin(dns.getnameinfo)
+
+-- ---- TCP -------------------------------------------------------------------
+
+local tcp = {}
+weft.tcp = tcp
+
+local function check_port(port, n, fname)
+  if math_type(port) ~= "integer" then
+    argerror(n, fname, "integer expected, got " .. (math_type(port) or typename(port)), 3)
+  end
+  if port < 0 or port > 65535 then argerror(n, fname, "port must be in 0..65535", 3) end
+end
+
+local function check_host(host, n, fname)
+  if type(host) ~= "string" then argerror(n, fname, "string expected, got " .. typename(host), 3) end
+  if host == "" then argerror(n, fname, "host must not be empty", 3) end
+end
+
+-- Numeric hosts skip the resolver.
+local function numeric(host)
+  if host:match("^%d+%.%d+%.%d+%.%d+$") then return "inet" end
+  if host:find(":", 1, true) then return "inet6" end
+end
+
+local function resolve(host, port, passive, family, fname)
+  local fam = numeric(host)
+  if fam then
+    if family and family ~= fam then
+      return nil, fname .. ": address family not supported", "EAFNOSUPPORT"
+    end
+    return { { family = fam, address = host, port = port } }
+  end
+  local list, msg, code = dns.getaddrinfo(host, port, { socktype = "stream", passive = passive, family = family })
+  if not list then return nil, fname .. ": " .. msg:gsub("^getaddrinfo: ", ""), code end
+  if #list == 0 then return nil, fname .. ": unknown node or service", "EAI_NONAME" end
+  return list
+end
+
+local connect_opts = { timeout = true, family = true, nodelay = true }
+
+-- Connects to one address within ms; returns a stream or nil, msg, code.
+local function connect_one(a, ms, kind)
+  local fd, msg, code = C.connect(a.family, a.address, a.port, "stream")
+  if not fd then return nil, msg, code end
+  local h, omsg, ocode = C.open(fd, false)
+  if not h then C.closefd(fd); return nil, omsg, ocode end
+  local s = new_stream(h, kind)
+  local ok, done, m, c = pcall(wait_io, h, WRITE, ms)
+  if not ok then close_now(s); error(done, 0) end
+  if done then done, m, c = C.sockerr(h) end
+  if not done then
+    close_now(s)
+    if c == "ETIMEDOUT" then m = "timed out" end
+    return nil, m, c
+  end
+  return s
+end
+
+function tcp.connect(host, port, opts)
+  check_host(host, 1, "connect")
+  check_port(port, 2, "connect")
+  opts = check_opts(opts, 3, "connect", connect_opts)
+  check_timeout(opts.timeout, 3, "connect")
+  if opts.family ~= nil and not families[opts.family] then
+    argerror(3, "connect", "field 'family' must be 'inet' or 'inet6'")
+  end
+  local deadline = opts.timeout and weft.now() + opts.timeout
+  local list, msg, code = resolve(host, port, false, opts.family, "connect")
+  if not list then return nil, msg, code end
+  for _, a in ipairs(list) do
+    local left = deadline and math.max(0, deadline - weft.now())
+    local s
+    s, msg, code = connect_one(a, left, "tcp")
+    if s then
+      if opts.nodelay ~= false then set_nodelay(s) end
+      return s
+    end
+    if code == "ETIMEDOUT" then break end
+  end
+  return nil, "connect: " .. msg, code
+end
+
+local listen_opts = { backlog = true, reuseaddr = true, reuseport = true, v6only = true,
+  family = true, nodelay = true }
+
+local REUSEADDR, REUSEPORT, V6ONLY = 1, 2, 4
+
+function tcp.listen(host, port, opts)
+  if host == nil or host == "*" then host = "0.0.0.0" end
+  check_host(host, 1, "listen")
+  check_port(port, 2, "listen")
+  opts = check_opts(opts, 3, "listen", listen_opts)
+  if opts.backlog ~= nil and (math_type(opts.backlog) ~= "integer" or opts.backlog < 1) then
+    argerror(3, "listen", "field 'backlog' must be an integer >= 1")
+  end
+  local list, msg, code = resolve(host, port, true, opts.family, "listen")
+  if not list then return nil, msg, code end
+  local flags = (opts.reuseaddr ~= false and REUSEADDR or 0) |
+    (opts.reuseport and REUSEPORT or 0) | (opts.v6only and V6ONLY or 0)
+  for _, a in ipairs(list) do
+    local fd
+    fd, msg, code = C.listen(a.family, a.address, a.port, "stream", opts.backlog or 511, flags)
+    if fd then
+      local h, omsg, ocode = C.open(fd, false)
+      if not h then C.closefd(fd); return nil, "listen: " .. omsg, ocode end
+      return setmetatable({ h = h, kind = "tcp", closed = false, rbusy = false,
+        nodelay = opts.nodelay ~= false }, Server)
+    end
+  end
+  return nil, "listen: " .. msg, code
+end
+
+tcp.connect_async = twin(tcp.connect)
+
+-- ---- Unix domain sockets -------------------------------------------------------
+
+local unix = {}
+weft.unix = unix
+
+local function check_path(path, fname)
+  if type(path) ~= "string" then argerror(1, fname, "string expected, got " .. typename(path), 3) end
+  if path == "" or #path > 107 then argerror(1, fname, "path must have 1 to 107 bytes", 3) end
+end
+
+function unix.connect(path, opts)
+  check_path(path, "connect")
+  opts = check_opts(opts, 2, "connect", { timeout = true })
+  check_timeout(opts.timeout, 2, "connect")
+  local s, msg, code = connect_one({ family = "unix", address = path }, opts.timeout, "unix")
+  if not s then return nil, "connect: " .. msg, code end
+  return s
+end
+
+function unix.listen(path, opts)
+  check_path(path, "listen")
+  opts = check_opts(opts, 2, "listen", { backlog = true, unlink = true })
+  local fd, msg, code = C.listen("unix", path, 0, "stream", opts.backlog or 511, 0)
+  if not fd then return nil, "listen: " .. msg, code end
+  local h, omsg, ocode = C.open(fd, false)
+  if not h then C.closefd(fd); return nil, "listen: " .. omsg, ocode end
+  return setmetatable({ h = h, kind = "unix", closed = false, rbusy = false,
+    path = path, unlink = opts.unlink ~= false }, Server)
+end
+
+unix.connect_async = twin(unix.connect)
+
+-- ---- pipes and wrapped descriptors ---------------------------------------------
+
+function weft.pipe()
+  local r, w, code = C.pipe()
+  if not r then return nil, "pipe: " .. w, code end
+  local hr = C.open(r, false)
+  local hw = C.open(w, false)
+  return new_stream(hr, "pipe"), new_stream(hw, "pipe")
+end
+
+function weft.wrap(f, opts)
+  local fd
+  if math_type(f) == "integer" then
+    if f < 0 then argerror(1, "wrap", "invalid file descriptor") end
+    fd = f
+  elseif io.type(f) == "file" then
+    fd = C.fileno(f)
+  elseif io.type(f) == "closed file" then
+    argerror(1, "wrap", "attempt to use a closed file")
+  else
+    argerror(1, "wrap", "integer or file expected, got " .. typename(f))
+  end
+  opts = check_opts(opts, 2, "wrap", { own = true })
+  -- A Lua file keeps its descriptor; an integer one is the caller's unless
+  -- own = true hands it over.
+  local keep = not (opts.own and io.type(f) ~= "file")
+  local h, msg, code = C.open(fd, keep)
+  if not h then
+    if code == "EPERM" then
+      msg = "a regular file or directory cannot be polled: use weft.fs"
+    end
+    return nil, "wrap: " .. msg, code
+  end
+  -- the Lua file stays reachable while the stream is
+  return setmetatable({ h = h, kind = "fd", file = f, timeout = NONE,
+    closed = false, rbusy = false, wbusy = false }, Stream)
+end
+
+-- ---- polling many descriptors ------------------------------------------------------
+
+-- Waits until any of the descriptors is ready (or timeout_ms passes) and
+-- returns { [fd] = revents } for those that are (empty after a timeout),
+-- or nil, "EBADF" / "EPERM".
+function weft.poll_any(set, timeout)
+  if type(set) ~= "table" then argerror(1, "poll_any", "table expected, got " .. typename(set)) end
+  check_timeout(timeout, 2, "poll_any")
+  local p, got, ids = promise(), {}, {}
+  local function fired(fd, revents)
+    if revents ~= 0 then got[fd] = revents end
+    p:resolve()
+  end
+  for fd, events in pairs(set) do
+    if math_type(events) ~= "integer" then
+      for _, id in ipairs(ids) do weft.cancel(id) end
+      argerror(1, "poll_any", "events for descriptor " .. tostring(fd) .. " must be an integer")
+    end
+    local ok, id, code = pcall(weft.poll, fd, events, nil, fired)
+    if not ok or not id then
+      for _, i in ipairs(ids) do weft.cancel(i) end
+      if not ok then
+        error((tostring(id):gsub("bad argument #%d+ to 'poll'", "bad argument #1 to 'poll_any'")), 2)
+      end
+      return nil, code
+    end
+    ids[#ids + 1] = id
+  end
+  local timer = timeout and weft.once(timeout, function() p:resolve() end)
+  local ok, err = pcall(await, p)
+  for _, id in ipairs(ids) do weft.cancel(id) end
+  if timer then weft.cancel(timer) end
+  if not ok then error(err, 0) end
+  return got
+end
