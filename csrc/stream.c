@@ -42,6 +42,10 @@ struct weft_stream_s {
   int closed;
   int shut_pending; /* shutdown once the queue is flushed */
   int werr;         /* a write error met while flushing the queue */
+  /* the last read from the descriptor was short, so the kernel most
+   * likely has nothing more: the next fill waits for readiness instead
+   * of paying a read(2) that says EAGAIN (libuv's reads do the same) */
+  int drained;
   weft_id_t rw, ww; /* hidden watchers, 0 until the first wait */
   char *rbuf;
   size_t rcap, rpos, rend; /* buffered bytes: rbuf[rpos, rend) */
@@ -158,6 +162,7 @@ static void fire(weft_stream_t *s, int event, int status) {
 static void on_readable(weft_loop_t *loop, weft_id_t id, int fd, void *data) {
   weft_stream_t *s = data;
   (void)fd;
+  s->drained = 0;
   if (s->wait[0].pending)
     fire(s, WEFT_STREAM_READ, 0);
   else
@@ -286,7 +291,13 @@ int weft_stream_read(weft_stream_t *s, void *buf, size_t len) {
   if (s->closed) return WEFT_ECLOSED;
   if (len == 0) return 0;
   n = s->rend - s->rpos;
-  if (n == 0) return read_fd(s->fd, buf, len);
+  if (n == 0) {
+    int r;
+    if (s->drained) return WEFT_EAGAIN;
+    r = read_fd(s->fd, buf, len);
+    s->drained = r > 0 && (size_t)r < len;
+    return r;
+  }
   if (n > len) n = len;
   if (n > INT32_MAX) n = INT32_MAX;
   memcpy(buf, s->rbuf + s->rpos, n);
@@ -314,7 +325,9 @@ int weft_stream_fill(weft_stream_t *s) {
       s->rcap = cap;
     }
   }
+  if (s->drained) return WEFT_EAGAIN;
   r = read_fd(s->fd, s->rbuf + s->rend, s->rcap - s->rend);
+  s->drained = r > 0 && (size_t)r < s->rcap - s->rend;
   if (r > 0) s->rend += (size_t)r;
   return r;
 }

@@ -153,9 +153,17 @@ local function read1(s, fmt)
 end
 
 function Stream:read(...)
-  check_stream(self, "read")
   local n = select("#", ...)
   local f1 = ...
+  -- Fast path: one format that the buffer or one read satisfies needs no
+  -- turn, since nothing waits.
+  if n == 1 and not self.rbusy and getmetatable(self) == Stream and not self.closed
+      and (formats[f1] or math_type(f1) == "integer") then
+    local ok, v, code = c_read(self.h, f1)
+    if ok then return v end
+    if ok == nil then return nil, "read: " .. v, code end
+  end
+  check_stream(self, "read")
   if n == 0 then f1 = "l" end
   check_format(f1, 1)
   for i = 2, n do check_format((select(i, ...)), i) end
@@ -184,8 +192,8 @@ function Stream:read(...)
 end
 
 -- Writes one string fully, waiting as needed; the write turn is held.
-local function write1(s, data)
-  local h, off, len = s.h, 0, #data
+local function write1(s, data, off)
+  local h, len = s.h, #data
   while true do
     local new, msg, code = c_write(h, data, off)
     if not new then return nil, "write: " .. msg, code end
@@ -200,8 +208,24 @@ local function write1(s, data)
 end
 
 function Stream:write(...)
-  check_stream(self, "write")
   local n = select("#", ...)
+  -- Fast path: one string the kernel (or the queue) takes at once.
+  if n == 1 and not self.wbusy and getmetatable(self) == Stream and not self.closed then
+    local data = ...
+    if type(data) == "string" then
+      local new, msg, code = c_write(self.h, data, 0)
+      if new == #data then return self end
+      if not new then return nil, "write: " .. msg, code end
+      -- the rest must wait: take the (free) turn and go on from new
+      self.wbusy = true
+      local done, r, m, c = pcall(write1, self, data, new)
+      release(self, "wbusy", "wq")
+      if not done then error(r, 0) end
+      if not r then return nil, m, c end
+      return self
+    end
+  end
+  check_stream(self, "write")
   for i = 1, n do
     local v = select(i, ...)
     local t = type(v)
@@ -213,7 +237,7 @@ function Stream:write(...)
   if not ok then return nil, msg, code end
   for i = 1, n do
     local v = select(i, ...)
-    local done, r, m, c = pcall(write1, self, type(v) == "number" and tostring(v) or v)
+    local done, r, m, c = pcall(write1, self, type(v) == "number" and tostring(v) or v, 0)
     if not done then release(self, "wbusy", "wq"); error(r, 0) end
     if not r then
       release(self, "wbusy", "wq")

@@ -709,7 +709,11 @@ WEFT_EXTERN int weft_stream_read(weft_stream_t *stream, void *buf,
 
 /* Reads once from the descriptor into the read buffer, growing it when
  * needed.  Returns the bytes added (> 0), 0 at end of file, WEFT_EAGAIN,
- * WEFT_ENOMEM, WEFT_ECLOSED, or the read's error. */
+ * WEFT_ENOMEM, WEFT_ECLOSED, or the read's error.  After a read that
+ * filled less than the room it had, the kernel most likely holds nothing
+ * more, so reads (this and weft_stream_read) say WEFT_EAGAIN without a
+ * system call until the descriptor is next reported readable: wait for
+ * WEFT_STREAM_READ, which fires at once if data is there. */
 WEFT_EXTERN int weft_stream_fill(weft_stream_t *stream);
 
 /* The buffered bytes, not yet consumed: stores their count in *len (if not

@@ -52,6 +52,7 @@ static void stream_open_rejects_bad_input(void) {
 static void stream_reads_through_its_buffer(void) {
   weft_loop_t *loop;
   weft_stream_t *s;
+  struct waited w = {0, 0, 1};
   const char *b;
   size_t n;
   char buf[8];
@@ -75,6 +76,12 @@ static void stream_reads_through_its_buffer(void) {
   ASSERT_EQ(weft_stream_read(s, buf, sizeof buf), 2);
   ASSERT_EQ(weft_stream_read(s, buf, 0), 0);
   close(sv[1]);
+  /* The last read was short: the stream waits for readiness before it
+   * reads again, and the wait sees the end of file at once. */
+  ASSERT_EQ(weft_stream_fill(s), WEFT_EAGAIN);
+  ASSERT_OK(weft_stream_wait(s, WEFT_STREAM_READ, -1, on_wait, &w));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(w.status, 0);
   ASSERT_EQ(weft_stream_fill(s), 0); /* end of file */
   ASSERT_EQ(weft_stream_read(s, buf, sizeof buf), 0);
   ASSERT_OK(weft_stream_close(s));
