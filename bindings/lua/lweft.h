@@ -106,6 +106,22 @@ void lweft_open_task(lua_State *L);
  * (popped with it) and leaves its promise in fnidx's place, on top. */
 int lweft_spawn(lua_State *L, lweft_state *st, int fnidx, int n);
 
+/* I/O waits that suspend a task without a promise.  A C function calls
+ * lweft_io_begin first: in a task it raises a pending cancellation (or a
+ * default task's "cannot suspend here"), pushes the task and returns it;
+ * elsewhere it returns NULL and pushes nothing (the caller then runs the
+ * loop itself).  The caller arms its wait, keeps the task value where its
+ * wake-up finds it, and returns lweft_io_suspend(...): the task suspends
+ * until lweft_io_wake(L, task index) queues it, then k(L, LUA_OK, ctx)
+ * runs with the stack as it was below the task plus ok, values...: ok is
+ * false (and the next value the error) when the task was cancelled
+ * meanwhile, after cancel(L, data) withdrew the wait. */
+void *lweft_io_begin(lua_State *L, const char *fname);
+int lweft_io_suspend(lua_State *L, void *task,
+                     void (*cancel)(lua_State *L, void *data), void *data,
+                     lua_KContext ctx, lua_KFunction k);
+void lweft_io_wake(lua_State *L, int tidx);
+
 /* Settles the promise at idx: fulfils it with the n values on top, or,
  * for n < 0, rejects it with the value on top; pops them either way.
  * Returns 1, or 0 if it was not a pending promise. */

@@ -21,19 +21,27 @@
 
 #define HANDLE_MT "weft.handle"
 
+struct lhandle;
+
+/* One direction's wait: what the core's callback and a cancellation find. */
+typedef struct wcell {
+  struct lhandle *h;
+  int event;
+  int pending;
+  int status; /* how the last wait ended */
+} wcell;
+
 typedef struct lhandle {
   weft_stream_t *s; /* NULL once closed */
   lweft_state *st;
   size_t scanned; /* buffered bytes already searched for a newline */
+  wcell cell[2];  /* WEFT_STREAM_READ - 1, WEFT_STREAM_WRITE - 1 */
 } lhandle;
 
-/* The registry key of the table of pending waits: a light userdata key
- * per (stream, event) -> the promise the wait settles. */
+/* The registry key of the table of tasks waiting on a stream: the wcell's
+ * address (a light userdata) -> the task.  It also keeps the task, and so
+ * the handle on its stack, alive while the core may call back. */
 static const char waits_key = 0;
-
-static void *wait_key(weft_stream_t *s, int event) {
-  return (char *)s + event;
-}
 
 static lhandle *check_handle(lua_State *L, int idx) {
   lhandle *h = luaL_checkudata(L, idx, HANDLE_MT);
@@ -67,9 +75,11 @@ static int lw_open(lua_State *L) {
   lweft_state *st = lweft_state_of(L);
   int fd = (int)luaL_checkinteger(L, 1), err;
   lhandle *h = lua_newuserdatauv(L, sizeof *h, 0);
-  h->s = NULL; /* closed until the stream exists, so __gc is safe */
+  memset(h, 0, sizeof *h); /* closed until the stream exists: __gc is safe */
   h->st = st;
-  h->scanned = 0;
+  h->cell[0].h = h->cell[1].h = h;
+  h->cell[0].event = WEFT_STREAM_READ;
+  h->cell[1].event = WEFT_STREAM_WRITE;
   luaL_setmetatable(L, HANDLE_MT);
   err = weft_stream_open(st->loop, fd, lua_toboolean(L, 2)
                                            ? WEFT_STREAM_KEEP_FD : 0, &h->s);
@@ -181,55 +191,118 @@ static int lw_write(lua_State *L) {
   return 1;
 }
 
-/* The core's wait callback: settles the promise kept for (s, event) with
- * true, or nil, message, code. */
-static void on_wait(weft_stream_t *s, int event, int status, void *data) {
-  lweft_state *st = data;
-  lua_State *L = st->L;
-  int top;
-  if (st->closing || !lua_checkstack(L, 6)) return;
-  top = lua_gettop(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
-  lua_rawgetp(L, -1, wait_key(s, event));
-  lua_pushnil(L);
-  lua_rawsetp(L, top + 1, wait_key(s, event));
+/* Pushes how a wait ended: true, or nil, "timeout" / "closed" / message,
+ * code. */
+static int push_wait_result(lua_State *L, int status) {
   if (status == 0) {
     lua_pushboolean(L, 1);
-    lweft_settle(L, top + 2, 1);
-  } else {
-    push_fail(L, status);
-    lweft_settle(L, top + 2, 3);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, status == WEFT_ETIMEDOUT ? "timeout"
+                    : status == WEFT_ECLOSED ? "closed"
+                                             : weft_strerror(status));
+  lua_pushstring(L, weft_err_name(status));
+  return 3;
+}
+
+/* Forgets the task kept for cell c. */
+static void drop_waiter(lua_State *L, wcell *c) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
+  lua_pushnil(L);
+  lua_rawsetp(L, -2, c);
+  lua_pop(L, 1);
+}
+
+/* The core's wait callback (data: the cell): records the outcome and
+ * wakes the task that waits, if a task does. */
+static void on_wait(weft_stream_t *s, int event, int status, void *data) {
+  wcell *c = data;
+  lweft_state *st = c->h->st;
+  lua_State *L = st->L;
+  int top;
+  (void)s, (void)event;
+  c->pending = 0;
+  c->status = status;
+  if (st->closing || !lua_checkstack(L, 4)) return;
+  top = lua_gettop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
+  if (lua_rawgetp(L, top + 1, c) == LUA_TUSERDATA) {
+    lua_pushnil(L);
+    lua_rawsetp(L, top + 1, c);
+    lweft_io_wake(L, top + 2);
   }
   lua_settop(L, top);
 }
 
-/* wait(h, event, timeout_ms|nil, promise) -> true, or nil, message, code */
-static int lw_wait(lua_State *L) {
-  lhandle *h = check_handle(L, 1);
+/* A cancelled task withdraws its wait. */
+static void cancel_wait(lua_State *L, void *data) {
+  wcell *c = data;
+  if (c->pending && c->h->s) weft_stream_unwait(c->h->s, c->event);
+  c->pending = 0;
+  drop_waiter(L, c);
+}
+
+static int waitio_k(lua_State *L, int status, lua_KContext ctx) {
+  lhandle *h = lua_touserdata(L, 1);
+  (void)status;
+  if (lua_gettop(L) >= 5 && !lua_toboolean(L, 5)) { /* cancelled */
+    lua_settop(L, 6);
+    return lua_error(L);
+  }
+  return push_wait_result(L, h->cell[ctx - 1].status);
+}
+
+/* The main chunk's wait: runs the loop until the cell's wait ends. */
+static int run_until_done(lua_State *L) {
+  wcell *c = lua_touserdata(L, 1);
+  while (c->pending) lweft_run_once(L, c->h->st, lua_tostring(L, 2));
+  return 0;
+}
+
+/* waitio(h, event, timeout_ms|nil, fname) -> true, or nil, "timeout",
+ * "ETIMEDOUT" / nil, "closed", "ECLOSED" / nil, message, code.  Suspends
+ * the running task (cancellable), or runs the loop in the main chunk. */
+static int lw_waitio(lua_State *L) {
+  lhandle *h = luaL_checkudata(L, 1, HANDLE_MT);
   int event = (int)luaL_checkinteger(L, 2), err;
+  const char *fname = luaL_optstring(L, 4, "wait");
   int64_t ms = -1;
+  wcell *c;
+  void *task;
+  if (event != WEFT_STREAM_READ && event != WEFT_STREAM_WRITE)
+    return luaL_argerror(L, 2, "bad event");
   if (!lua_isnil(L, 3)) {
     lua_Number n = luaL_checknumber(L, 3);
     ms = n >= 9e15 ? INT64_MAX / 2 : (int64_t)(n + 0.999999);
   }
-  err = weft_stream_wait(h->s, event, ms, on_wait, h->st);
-  if (err) return push_fail(L, err);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
-  lua_pushvalue(L, 4);
-  lua_rawsetp(L, -2, wait_key(h->s, event));
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-static int lw_unwait(lua_State *L) {
-  lhandle *h = luaL_checkudata(L, 1, HANDLE_MT);
-  int event = (int)luaL_checkinteger(L, 2);
-  if (h->s && weft_stream_unwait(h->s, event) == 0) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
-    lua_pushnil(L);
-    lua_rawsetp(L, -2, wait_key(h->s, event));
+  if (!h->s) return push_wait_result(L, WEFT_ECLOSED);
+  c = &h->cell[event - 1];
+  lua_settop(L, 4);
+  task = lweft_io_begin(L, fname); /* at 5, if any */
+  err = weft_stream_wait(h->s, event, ms, on_wait, c);
+  if (err) {
+    lua_settop(L, 4);
+    return push_wait_result(L, err);
   }
-  return 0;
+  c->pending = 1;
+  c->status = 0;
+  if (!task) {
+    lua_pushcfunction(L, run_until_done);
+    lua_pushlightuserdata(L, c);
+    lua_pushstring(L, fname);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+      if (c->pending && h->s) weft_stream_unwait(h->s, event);
+      c->pending = 0;
+      return lua_error(L);
+    }
+    return push_wait_result(L, c->status);
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
+  lua_pushvalue(L, 5);
+  lua_rawsetp(L, -2, c);
+  lua_pop(L, 1);
+  return lweft_io_suspend(L, task, cancel_wait, c, event, waitio_k);
 }
 
 /* close(h): pending waits get nil, "handle is closed", "ECLOSED" */
@@ -636,8 +709,8 @@ static const struct {
 void lweft_open_stream(lua_State *L) {
   static const luaL_Reg prims[] = {
       {"open", lw_open},       {"read", lw_read},
-      {"write", lw_write},     {"wait", lw_wait},
-      {"unwait", lw_unwait},   {"close", lw_close},
+      {"write", lw_write},     {"waitio", lw_waitio},
+      {"close", lw_close},
       {"fd", lw_fd},           {"queued", lw_queued},
       {"buffered", lw_buffered}, {"shutdown", lw_shutdown},
       {"listen", lw_listen},   {"connect", lw_connect},

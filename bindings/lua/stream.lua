@@ -11,7 +11,7 @@ local error_mt = internals.error_mt
 local pcall, error, type, select, tostring = pcall, error, type, select, tostring
 local setmetatable, getmetatable, rawequal = setmetatable, getmetatable, rawequal
 local math_type, string_format = math.type, string.format
-local c_read, c_write, c_wait, c_unwait = C.read, C.write, C.wait, C.unwait
+local c_read, c_write = C.read, C.write
 
 local READ, WRITE = 1, 2
 
@@ -40,27 +40,11 @@ end
 
 -- ---- waiting ---------------------------------------------------------------
 
--- Waits for event on handle h with timeout ms (nil: none).  Returns true,
--- or nil, message, code ("timeout" ETIMEDOUT, "closed" ECLOSED, or the
--- error a queued write met).  A cancellation of the task withdraws the
--- wait and propagates.
-local function wait_io(h, event, ms)
-  local p = promise()
-  local ok, msg, code = c_wait(h, event, ms, p)
-  if not ok then
-    if code == "ECLOSED" then return nil, "closed", code end
-    return nil, msg, code
-  end
-  local done, r, m, c = pcall(await, p)
-  if not done then
-    c_unwait(h, event)
-    error(r, 0)
-  end
-  if r then return true end
-  if c == "ETIMEDOUT" then return nil, "timeout", c end
-  if c == "ECLOSED" then return nil, "closed", c end
-  return nil, m, c
-end
+-- C.waitio(h, event, ms, fname) waits for event on handle h with timeout
+-- ms (nil: none): true, or nil, message, code ("timeout" ETIMEDOUT,
+-- "closed" ECLOSED, or the error a queued write met).  It suspends the
+-- task without a promise; a cancellation withdraws the wait and raises.
+local c_waitio = C.waitio
 
 local function release(s, busy, qname)
   local q = s[qname]
@@ -147,7 +131,7 @@ local function read1(s, fmt)
     local ok, v, code = c_read(h, fmt)
     if ok then return v end
     if ok == nil then return nil, "read: " .. v, code end
-    local r, msg, c = wait_io(h, READ, s.timeout)
+    local r, msg, c = c_waitio(h, READ, s.timeout, "read")
     if not r then return nil, msg, c end
   end
 end
@@ -199,7 +183,7 @@ local function write1(s, data, off)
     if not new then return nil, "write: " .. msg, code end
     if new >= len then return true end
     off = new
-    local r, m, c = wait_io(h, WRITE, s.timeout)
+    local r, m, c = c_waitio(h, WRITE, s.timeout, "write")
     if not r then
       if c ~= "ETIMEDOUT" and c ~= "ECLOSED" then m = "write: " .. m end
       return nil, m, c
@@ -254,7 +238,7 @@ function Stream:flush()
   if C.queued(self.h) == 0 then return self end
   local ok, msg, code = acquire(self, "wbusy", "wq")
   if not ok then return nil, msg, code end
-  local done, r, m, c = pcall(wait_io, self.h, WRITE, self.timeout)
+  local done, r, m, c = pcall(c_waitio, self.h, WRITE, self.timeout, "flush")
   release(self, "wbusy", "wq")
   if not done then error(r, 0) end
   if not r then return nil, m, c end
@@ -296,7 +280,7 @@ function Stream:close()
   if self.closed then return nil, "closed", "ECLOSED" end
   if not self.wbusy and C.queued(self.h) > 0 then
     self.wbusy = true
-    pcall(wait_io, self.h, WRITE, self.timeout)
+    pcall(c_waitio, self.h, WRITE, self.timeout, "flush")
     self.wbusy = false
   end
   close_now(self)
@@ -425,7 +409,7 @@ function Server:accept(timeout)
         return st
       end
       if fd == nil then return nil, "accept: " .. emsg, ecode end
-      local r, wm, wc = wait_io(self.h, READ, ms)
+      local r, wm, wc = c_waitio(self.h, READ, ms, "accept")
       if not r then return nil, wm, wc end
     end
   end)
@@ -585,7 +569,7 @@ local function connect_one(a, ms, kind)
   local h, omsg, ocode = C.open(fd, false)
   if not h then C.closefd(fd); return nil, omsg, ocode end
   local s = new_stream(h, kind)
-  local ok, done, m, c = pcall(wait_io, h, WRITE, ms)
+  local ok, done, m, c = pcall(c_waitio, h, WRITE, ms, "connect")
   if not ok then close_now(s); error(done, 0) end
   if done then done, m, c = C.sockerr(h) end
   if not done then

@@ -28,7 +28,7 @@ enum { PENDING, FULFILLED, REJECTED, CANCELLED };
 static const char *const state_names[] = {"pending", "fulfilled", "rejected",
                                           "cancelled"};
 
-enum { WAIT_NONE, WAIT_PROMISE, WAIT_TIMER, WAIT_QUEUED };
+enum { WAIT_NONE, WAIT_PROMISE, WAIT_TIMER, WAIT_QUEUED, WAIT_IO };
 
 /* Continuation kinds, stored as integers in an entry's first slot. */
 enum { K_NEXT = 1, K_FINALLY, K_COMB, K_TIMEOUT };
@@ -55,6 +55,9 @@ typedef struct lpromise {
   weft_fiber_t *cf;
   int fstatus;     /* the function's pcall status, once the fiber ended */
   lua_State *susp; /* the thread that called the pending wait */
+  /* a WAIT_IO wait: how a cancellation withdraws it */
+  void (*io_cancel)(lua_State *L, void *data);
+  void *io_data;
 } lpromise;
 
 /* User values of a promise. */
@@ -881,7 +884,12 @@ static int lw_p_cancel(lua_State *L) {
   }
   if (lp->is_task && !lp->done) {
     /* Raise the cancellation where the task waits, or at its next wait. */
-    if (lp->wait == WAIT_PROMISE || lp->wait == WAIT_TIMER) {
+    if (lp->wait == WAIT_IO) {
+      void (*withdraw)(lua_State *, void *) = lp->io_cancel;
+      lp->io_cancel = NULL;
+      if (withdraw) withdraw(L, lp->io_data);
+      ready(L, 1, 1);
+    } else if (lp->wait == WAIT_PROMISE || lp->wait == WAIT_TIMER) {
       drop_timer(L, lp);
       lua_pushnil(L);
       lua_setiuservalue(L, 1, UV_WAIT);
@@ -1402,6 +1410,41 @@ void lweft_push_task_internals(lua_State *L) {
   lua_setfield(L, -2, "suspend_marker");
   luaL_getmetatable(L, ERROR_MT);
   lua_setfield(L, -2, "error_mt");
+}
+
+void *lweft_io_begin(lua_State *L, const char *fname) {
+  lpromise *t = push_running_task(L);
+  int tidx;
+  if (!t) return NULL;
+  tidx = lua_gettop(L);
+  check_cancel(L, t, tidx);
+  check_yieldable(L, t, fname);
+  return t;
+}
+
+int lweft_io_suspend(lua_State *L, void *task,
+                     void (*cancel)(lua_State *L, void *data), void *data,
+                     lua_KContext ctx, lua_KFunction k) {
+  lpromise *t = task;
+  lua_pop(L, 1); /* the task lweft_io_begin pushed */
+  if (t->done) return luaL_error(L, "task collected while suspended");
+  t->wait = WAIT_IO;
+  t->io_cancel = cancel;
+  t->io_data = data;
+  if (t->cf) {
+    t->susp = L;
+    weft_fiber_suspend(NULL, NULL);
+    return k(L, LUA_OK, ctx);
+  }
+  lua_pushlightuserdata(L, (void *)&suspend_marker);
+  return lua_yieldk(L, 1, ctx, k);
+}
+
+void lweft_io_wake(lua_State *L, int tidx) {
+  lpromise *t = luaL_testudata(L, tidx, PROMISE_MT);
+  if (!t || t->wait != WAIT_IO) return;
+  t->io_cancel = NULL;
+  ready(L, tidx, 0);
 }
 
 int lweft_settle(lua_State *L, int idx, int n) {

@@ -1,0 +1,117 @@
+#!/bin/bash
+# Network benchmarks, every peer in the same run, ROUNDS interleaved:
+# (a) TCP echo: 100 connections, 64-byte messages, closed loop, msgs/s
+#     (bench/net/loadgen.c, 1 s warm-up);
+# (b) HTTP hello world, keep-alive: wrk -t1 -c64 -d5s after a 1 s warm-up.
+# Servers run on CPU 0, the load on CPU 1.  Peers: weft (task style), luv
+# (callback style), raw libuv C, node, cqueues.  Prints a markdown table
+# of medians and each peer's ratio to weft.
+# usage: bench/net/run.sh [echo] [http]   env: BUILD=build ROUNDS=3 DUR=5
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+BUILD=${BUILD:-$root/build}
+ROUNDS=${ROUNDS:-3}
+DUR=${DUR:-5}
+WORKLOADS=("$@")
+[ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(echo http)
+"$root/scripts/deps.sh" lua-luv lua-cqueues wrk >/dev/null
+command -v node >/dev/null 2>&1 || "$root/scripts/deps.sh" nodejs >/dev/null
+export LUA_CPATH="$BUILD/lua/?.so;;"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for p in loadgen echo_uv http_uv; do
+  gcc -O2 -o "$tmp/$p" "$here/$p.c" $(pkg-config --cflags --libs libuv) || exit 1
+done
+raw=$tmp/raw.tsv
+port=$((20000 + RANDOM % 20000))
+
+wait_port() { # port pid
+  for _ in $(seq 1 100); do
+    kill -0 "$2" 2>/dev/null || return 1
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+serve() { # workload label cmd... (the port is appended)
+  local w=$1 label=$2 value
+  shift 2
+  port=$((port + 1))
+  taskset -c 0 "$@" "$port" >/dev/null 2>"$tmp/err" &
+  local pid=$!
+  if ! wait_port "$port" "$pid"; then
+    echo "  $w $label: server failed: $(head -c 200 "$tmp/err")"
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+    return
+  fi
+  if [ "$w" = echo ]; then
+    value=$(taskset -c 1 "$tmp/loadgen" -p "$port" -c 100 -d "$DUR" -w 1 -s 64 |
+            sed -n 's/^RESULT .*value=\([0-9.]*\).*/\1/p')
+  else
+    taskset -c 1 wrk -t1 -c64 -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1
+    value=$(taskset -c 1 wrk -t1 -c64 -d"${DUR}s" "http://127.0.0.1:$port/" |
+            awk '/^Requests\/sec:/{print $2}')
+  fi
+  local rss; rss=$(awk '/VmHWM/{print $2}' "/proc/$pid/status" 2>/dev/null)
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  printf '%s\t%s\t%s\t%s\n' "$w" "$label" "${value:-NA}" "${rss:-NA}" >> "$raw"
+  printf '  %-5s %-26s %s (peak RSS %s KiB)\n' "$w" "$label" "${value:-FAILED}" "$rss"
+}
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m), rounds=$ROUNDS, ${DUR}s per run"
+for r in $(seq 1 "$ROUNDS"); do
+  echo "== round $r"
+  for w in "${WORKLOADS[@]}"; do
+    case $w in
+    echo)
+      serve echo "weft tasks" lua5.4 "$here/echo_weft.lua"
+      serve echo "luv callbacks" lua5.4 "$here/echo_luv.lua"
+      serve echo "libuv C" "$tmp/echo_uv"
+      serve echo "node net" node "$here/echo_node.js"
+      serve echo "cqueues" lua5.4 "$here/echo_cqueues.lua"
+      ;;
+    http)
+      serve http "weft tasks" lua5.4 "$here/http_weft.lua"
+      serve http "luv callbacks" lua5.4 "$here/http_luv.lua"
+      serve http "libuv C" "$tmp/http_uv"
+      serve http "node http module" node "$here/http_node.js" http
+      serve http "node net, minimal" node "$here/http_node.js" net
+      serve http "cqueues" lua5.4 "$here/http_cqueues.lua"
+      ;;
+    *) echo "unknown workload $w" >&2; exit 2 ;;
+    esac
+  done
+done
+
+lua5.4 - "$raw" <<'LUA'
+local rows, order = {}, {}
+for line in io.lines(arg[1]) do
+  local w, label, v, rss = line:match("^(.-)\t(.-)\t(.-)\t(.*)$")
+  local key = w .. "\t" .. label
+  if not rows[key] then rows[key] = { v = {}, rss = {} }; order[#order + 1] = key end
+  if tonumber(v) then table.insert(rows[key].v, tonumber(v)) end
+  if tonumber(rss) then table.insert(rows[key].rss, tonumber(rss)) end
+end
+local function median(t)
+  table.sort(t)
+  if #t == 0 then return nil end
+  return #t % 2 == 1 and t[(#t + 1) // 2] or (t[#t // 2] + t[#t // 2 + 1]) / 2
+end
+print("\n| workload | system | median /s | min | max | peak RSS MiB | weft / this |")
+print("| --- | --- | --- | --- | --- | --- | --- |")
+for _, key in ipairs(order) do
+  local w, label = key:match("^(.-)\t(.*)$")
+  local r = rows[key]
+  local m = median(r.v)
+  local weft = median(rows[w .. "\tweft tasks"].v)
+  local rss = median(r.rss)
+  print(string.format("| %s | %s | %s | %s | %s | %s | %s |", w, label,
+    m and string.format("%.0f", m) or "FAILED",
+    r.v[1] and string.format("%.0f", r.v[1]) or "-",
+    r.v[#r.v] and string.format("%.0f", r.v[#r.v]) or "-",
+    rss and string.format("%.1f", rss / 1024) or "-",
+    (m and weft) and string.format("%.2fx", weft / m) or "-"))
+end
+LUA
