@@ -526,6 +526,47 @@ function weft.dns.getnameinfo(address, port, opts) end
 ---@return weft.promise
 function weft.dns.getnameinfo_async(address, port, opts) end
 
+---@class weft.process_object
+---@field pid integer
+---@field stdin? weft.stream
+---@field stdout? weft.stream
+---@field stderr? weft.stream
+local Process = {}
+
+---Waits for the exit: the exit code, or nil and the name of the signal that
+---ended it; nil, "timeout", "ETIMEDOUT" after `timeout_ms`.
+---@param timeout_ms? number
+---@return integer|nil code
+---@return string? signal_or_message
+function Process:wait(timeout_ms) end
+
+---@return weft.promise
+function Process:wait_async(timeout_ms) end
+
+---@param sig? integer|string default "SIGTERM"
+---@return true|nil ok
+function Process:kill(sig) end
+
+---@alias weft.stdio "inherit"|"pipe"|"null"|weft.stream|file*|integer
+
+---@class weft.spawn_opts
+---@field [integer] string the command and its arguments
+---@field stdin? weft.stdio
+---@field stdout? weft.stdio
+---@field stderr? weft.stdio
+---@field env? table<string, string>
+---@field cwd? string
+---@field detached? boolean
+
+---@class weft.process
+weft.process = {}
+
+---@param opts weft.spawn_opts
+---@return weft.process_object|nil process
+---@return string? message
+---@return string? code
+function weft.process.spawn(opts) end
+
 ---A pipe as two streams.
 ---@return weft.stream reader
 ---@return weft.stream writer

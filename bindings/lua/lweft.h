@@ -106,6 +106,17 @@ void lweft_open_task(lua_State *L);
  * (popped with it) and leaves its promise in fnidx's place, on top. */
 int lweft_spawn(lua_State *L, lweft_state *st, int fnidx, int n);
 
+/* A signal argument: a number, or a name with or without "SIG" ("SIGINT",
+ * "INT"); raises for an unknown name. */
+int lweft_check_signal(lua_State *L, int arg);
+
+/* The name of a signal ("SIGTERM"), or NULL. */
+const char *lweft_signal_name(int signo);
+
+/* Adds the process primitives to the table on top (the state is below
+ * it). */
+void lweft_process_prims(lua_State *L);
+
 /* I/O waits that suspend a task without a promise.  A C function calls
  * lweft_io_begin first: in a task it raises a pending cancellation (or a
  * default task's "cannot suspend here"), pushes the task and returns it;

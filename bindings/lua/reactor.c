@@ -241,8 +241,14 @@ static const struct {
     {"SIGKILL", SIGKILL}, {"SIGSTOP", SIGSTOP},
 };
 
-/* A signal: a number, or a name with or without "SIG" ("SIGINT", "INT"). */
-static int check_signal(lua_State *L, int arg) {
+const char *lweft_signal_name(int signo) {
+  size_t i;
+  for (i = 0; i < sizeof signals / sizeof signals[0]; i++)
+    if (signals[i].signo == signo) return signals[i].name;
+  return NULL;
+}
+
+int lweft_check_signal(lua_State *L, int arg) {
   const char *name;
   size_t i;
   if (lua_type(L, arg) == LUA_TNUMBER) return (int)luaL_checkinteger(L, arg);
@@ -381,7 +387,7 @@ static int lw_on_writable(lua_State *L) { return watch_fd(L, 1); }
 
 static int lw_on_signal(lua_State *L) {
   lweft_state *st = lweft_state_of(L);
-  int signo = check_signal(L, 1), err;
+  int signo = lweft_check_signal(L, 1), err;
   weft_id_t id;
   opts o;
   luaL_checktype(L, 2, LUA_TFUNCTION);

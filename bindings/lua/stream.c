@@ -735,4 +735,5 @@ void lweft_open_stream(lua_State *L) {
   lua_newtable(L);
   lua_pushvalue(L, -2); /* the state */
   luaL_setfuncs(L, prims, 1);
+  lweft_process_prims(L);
 }

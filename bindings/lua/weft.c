@@ -6,6 +6,8 @@ extern const char lweft_sync_lua[];
 extern const size_t lweft_sync_lua_len;
 extern const char lweft_stream_lua[];
 extern const size_t lweft_stream_lua_len;
+extern const char lweft_process_lua[];
+extern const size_t lweft_process_lua_len;
 
 /* The registry key of the state userdata: this variable's address. */
 static const char state_key = 0;
@@ -136,6 +138,13 @@ __attribute__((visibility("default"))) int luaopen_weft(lua_State *L) {
     return lua_error(L);
   lua_pushvalue(L, -3); /* the module */
   lua_pushvalue(L, -3); /* the primitives */
+  lweft_push_task_internals(L);
+  lua_call(L, 3, 0);
+  if (luaL_loadbuffer(L, lweft_process_lua, lweft_process_lua_len,
+                      "=weft/process.lua"))
+    return lua_error(L);
+  lua_pushvalue(L, -3);
+  lua_pushvalue(L, -3);
   lweft_push_task_internals(L);
   lua_call(L, 3, 0);
   lua_pop(L, 1);

@@ -806,6 +806,58 @@ WEFT_EXTERN int weft_socket_error(int fd);
  * when out of descriptors: the connection stays queued). */
 WEFT_EXTERN int weft_socket_accept(int fd);
 
+/* ---- Processes -------------------------------------------------------- */
+
+typedef struct weft_process_s weft_process_t;
+
+/* Called once when the child exits: its exit status, and the signal that
+ * ended it (0 if none). */
+typedef void (*weft_exit_cb)(weft_process_t *process, int64_t exit_status,
+                             int term_signal, void *data);
+
+/* Options for weft_process_spawn.  size must be sizeof(weft_process_options):
+ * fields are only ever appended, and weft reads those the caller's size
+ * covers. */
+typedef struct weft_process_options {
+  size_t size;
+  const char *file;  /* the program, looked up in PATH if it has no slash */
+  char **args;       /* argv, NULL-terminated; args[0] is the program name */
+  char **env;        /* "NAME=value" list, NULL-terminated; NULL: inherit */
+  const char *cwd;   /* NULL: the parent's */
+  int stdio[3];      /* descriptor for the child's 0, 1, 2; -1: /dev/null */
+  int flags;         /* WEFT_PROCESS_* */
+  weft_exit_cb exit_cb;
+  void *data;
+} weft_process_options;
+
+/* Flags for weft_process_options. */
+enum {
+  WEFT_PROCESS_DETACHED = 1 /* the child leads its own session */
+};
+
+/* Starts a child process and stores it in *out.  The descriptors in
+ * stdio are duplicated into the child; the caller keeps (and closes) its
+ * own.  exit_cb runs from the loop when the child exits; a running child
+ * keeps the loop alive.  Returns 0, WEFT_EINVAL, WEFT_ENOMEM, or why the
+ * program could not start (WEFT_ENOENT, WEFT_EACCES...): a failed call
+ * never runs exit_cb. */
+WEFT_EXTERN int weft_process_spawn(weft_loop_t *loop,
+                                   const weft_process_options *options,
+                                   weft_process_t **out);
+
+/* The child's process id, or WEFT_EINVAL. */
+WEFT_EXTERN int weft_process_pid(const weft_process_t *process);
+
+/* Sends signo to the child.  Returns 0, WEFT_ESRCH once it has exited,
+ * or WEFT_EINVAL. */
+WEFT_EXTERN int weft_process_kill(weft_process_t *process, int signo);
+
+/* Releases the process.  After its exit that frees it; before, its
+ * exit_cb will not run, but the running child still keeps the loop alive
+ * (as in libuv and node) and weft reaps it when it exits, then frees it.
+ * NULL is a no-op. */
+WEFT_EXTERN void weft_process_close(weft_process_t *process);
+
 /* ---- DNS -------------------------------------------------------------- */
 
 /* Called once when a lookup ends: status 0 and res (free it with
