@@ -70,3 +70,29 @@ int weft_socket_accept(int fd) {
   if (errno == EWOULDBLOCK) return WEFT_EAGAIN;
   return weft__err_from_errno(errno);
 }
+
+int weft_socket_sendto(int fd, const void *buf, size_t len,
+                       const struct sockaddr *addr, unsigned addrlen) {
+  ssize_t r;
+  if (fd < 0 || (!buf && len)) return WEFT_EINVAL;
+  if (len > INT32_MAX) return WEFT_EMSGSIZE;
+  do r = sendto(fd, buf, len, MSG_NOSIGNAL, addr, (socklen_t)addrlen);
+  while (r < 0 && errno == EINTR);
+  if (r >= 0) return (int)r;
+  if (errno == EWOULDBLOCK) return WEFT_EAGAIN;
+  return weft__err_from_errno(errno);
+}
+
+int weft_socket_recvfrom(int fd, void *buf, size_t len, struct sockaddr *from,
+                         unsigned *fromlen) {
+  socklen_t flen = fromlen ? (socklen_t)*fromlen : 0;
+  ssize_t r;
+  if (fd < 0 || (!buf && len)) return WEFT_EINVAL;
+  if (len > INT32_MAX) len = INT32_MAX;
+  do r = recvfrom(fd, buf, len, MSG_TRUNC, from, from ? &flen : NULL);
+  while (r < 0 && errno == EINTR);
+  if (r < 0)
+    return errno == EWOULDBLOCK ? WEFT_EAGAIN : weft__err_from_errno(errno);
+  if (fromlen) *fromlen = (unsigned)flen;
+  return r > (ssize_t)len ? WEFT_EMSGSIZE : (int)r;
+}

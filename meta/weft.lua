@@ -567,6 +567,60 @@ weft.process = {}
 ---@return string? code
 function weft.process.spawn(opts) end
 
+---@class weft.udp_socket
+local Udp = {}
+
+---@param data string
+---@param host string
+---@param port integer
+---@return true|nil ok
+---@return string? message
+---@return string? code
+function Udp:sendto(data, host, port) end
+
+---@param size? integer default 65536
+---@param timeout_ms? number
+---@return string|nil data
+---@return string host_or_message
+---@return integer|string port_or_code
+function Udp:recvfrom(size, timeout_ms) end
+
+---@return weft.promise
+function Udp:sendto_async(data, host, port) end
+
+---@return weft.promise
+function Udp:recvfrom_async(size, timeout_ms) end
+
+---@return string host
+---@return integer port
+function Udp:sockname() end
+
+---@return true|nil
+function Udp:close() end
+
+---@return integer
+function Udp:getfd() end
+
+---@param ms number?
+---@return weft.udp_socket
+function Udp:settimeout(ms) end
+
+---@param name string
+---@param value boolean|integer
+---@return true|nil
+function Udp:setoption(name, value) end
+
+---@class weft.udp
+weft.udp = {}
+
+---@param host string? "*" or nil: every IPv4 address
+---@param port integer
+---@param opts? { reuseaddr?: boolean, reuseport?: boolean, broadcast?: boolean, family?: "inet"|"inet6", v6only?: boolean }
+---@return weft.udp_socket|nil socket
+---@return string? message
+---@return string? code
+function weft.udp.bind(host, port, opts) end
+
 ---A pipe as two streams.
 ---@return weft.stream reader
 ---@return weft.stream writer

@@ -530,6 +530,47 @@ static int lw_setoption(lua_State *L) {
   return 1;
 }
 
+/* sendto(h, data, family, address, port) -> true, false when it must wait
+ * for writability, or nil, message, code */
+static int lw_sendto(lua_State *L) {
+  lhandle *h = check_handle(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  struct sockaddr_storage ss;
+  socklen_t alen = to_sockaddr(L, 3, &ss);
+  int r;
+  if (!alen) return push_fail(L, WEFT_EINVAL);
+  r = weft_socket_sendto(weft_stream_fd(h->s), data, len,
+                         (struct sockaddr *)&ss, alen);
+  if (r == WEFT_EAGAIN) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (r < 0) return push_fail(L, r);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* recvfrom(h, size) -> data, host, port; false when none is waiting; or
+ * nil, message, code */
+static int lw_recvfrom(lua_State *L) {
+  lhandle *h = check_handle(L, 1);
+  lua_Integer size = luaL_checkinteger(L, 2);
+  struct sockaddr_storage ss;
+  unsigned alen = sizeof ss;
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, (size_t)size);
+  int r = weft_socket_recvfrom(weft_stream_fd(h->s), p, (size_t)size,
+                               (struct sockaddr *)&ss, &alen);
+  if (r == WEFT_EAGAIN) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (r < 0) return push_fail(L, r);
+  luaL_pushresultsize(&b, (size_t)r);
+  return 1 + push_sockaddr(L, (struct sockaddr *)&ss, (socklen_t)alen);
+}
+
 /* pipe() -> read fd, write fd, or nil, message, code */
 static int lw_pipe(lua_State *L) {
   int p[2];
@@ -718,7 +759,8 @@ void lweft_open_stream(lua_State *L) {
       {"name", lw_name},       {"setoption", lw_setoption},
       {"pipe", lw_pipe},       {"fileno", lw_fileno},
       {"closefd", lw_closefd}, {"getaddrinfo", lw_getaddrinfo},
-      {"getnameinfo", lw_getnameinfo},
+      {"getnameinfo", lw_getnameinfo}, {"sendto", lw_sendto},
+      {"recvfrom", lw_recvfrom},
       {NULL, NULL}};
   size_t i;
   if (luaL_newmetatable(L, HANDLE_MT)) {

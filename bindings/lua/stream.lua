@@ -323,19 +323,24 @@ local option_types = { nodelay = "boolean", keepalive = "boolean", reuseaddr = "
   reuseport = "boolean", broadcast = "boolean", sndbuf = "size", rcvbuf = "size",
   writequeue = "size" }
 
-function Stream:setoption(name, value)
-  check_stream(self, "setoption")
-  if type(name) ~= "string" then argerror(1, "setoption", "string expected, got " .. typename(name)) end
+-- Sets socket option name on handle h (misuse raises).
+local function set_option(h, name, value)
+  if type(name) ~= "string" then argerror(1, "setoption", "string expected, got " .. typename(name), 2) end
   local t = option_types[name]
-  if not t then argerror(1, "setoption", "unknown option '" .. name .. "'") end
+  if not t then argerror(1, "setoption", "unknown option '" .. name .. "'", 2) end
   if t == "boolean" and type(value) ~= "boolean" then
-    argerror(2, "setoption", "boolean expected, got " .. typename(value))
+    argerror(2, "setoption", "boolean expected, got " .. typename(value), 2)
   elseif t == "size" and (math_type(value) ~= "integer" or value <= 0) then
-    argerror(2, "setoption", "size must be an integer > 0")
+    argerror(2, "setoption", "size must be an integer > 0", 2)
   end
-  local ok, msg, code = C.setoption(self.h, name, value)
+  local ok, msg, code = C.setoption(h, name, value)
   if not ok then return nil, "setoption: " .. msg, code end
   return true
+end
+
+function Stream:setoption(name, value)
+  check_stream(self, "setoption")
+  return set_option(self.h, name, value)
 end
 
 function Stream:__tostring()
@@ -667,6 +672,138 @@ function unix.listen(path, opts)
 end
 
 unix.connect_async = twin(unix.connect)
+
+-- ---- UDP ---------------------------------------------------------------------
+
+local Udp = { __name = "weft.udp" }
+Udp.__index = Udp
+
+local udp = {}
+weft.udp = udp
+
+local function check_udp(u, fname)
+  if getmetatable(u) ~= Udp then
+    argerror(1, fname, "weft.udp expected, got " .. typename(u), 2)
+  end
+  if u.closed then error("attempt to use a closed socket", 3) end
+end
+
+-- Binds a datagram socket to host and port (0: a free port).
+function udp.bind(host, port, opts)
+  if host == nil or host == "*" then host = "0.0.0.0" end
+  check_host(host, 1, "bind")
+  check_port(port, 2, "bind")
+  opts = check_opts(opts, 3, "bind", { reuseaddr = true, reuseport = true, broadcast = true,
+    family = true, v6only = true })
+  local list, msg, code = resolve(host, port, true, opts.family, "bind")
+  if not list then return nil, msg, code end
+  local flags = (opts.reuseaddr and REUSEADDR or 0) | (opts.reuseport and REUSEPORT or 0) |
+    (opts.v6only and V6ONLY or 0)
+  for _, a in ipairs(list) do
+    local fd
+    fd, msg, code = C.listen(a.family, a.address, a.port, "dgram", 0, flags)
+    if fd then
+      local h, omsg, ocode = C.open(fd, false)
+      if not h then C.closefd(fd); return nil, "bind: " .. omsg, ocode end
+      local u = setmetatable({ h = h, family = a.family, closed = false,
+        rbusy = false, wbusy = false }, Udp)
+      if opts.broadcast then C.setoption(h, "broadcast", true) end
+      return u
+    end
+  end
+  return nil, "bind: " .. msg, code
+end
+
+-- Sends data as one datagram to host, port; true, or nil, message, code.
+function Udp:sendto(data, host, port)
+  check_udp(self, "sendto")
+  if type(data) ~= "string" then argerror(1, "sendto", "string expected, got " .. typename(data)) end
+  check_host(host, 2, "sendto")
+  check_port(port, 3, "sendto")
+  local fam = numeric(host)
+  local addr = host
+  if not fam then
+    local list, msg, code = dns.getaddrinfo(host, port, { socktype = "dgram", family = self.family })
+    if not list or not list[1] then return nil, "sendto: " .. (msg or "unknown node or service"), code or "EAI_NONAME" end
+    fam, addr = list[1].family, list[1].address
+  end
+  while true do
+    local ok, msg, code = C.sendto(self.h, data, fam, addr, port)
+    if ok then return true end
+    if ok == nil then
+      if code == "EINVAL" and fam ~= self.family then
+        return nil, "sendto: address family not supported", "EAFNOSUPPORT"
+      end
+      return nil, "sendto: " .. msg, code
+    end
+    local r, m, c = c_waitio(self.h, WRITE, self.timeout, "sendto")
+    if not r then return nil, m, c end
+  end
+end
+
+-- Receives one datagram (up to size bytes, default 65536): data, host,
+-- port; or nil, message, code.
+function Udp:recvfrom(size, timeout)
+  check_udp(self, "recvfrom")
+  if size ~= nil and (math_type(size) ~= "integer" or size < 1) then
+    argerror(1, "recvfrom", "size must be an integer >= 1")
+  end
+  check_timeout(timeout, 2, "recvfrom")
+  local ok, msg, code = acquire(self, "rbusy", "rq")
+  if not ok then return nil, msg, code end
+  local done, data, host, port = pcall(function()
+    while true do
+      local d, a, b = C.recvfrom(self.h, size or 65536)
+      if d then return d, a, b end
+      if d == nil then return nil, "recvfrom: " .. a, b end
+      local r, m, c = c_waitio(self.h, READ, timeout or self.timeout, "recvfrom")
+      if not r then return nil, m, c end
+    end
+  end)
+  release(self, "rbusy", "rq")
+  if not done then error(data, 0) end
+  return data, host, port
+end
+
+function Udp:sockname()
+  check_udp(self, "sockname")
+  local a, b, c = C.name(self.h, false)
+  if a == nil and b then return nil, "sockname: " .. b, c end
+  return a, b
+end
+
+function Udp:close()
+  if getmetatable(self) ~= Udp then argerror(1, "close", "weft.udp expected, got " .. typename(self)) end
+  if self.closed then return nil, "closed", "ECLOSED" end
+  close_now(self)
+  return true
+end
+Udp.__close = function(u) if not u.closed then close_now(u) end end
+
+function Udp:getfd()
+  check_udp(self, "getfd")
+  return C.fd(self.h)
+end
+
+function Udp:settimeout(ms)
+  check_udp(self, "settimeout")
+  check_timeout(ms, 1, "settimeout")
+  self.timeout = ms
+  return self
+end
+
+function Udp:setoption(name, value)
+  check_udp(self, "setoption")
+  return set_option(self.h, name, value)
+end
+
+function Udp:__tostring()
+  if self.closed then return "weft.udp (closed)" end
+  return string_format("weft.udp (%s)", tostring(self.h):match("0x%x+") or "?")
+end
+
+Udp.recvfrom_async = twin(Udp.recvfrom)
+Udp.sendto_async = twin(Udp.sendto)
 
 -- ---- pipes and wrapped descriptors ---------------------------------------------
 

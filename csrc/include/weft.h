@@ -806,6 +806,21 @@ WEFT_EXTERN int weft_socket_error(int fd);
  * when out of descriptors: the connection stays queued). */
 WEFT_EXTERN int weft_socket_accept(int fd);
 
+/* Sends one datagram of len bytes to addr (addrlen bytes; NULL for a
+ * connected socket).  Returns the bytes sent, WEFT_EAGAIN when the socket
+ * cannot take it now (wait until writable), or an error (WEFT_EMSGSIZE...). */
+WEFT_EXTERN int weft_socket_sendto(int fd, const void *buf, size_t len,
+                                   const struct sockaddr *addr,
+                                   unsigned addrlen);
+
+/* Receives one datagram into buf (len bytes) and its sender's address
+ * into from (*fromlen bytes of room, updated; from may be NULL).  Returns
+ * its length, WEFT_EAGAIN when none is waiting, WEFT_EMSGSIZE when it was
+ * longer than len (the rest is lost), or an error. */
+WEFT_EXTERN int weft_socket_recvfrom(int fd, void *buf, size_t len,
+                                     struct sockaddr *from,
+                                     unsigned *fromlen);
+
 /* ---- Processes -------------------------------------------------------- */
 
 typedef struct weft_process_s weft_process_t;

@@ -114,6 +114,29 @@ static void net_rejects_bad_input(void) {
   close(l);
 }
 
+static void net_datagrams(void) {
+  struct sockaddr_in a = loopback(0), from;
+  unsigned flen = sizeof from;
+  char buf[8];
+  int u = weft_socket_listen((struct sockaddr *)&a, sizeof a, SOCK_DGRAM, 0, 0);
+  ASSERT_GE(u, 0);
+  a = loopback(port_of(u));
+  ASSERT_EQ(weft_socket_recvfrom(u, buf, sizeof buf, NULL, NULL), WEFT_EAGAIN);
+  ASSERT_EQ(weft_socket_sendto(u, "ping", 4, (struct sockaddr *)&a, sizeof a),
+            4);
+  ASSERT_EQ(weft_socket_recvfrom(u, buf, sizeof buf, (struct sockaddr *)&from,
+                                 &flen),
+            4);
+  ASSERT(memcmp(buf, "ping", 4) == 0);
+  ASSERT_EQ(ntohs(from.sin_port), port_of(u));
+  ASSERT_EQ(weft_socket_sendto(u, "too long", 8, (struct sockaddr *)&a,
+                               sizeof a),
+            8);
+  ASSERT_EQ(weft_socket_recvfrom(u, buf, 3, NULL, NULL), WEFT_EMSGSIZE);
+  ASSERT_EQ(weft_socket_sendto(-1, "x", 1, NULL, 0), WEFT_EINVAL);
+  close(u);
+}
+
 struct lookup {
   int calls, status, found;
   char host[64];
@@ -176,4 +199,5 @@ static void dns_getaddrinfo_resolves(void) {
 }
 
 TEST_MAIN(T(net_connect_and_accept) T(net_connect_refused)
-              T(net_rejects_bad_input) T(dns_getaddrinfo_resolves))
+              T(net_rejects_bad_input) T(net_datagrams)
+                  T(dns_getaddrinfo_resolves))
