@@ -621,6 +621,95 @@ weft.udp = {}
 ---@return string? code
 function weft.udp.bind(host, port, opts) end
 
+---@class weft.file
+local File = {}
+
+---@param n integer
+---@param offset? integer
+---@return string|nil data
+function File:read(n, offset) end
+
+---@return string|nil data
+function File:readall() end
+
+---@param data string
+---@param offset? integer
+---@return weft.file|nil
+function File:write(data, offset) end
+
+---@param pos integer
+---@return weft.file
+function File:seek(pos) end
+
+---@return weft.stat|nil
+function File:stat() end
+
+---@return weft.file|nil
+function File:sync() end
+
+---@return true|nil
+function File:close() end
+
+---@class weft.stat
+---@field type "file"|"directory"|"link"|"fifo"|"socket"|"char"|"block"|"unknown"
+---@field size integer
+---@field mode integer
+---@field mtime number
+---@field atime number
+---@field ctime number
+---@field uid integer
+---@field gid integer
+---@field ino integer
+---@field dev integer
+---@field nlink integer
+
+---@class weft.fs
+weft.fs = {}
+
+---@param path string
+---@return string|nil data
+---@return string? message
+---@return string? code
+function weft.fs.readfile(path) end
+
+---@param path string
+---@param data string
+---@param opts? { atomic?: boolean, mode?: integer }
+---@return true|nil
+function weft.fs.writefile(path, data, opts) end
+
+---@param path string
+---@return weft.stat|nil
+function weft.fs.stat(path) end
+
+---@param path string
+---@return weft.stat|nil
+function weft.fs.lstat(path) end
+
+---@param path string
+---@param mode? integer
+---@return true|nil
+function weft.fs.mkdir(path, mode) end
+
+---@return true|nil
+function weft.fs.rename(from, to) end
+
+---@return true|nil
+function weft.fs.unlink(path) end
+
+---@return true|nil
+function weft.fs.rmdir(path) end
+
+---@param path string
+---@return string[]|nil names
+function weft.fs.readdir(path) end
+
+---@param path string
+---@param mode? "r"|"w"|"a"|"r+"|"w+"|"a+"
+---@param perm? integer
+---@return weft.file|nil
+function weft.fs.open(path, mode, perm) end
+
 ---A pipe as two streams.
 ---@return weft.stream reader
 ---@return weft.stream writer

@@ -117,6 +117,9 @@ const char *lweft_signal_name(int signo);
  * it). */
 void lweft_process_prims(lua_State *L);
 
+/* Adds the fs primitives to the table on top (the state is below it). */
+void lweft_fs_prims(lua_State *L);
+
 /* I/O waits that suspend a task without a promise.  A C function calls
  * lweft_io_begin first: in a task it raises a pending cancellation (or a
  * default task's "cannot suspend here"), pushes the task and returns it;

@@ -778,4 +778,5 @@ void lweft_open_stream(lua_State *L) {
   lua_pushvalue(L, -2); /* the state */
   luaL_setfuncs(L, prims, 1);
   lweft_process_prims(L);
+  lweft_fs_prims(L);
 }

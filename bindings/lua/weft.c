@@ -8,6 +8,17 @@ extern const char lweft_stream_lua[];
 extern const size_t lweft_stream_lua_len;
 extern const char lweft_process_lua[];
 extern const size_t lweft_process_lua_len;
+extern const char lweft_fs_lua[];
+extern const size_t lweft_fs_lua_len;
+
+/* The Lua parts run with (module, primitives, task internals), in order. */
+static const struct {
+  const char *name;
+  const char *src;
+  const size_t *len;
+} io_parts[] = {{"=weft/stream.lua", lweft_stream_lua, &lweft_stream_lua_len},
+                {"=weft/process.lua", lweft_process_lua, &lweft_process_lua_len},
+                {"=weft/fs.lua", lweft_fs_lua, &lweft_fs_lua_len}};
 
 /* The registry key of the state userdata: this variable's address. */
 static const char state_key = 0;
@@ -115,6 +126,7 @@ static void push_state(lua_State *L) {
 
 __attribute__((visibility("default"))) int luaopen_weft(lua_State *L) {
   unsigned int v = weft_version();
+  size_t i;
   if ((v >> 16) != WEFT_VERSION_MAJOR)
     return luaL_error(L,
                       "weft: the Lua module was built for core %d.x but "
@@ -133,20 +145,14 @@ __attribute__((visibility("default"))) int luaopen_weft(lua_State *L) {
   lua_pushvalue(L, -3);
   lweft_push_task_internals(L);
   lua_call(L, 2, 0);
-  if (luaL_loadbuffer(L, lweft_stream_lua, lweft_stream_lua_len,
-                      "=weft/stream.lua"))
-    return lua_error(L);
-  lua_pushvalue(L, -3); /* the module */
-  lua_pushvalue(L, -3); /* the primitives */
-  lweft_push_task_internals(L);
-  lua_call(L, 3, 0);
-  if (luaL_loadbuffer(L, lweft_process_lua, lweft_process_lua_len,
-                      "=weft/process.lua"))
-    return lua_error(L);
-  lua_pushvalue(L, -3);
-  lua_pushvalue(L, -3);
-  lweft_push_task_internals(L);
-  lua_call(L, 3, 0);
+  for (i = 0; i < sizeof io_parts / sizeof *io_parts; i++) {
+    if (luaL_loadbuffer(L, io_parts[i].src, *io_parts[i].len, io_parts[i].name))
+      return lua_error(L);
+    lua_pushvalue(L, -3); /* the module */
+    lua_pushvalue(L, -3); /* the primitives */
+    lweft_push_task_internals(L);
+    lua_call(L, 3, 0);
+  }
   lua_pop(L, 1);
   lua_pushfstring(L, "weft %s", weft_version_string());
   lua_setfield(L, -2, "_VERSION");

@@ -873,6 +873,23 @@ WEFT_EXTERN int weft_process_kill(weft_process_t *process, int signo);
  * NULL is a no-op. */
 WEFT_EXTERN void weft_process_close(weft_process_t *process);
 
+/* ---- Blocking work ---------------------------------------------------- */
+
+/* Runs on a thread of libuv's pool: must not touch the loop. */
+typedef void (*weft_work_fn)(void *data);
+
+/* Runs on the loop's thread once the work is done: status 0. */
+typedef void (*weft_done_fn)(weft_loop_t *loop, int status, void *data);
+
+/* Runs work(data) on libuv's thread pool (UV_THREADPOOL_SIZE threads, 4 by
+ * default), then done(loop, 0, data) from the loop; done may be NULL.  The
+ * pending work keeps the loop alive, and weft_loop_free waits for it.
+ * Blocking calls (files, CPU-heavy C) go here so the loop stays
+ * responsive.  Returns 0, WEFT_EINVAL or WEFT_ENOMEM; a failed call never
+ * runs either function. */
+WEFT_EXTERN int weft_work(weft_loop_t *loop, weft_work_fn work,
+                          weft_done_fn done, void *data);
+
 /* ---- DNS -------------------------------------------------------------- */
 
 /* Called once when a lookup ends: status 0 and res (free it with
