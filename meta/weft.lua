@@ -234,6 +234,7 @@ function weft.event() end
 ---@class weft.channel
 ---@field send fun(self: weft.channel, v: any): true
 ---@field recv fun(self: weft.channel, timeout_ms?: number): any, "timeout"?
+---@field try_send fun(self: weft.channel, v: any): boolean
 ---@field close fun(self: weft.channel)
 
 ---@param capacity? integer nil: unbounded; 0: rendezvous

@@ -212,6 +212,20 @@ function Channel:send(v)
   return true
 end
 
+-- Sends v only if that needs no wait: true, or false when the buffer is
+-- full (or the channel closed) and no receiver waits.
+function Channel:try_send(v)
+  if self.closed then return false end
+  local r = shift(self.receivers)
+  if r then r.p:resolve(v); return true end
+  if self.n < self.capacity then
+    push(self.buf, { v = v })
+    self.n = self.n + 1
+    return true
+  end
+  return false
+end
+
 -- The next value, in order; nil once the channel is closed and drained.
 function Channel:recv(timeout)
   check_timeout(timeout, 1, "recv")

@@ -162,6 +162,23 @@ describe("weft.channel", function()
     assert.same({ nil, "timeout" }, { open:recv(5) })
   end)
 
+  it("try_send sends only what needs no wait", function()
+    local ch = weft.channel(1)
+    assert.is_true(ch:try_send("a"))
+    assert.is_false(ch:try_send("b")) -- full
+    assert.equal("a", ch:recv())
+    local rendezvous = weft.channel(0)
+    assert.is_false(rendezvous:try_send(1)) -- nobody receives
+    weft.run(function()
+      local got = weft.async(function() return rendezvous:recv() end)
+      weft.delay(1)
+      assert.is_true(rendezvous:try_send(2))
+      assert.equal(2, weft.await(got))
+    end)
+    ch:close()
+    assert.is_false(ch:try_send("c"))
+  end)
+
   it("send on a closed channel raises", function()
     local ch = weft.channel()
     ch:close()
