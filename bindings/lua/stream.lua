@@ -146,6 +146,14 @@ function Stream:read(...)
     local ok, v, code = c_read(self.h, f1)
     if ok then return v end
     if ok == nil then return nil, "read: " .. v, code end
+    -- it must wait: take the (free) turn, wait, then read on
+    self.rbusy = true
+    local done, r, m, c = pcall(c_waitio, self.h, READ, self.timeout, "read")
+    if done and r then done, r, m, c = pcall(read1, self, f1) end
+    release(self, "rbusy", "rq")
+    if not done then error(r, 0) end
+    if r == nil and m then return nil, m, c end
+    return r
   end
   check_stream(self, "read")
   if n == 0 then f1 = "l" end
