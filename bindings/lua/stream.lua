@@ -102,9 +102,17 @@ end
 local Stream = { __name = "weft.stream" }
 Stream.__index = Stream
 
-local function new_stream(h, kind)
-  return setmetatable({ h = h, kind = kind, closed = false,
+-- A stream's turns end through to-be-closed guards, so an error (a
+-- cancellation) inside a call gives its turn back without a pcall.
+local RGuard = { __close = function(g) release(g.s, "rbusy", "rq") end }
+local WGuard = { __close = function(g) release(g.s, "wbusy", "wq") end }
+
+local function new_stream(h, kind, file)
+  local s = setmetatable({ h = h, kind = kind, file = file, closed = false,
     rbusy = false, wbusy = false }, Stream)
+  s.rguard = setmetatable({ s = s }, RGuard)
+  s.wguard = setmetatable({ s = s }, WGuard)
+  return s
 end
 
 local function check_stream(s, fname)
@@ -148,12 +156,10 @@ function Stream:read(...)
     if ok == nil then return nil, "read: " .. v, code end
     -- it must wait: take the (free) turn, wait, then read on
     self.rbusy = true
-    local done, r, m, c = pcall(c_waitio, self.h, READ, self.timeout, "read")
-    if done and r then done, r, m, c = pcall(read1, self, f1) end
-    release(self, "rbusy", "rq")
-    if not done then error(r, 0) end
-    if r == nil and m then return nil, m, c end
-    return r
+    local _ <close> = self.rguard
+    local r, m, c = c_waitio(self.h, READ, self.timeout, "read")
+    if not r then return nil, m, c end
+    return read1(self, f1)
   end
   check_stream(self, "read")
   if n == 0 then f1 = "l" end
@@ -161,25 +167,21 @@ function Stream:read(...)
   for i = 2, n do check_format((select(i, ...)), i) end
   local ok, msg, code = acquire(self, "rbusy", "rq")
   if not ok then return nil, msg, code end
-  local done, v, m, c = pcall(read1, self, f1)
-  if not done then release(self, "rbusy", "rq"); error(v, 0) end
+  local _ <close> = self.rguard
+  local v, m, c = read1(self, f1)
   if n <= 1 or v == nil then
-    release(self, "rbusy", "rq")
     if v == nil and m then return nil, m, c end
     return v
   end
   local out = { v }
   for i = 2, n do
-    done, v, m, c = pcall(read1, self, (select(i, ...)))
-    if not done then release(self, "rbusy", "rq"); error(v, 0) end
+    v, m, c = read1(self, (select(i, ...)))
     if v == nil then
-      release(self, "rbusy", "rq")
       if m then return nil, m, c end
       return table.unpack(out, 1, i)
     end
     out[i] = v
   end
-  release(self, "rbusy", "rq")
   return table.unpack(out, 1, n)
 end
 
@@ -210,9 +212,8 @@ function Stream:write(...)
       if not new then return nil, "write: " .. msg, code end
       -- the rest must wait: take the (free) turn and go on from new
       self.wbusy = true
-      local done, r, m, c = pcall(write1, self, data, new)
-      release(self, "wbusy", "wq")
-      if not done then error(r, 0) end
+      local _ <close> = self.wguard
+      local r, m, c = write1(self, data, new)
       if not r then return nil, m, c end
       return self
     end
@@ -227,16 +228,12 @@ function Stream:write(...)
   end
   local ok, msg, code = acquire(self, "wbusy", "wq")
   if not ok then return nil, msg, code end
+  local _ <close> = self.wguard
   for i = 1, n do
     local v = select(i, ...)
-    local done, r, m, c = pcall(write1, self, type(v) == "number" and tostring(v) or v, 0)
-    if not done then release(self, "wbusy", "wq"); error(r, 0) end
-    if not r then
-      release(self, "wbusy", "wq")
-      return nil, m, c
-    end
+    local r, m, c = write1(self, type(v) == "number" and tostring(v) or v, 0)
+    if not r then return nil, m, c end
   end
-  release(self, "wbusy", "wq")
   return self
 end
 
@@ -846,9 +843,8 @@ function weft.wrap(f, opts)
     end
     return nil, "wrap: " .. msg, code
   end
-  -- the Lua file stays reachable while the stream is
-  return setmetatable({ h = h, kind = "fd", file = f, timeout = NONE,
-    closed = false, rbusy = false, wbusy = false }, Stream)
+  -- (the Lua file stays reachable while the stream is)
+  return new_stream(h, "fd", f)
 end
 
 -- ---- polling many descriptors ------------------------------------------------------
