@@ -34,6 +34,7 @@ bench: build
 	bench/timers/run.sh
 	bench/fibers/run.sh
 	bench/tasks/run.sh
+	bench/net/run.sh
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) build.luarocks
