@@ -890,6 +890,140 @@ typedef void (*weft_done_fn)(weft_loop_t *loop, int status, void *data);
 WEFT_EXTERN int weft_work(weft_loop_t *loop, weft_work_fn work,
                           weft_done_fn done, void *data);
 
+/* ---- Threads: a worker pool ------------------------------------------- */
+/* A pool runs jobs on its own worker threads and finishes each on the
+ * loop's thread.  Workers start when a job finds none idle (up to max) and
+ * leave after idle_ms without work while more than min remain.  Each
+ * worker may carry host state made by thread_init (a Lua binding gives
+ * each its own lua_State). */
+
+typedef struct weft_pool_s weft_pool_t;
+typedef struct weft_job_s weft_job_t;
+
+/* Runs on a worker: thread_data is what thread_init returned.  Returns the
+ * job's status (0 or a negative code), handed to the done callback. */
+typedef int (*weft_job_fn)(weft_job_t *job, void *thread_data, void *arg);
+
+/* Runs on the loop's thread when the job ended (status from the job's
+ * function, or WEFT_ECANCELED for a job cancelled before it ran); the job
+ * is freed after it returns. */
+typedef void (*weft_job_done)(weft_loop_t *loop, weft_job_t *job,
+                              int status, void *arg);
+
+/* Options for weft_pool_new; size = sizeof(weft_pool_options), fields are
+ * only ever appended. */
+typedef struct weft_pool_options {
+  size_t size;
+  unsigned min;     /* threads kept even when idle */
+  unsigned max;     /* threads at most (> 0) */
+  uint64_t idle_ms; /* how long a thread beyond min waits for work; 0: forever */
+  void *(*thread_init)(void *ud);                  /* in each new worker */
+  void (*thread_exit)(void *thread_data, void *ud); /* before it leaves */
+  void *ud;
+} weft_pool_options;
+
+/* Creates a pool finishing its jobs on loop, starting min workers now.
+ * Returns 0, WEFT_EINVAL (max 0, min > max) or WEFT_ENOMEM.  The loop
+ * cannot be freed before weft_pool_close. */
+WEFT_EXTERN int weft_pool_new(weft_loop_t *loop,
+                              const weft_pool_options *options,
+                              weft_pool_t **out);
+
+/* Queues fn(job, thread_data, arg) to run on a worker (FIFO), then
+ * done(loop, job, status, arg) on the loop; stores the job in *out (if not
+ * NULL), valid until done returns.  A pending job keeps the loop alive.
+ * Returns 0, WEFT_ECLOSED for a closed pool, WEFT_EAGAIN when no thread
+ * could be started, WEFT_EINVAL or WEFT_ENOMEM. */
+WEFT_EXTERN int weft_pool_submit(weft_pool_t *pool, weft_job_fn fn,
+                                 weft_job_done done, void *arg,
+                                 weft_job_t **out);
+
+/* Cancels a job: a queued one never runs and its done gets
+ * WEFT_ECANCELED; a running one is flagged (weft_job_cancelled), which its
+ * function may poll to stop early.  Returns 0, or WEFT_ENOENT once it has
+ * finished. */
+WEFT_EXTERN int weft_job_cancel(weft_job_t *job);
+
+/* 1 if the job was cancelled while it ran; for the job's own function. */
+WEFT_EXTERN int weft_job_cancelled(const weft_job_t *job);
+
+/* The pool's current number of threads. */
+WEFT_EXTERN unsigned weft_pool_threads(weft_pool_t *pool);
+
+/* Closes the pool: queued jobs are cancelled, running ones finish (this
+ * call waits for them and for every thread to leave), then every pending
+ * done callback runs, inside this call.  The pool is freed once the loop
+ * has closed its handle.  Returns 0, or WEFT_ECLOSED for a second close;
+ * NULL is a no-op. */
+WEFT_EXTERN int weft_pool_close(weft_pool_t *pool);
+
+/* ---- Threads: channels ------------------------------------------------ */
+/* A channel carries byte messages between threads, in order.  A thread
+ * without a loop blocks in weft_chan_send / weft_chan_recv; a loop waits
+ * with weft_chan_wait instead, and is woken through libuv (bursts of
+ * messages cost one wake-up). */
+
+typedef struct weft_chan_s weft_chan_t;
+typedef struct weft_chan_wait_s weft_chan_wait_t;
+
+/* What a loop-side wait is for. */
+enum {
+  WEFT_CHAN_RECV = 1, /* a message to receive, or the channel closed */
+  WEFT_CHAN_SEND = 2  /* room to send, or the channel closed */
+};
+
+/* Called once from the loop when a wait ends: status 0, or WEFT_ECLOSED
+ * (closed, and for WEFT_CHAN_RECV drained). */
+typedef void (*weft_chan_cb)(weft_chan_t *chan, int event, int status,
+                             void *data);
+
+/* Creates a channel holding at most capacity messages (SIZE_MAX:
+ * unbounded; 0 is WEFT_EINVAL), with one reference for the caller. */
+WEFT_EXTERN int weft_chan_new(size_t capacity, weft_chan_t **out);
+
+/* Takes and drops references; the last unref frees the channel and any
+ * message still in it.  Thread-safe. */
+WEFT_EXTERN void weft_chan_ref(weft_chan_t *chan);
+WEFT_EXTERN void weft_chan_unref(weft_chan_t *chan);
+
+/* Copies len bytes of data into the channel, waiting while it is full up
+ * to timeout_ms (-1: no limit; 0: never wait).  Returns 0, WEFT_EAGAIN
+ * (full, timeout 0), WEFT_ETIMEDOUT, WEFT_ECLOSED, WEFT_EINVAL or
+ * WEFT_ENOMEM.  Thread-safe; blocks the calling thread. */
+WEFT_EXTERN int weft_chan_send(weft_chan_t *chan, const void *data,
+                               size_t len, int64_t timeout_ms);
+
+/* Takes the oldest message, waiting while there is none up to timeout_ms
+ * (-1: no limit; 0: never wait); stores its bytes (free them with
+ * weft_chan_free) and length.  Returns 0, WEFT_EAGAIN, WEFT_ETIMEDOUT,
+ * WEFT_ECLOSED once closed and drained, or WEFT_EINVAL. */
+WEFT_EXTERN int weft_chan_recv(weft_chan_t *chan, int64_t timeout_ms,
+                               void **data, size_t *len);
+
+/* Frees a message weft_chan_recv returned; NULL is a no-op. */
+WEFT_EXTERN void weft_chan_free(void *data);
+
+/* Closes the channel: sends fail with WEFT_ECLOSED, receivers get the
+ * messages left and then WEFT_ECLOSED; every waiter wakes.  Returns 0, or
+ * WEFT_ECLOSED if it was closed already. */
+WEFT_EXTERN int weft_chan_close(weft_chan_t *chan);
+
+/* The number of messages waiting. */
+WEFT_EXTERN size_t weft_chan_count(weft_chan_t *chan);
+
+/* Runs cb(chan, event, status, data) once from loop when event holds
+ * (at once, from the loop, if it holds now), and stores the wait in *out
+ * (if not NULL) for weft_chan_unwait.  Call it on the loop's thread.  A
+ * pending wait keeps the loop alive.  Returns 0, WEFT_EINVAL or
+ * WEFT_ENOMEM. */
+WEFT_EXTERN int weft_chan_wait(weft_chan_t *chan, weft_loop_t *loop,
+                               int event, weft_chan_cb cb, void *data,
+                               weft_chan_wait_t **out);
+
+/* Withdraws a wait whose callback has not run (on the loop's thread); its
+ * callback will not run.  Returns 0 or WEFT_EINVAL. */
+WEFT_EXTERN int weft_chan_unwait(weft_chan_wait_t *wait);
+
 /* ---- DNS -------------------------------------------------------------- */
 
 /* Called once when a lookup ends: status 0 and res (free it with

@@ -1,0 +1,275 @@
+/* thread.c: a pool of worker threads whose jobs finish on the loop.
+ *
+ * Workers are detached POSIX threads that take jobs from one FIFO.  The
+ * pool starts a thread when a job finds none idle (up to max), and a
+ * thread idle for idle_ms leaves while more than min remain.  A finished
+ * job goes to the done list and one uv_async wakes the loop, which runs
+ * every finished job's callback in one pass: many jobs ending close
+ * together cost one wake-up. */
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+enum { QUEUED, RUNNING, DONE };
+
+struct weft_job_s {
+  weft__link link;
+  weft_pool_t *pool;
+  weft_job_fn fn;
+  weft_job_done done;
+  void *arg;
+  int status;
+  int state;
+  atomic_int cancelled;
+};
+
+struct weft_pool_s {
+  weft_loop_t *loop;
+  uv_async_t async;
+  pthread_mutex_t mu;
+  pthread_cond_t work;   /* a job was queued, or the pool is closing */
+  pthread_cond_t exited; /* a thread left */
+  weft__link queue, done;
+  unsigned min, max, threads, idle;
+  uint64_t idle_ms;
+  void *(*thread_init)(void *ud);
+  void (*thread_exit)(void *thread_data, void *ud);
+  void *ud;
+  int closing;
+  uint64_t inflight; /* jobs submitted whose callback has not run */
+};
+
+/* The absolute CLOCK_MONOTONIC time ms from now. */
+static struct timespec deadline(uint64_t ms) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  t.tv_sec += (time_t)(ms / 1000);
+  t.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (t.tv_nsec >= 1000000000L) {
+    t.tv_sec++;
+    t.tv_nsec -= 1000000000L;
+  }
+  return t;
+}
+
+static void *worker(void *arg) {
+  weft_pool_t *p = arg;
+  void *td = p->thread_init ? p->thread_init(p->ud) : NULL;
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    weft_job_t *job;
+    while (weft__list_empty(&p->queue) && !p->closing) {
+      int r;
+      p->idle++;
+      if (p->threads > p->min && p->idle_ms > 0) {
+        struct timespec t = deadline(p->idle_ms);
+        r = pthread_cond_timedwait(&p->work, &p->mu, &t);
+      } else {
+        r = pthread_cond_wait(&p->work, &p->mu);
+      }
+      p->idle--;
+      if (r == ETIMEDOUT && weft__list_empty(&p->queue) &&
+          p->threads > p->min)
+        goto leave;
+    }
+    if (weft__list_empty(&p->queue)) break; /* closing */
+    job = WEFT__CONTAINER(weft__list_pop(&p->queue), weft_job_t, link);
+    job->state = RUNNING;
+    pthread_mutex_unlock(&p->mu);
+    job->status = job->fn(job, td, job->arg);
+    pthread_mutex_lock(&p->mu);
+    job->state = DONE;
+    weft__list_push(&p->done, &job->link);
+    uv_async_send(&p->async);
+  }
+leave:
+  pthread_mutex_unlock(&p->mu);
+  if (p->thread_exit) p->thread_exit(td, p->ud);
+  pthread_mutex_lock(&p->mu);
+  p->threads--;
+  pthread_cond_broadcast(&p->exited);
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
+
+/* Starts a worker; the pool's lock is held.  Returns 0 or a code. */
+static int spawn_worker(weft_pool_t *p) {
+  pthread_attr_t attr;
+  pthread_t t;
+  int r;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  r = pthread_create(&t, &attr, worker, p);
+  pthread_attr_destroy(&attr);
+  if (r) return r == EAGAIN ? WEFT_EAGAIN : weft__err_from_errno(r);
+  p->threads++;
+  return 0;
+}
+
+/* Runs the callbacks of finished jobs (loop thread). */
+static void run_done(weft_pool_t *p) {
+  weft__link done;
+  weft__list_init(&done);
+  pthread_mutex_lock(&p->mu);
+  weft__list_splice(&done, &p->done, 0);
+  pthread_mutex_unlock(&p->mu);
+  while (!weft__list_empty(&done)) {
+    weft_job_t *job = WEFT__CONTAINER(weft__list_pop(&done), weft_job_t, link);
+    p->inflight--;
+    p->loop->tasks--;
+    if (job->done) job->done(p->loop, job, job->status, job->arg);
+    weft__free(job);
+  }
+  if (p->inflight == 0) uv_unref((uv_handle_t *)&p->async);
+}
+
+static void on_async(uv_async_t *h) {
+  run_done(WEFT__CONTAINER(h, weft_pool_t, async));
+}
+
+int weft_pool_new(weft_loop_t *loop, const weft_pool_options *opts,
+                  weft_pool_t **out) {
+  weft_pool_t *p;
+  pthread_condattr_t ca;
+  int err;
+  if (!loop || !opts || !out || opts->size < sizeof *opts ||
+      opts->max == 0 || opts->min > opts->max)
+    return WEFT_EINVAL;
+  p = weft__calloc(1, sizeof *p);
+  if (!p) return WEFT_ENOMEM;
+  p->loop = loop;
+  p->min = opts->min;
+  p->max = opts->max;
+  p->idle_ms = opts->idle_ms;
+  p->thread_init = opts->thread_init;
+  p->thread_exit = opts->thread_exit;
+  p->ud = opts->ud;
+  weft__list_init(&p->queue);
+  weft__list_init(&p->done);
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->work, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_cond_init(&p->exited, NULL);
+  err = uv_async_init(loop->uv, &p->async, on_async);
+  if (err) {
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->work);
+    pthread_cond_destroy(&p->exited);
+    weft__free(p);
+    return weft__err_from_uv(err);
+  }
+  p->async.data = loop;
+  uv_unref((uv_handle_t *)&p->async);
+  loop->open_handles++;
+  loop->tasks++; /* weft_loop_free waits for weft_pool_close */
+  pthread_mutex_lock(&p->mu);
+  while (p->threads < p->min && spawn_worker(p) == 0) {
+  }
+  pthread_mutex_unlock(&p->mu);
+  *out = p;
+  return 0;
+}
+
+int weft_pool_submit(weft_pool_t *p, weft_job_fn fn, weft_job_done done,
+                     void *arg, weft_job_t **out) {
+  weft_job_t *job;
+  int err = 0;
+  if (!p || !fn || p->closing) return p && p->closing ? WEFT_ECLOSED
+                                                      : WEFT_EINVAL;
+  job = weft__calloc(1, sizeof *job);
+  if (!job) return WEFT_ENOMEM;
+  job->pool = p;
+  job->fn = fn;
+  job->done = done;
+  job->arg = arg;
+  job->state = QUEUED;
+  atomic_init(&job->cancelled, 0);
+  pthread_mutex_lock(&p->mu);
+  if (p->idle == 0 && p->threads < p->max) {
+    err = spawn_worker(p);
+    if (err && p->threads > 0) err = 0; /* the others will take it */
+  }
+  if (!err) {
+    weft__list_push(&p->queue, &job->link);
+    pthread_cond_signal(&p->work);
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (err) {
+    weft__free(job);
+    return err;
+  }
+  if (p->inflight++ == 0) uv_ref((uv_handle_t *)&p->async);
+  p->loop->tasks++;
+  if (out) *out = job;
+  return 0;
+}
+
+int weft_job_cancel(weft_job_t *job) {
+  weft_pool_t *p;
+  int r = 0;
+  if (!job) return WEFT_EINVAL;
+  p = job->pool;
+  pthread_mutex_lock(&p->mu);
+  if (job->state == QUEUED) {
+    weft__list_remove(&job->link);
+    job->status = WEFT_ECANCELED;
+    job->state = DONE;
+    weft__list_push(&p->done, &job->link);
+    uv_async_send(&p->async);
+  } else if (job->state == RUNNING) {
+    atomic_store(&job->cancelled, 1);
+  } else {
+    r = WEFT_ENOENT;
+  }
+  pthread_mutex_unlock(&p->mu);
+  return r;
+}
+
+int weft_job_cancelled(const weft_job_t *job) {
+  return job ? atomic_load(&((weft_job_t *)job)->cancelled) : 0;
+}
+
+unsigned weft_pool_threads(weft_pool_t *p) {
+  unsigned n;
+  if (!p) return 0;
+  pthread_mutex_lock(&p->mu);
+  n = p->threads;
+  pthread_mutex_unlock(&p->mu);
+  return n;
+}
+
+static void on_pool_closed(uv_handle_t *h) {
+  weft_pool_t *p = WEFT__CONTAINER(h, weft_pool_t, async);
+  weft_loop_t *loop = p->loop;
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->work);
+  pthread_cond_destroy(&p->exited);
+  weft__free(p);
+  weft__loop_handle_closed(loop);
+}
+
+int weft_pool_close(weft_pool_t *p) {
+  if (!p) return 0;
+  if (p->closing) return WEFT_ECLOSED;
+  pthread_mutex_lock(&p->mu);
+  p->closing = 1;
+  while (!weft__list_empty(&p->queue)) {
+    weft_job_t *job =
+        WEFT__CONTAINER(weft__list_pop(&p->queue), weft_job_t, link);
+    job->status = WEFT_ECANCELED;
+    job->state = DONE;
+    weft__list_push(&p->done, &job->link);
+  }
+  pthread_cond_broadcast(&p->work);
+  while (p->threads > 0) pthread_cond_wait(&p->exited, &p->mu);
+  pthread_mutex_unlock(&p->mu);
+  run_done(p); /* running jobs finished; queued ones were cancelled */
+  p->loop->tasks--;
+  uv_close((uv_handle_t *)&p->async, on_pool_closed);
+  return 0;
+}

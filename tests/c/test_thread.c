@@ -1,0 +1,318 @@
+/* test_thread.c: the worker pool and channels between threads. */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+static pthread_t loop_thread;
+static atomic_int inits, exits;
+
+static void *thread_init(void *ud) {
+  (void)ud;
+  atomic_fetch_add(&inits, 1);
+  return (void *)0x1234;
+}
+
+static void thread_exit(void *td, void *ud) {
+  (void)ud;
+  ASSERT(td == (void *)0x1234);
+  atomic_fetch_add(&exits, 1);
+}
+
+static weft_pool_options options(unsigned min, unsigned max, uint64_t idle) {
+  weft_pool_options o;
+  memset(&o, 0, sizeof o);
+  o.size = sizeof o;
+  o.min = min;
+  o.max = max;
+  o.idle_ms = idle;
+  o.thread_init = thread_init;
+  o.thread_exit = thread_exit;
+  return o;
+}
+
+struct job {
+  int sleep_ms;
+  int result;
+  int ran_off_loop;
+  int done, status;
+  int saw_cancel;
+  atomic_int started;
+};
+
+static int job_fn(weft_job_t *job, void *td, void *arg) {
+  struct job *j = arg;
+  ASSERT(td == (void *)0x1234);
+  atomic_store(&j->started, 1);
+  j->ran_off_loop = !pthread_equal(pthread_self(), loop_thread);
+  for (int i = 0; i < j->sleep_ms; i++) {
+    if (weft_job_cancelled(job)) {
+      j->saw_cancel = 1;
+      return WEFT_ECANCELED;
+    }
+    usleep(1000);
+  }
+  return j->result;
+}
+
+static void job_done(weft_loop_t *loop, weft_job_t *job, int status,
+                     void *arg) {
+  struct job *j = arg;
+  (void)loop, (void)job;
+  ASSERT(pthread_equal(pthread_self(), loop_thread));
+  j->done++;
+  j->status = status;
+}
+
+static void pool_runs_jobs_and_finishes_on_the_loop(void) {
+  weft_loop_t *loop;
+  weft_pool_t *pool;
+  weft_pool_options o = options(0, 2, 0);
+  struct job jobs[8];
+  int i;
+  memset(jobs, 0, sizeof jobs);
+  loop_thread = pthread_self();
+  ASSERT_OK(weft_loop_new(&loop));
+  ASSERT_OK(weft_pool_new(loop, &o, &pool));
+  ASSERT_EQ(weft_pool_threads(pool), 0);
+  for (i = 0; i < 8; i++) {
+    jobs[i].sleep_ms = 5;
+    jobs[i].result = -i;
+    ASSERT_OK(weft_pool_submit(pool, job_fn, job_done, &jobs[i], NULL));
+  }
+  ASSERT_LE(weft_pool_threads(pool), 2);
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT)); /* the jobs kept it */
+  for (i = 0; i < 8; i++) {
+    ASSERT_EQ(jobs[i].done, 1);
+    ASSERT_EQ(jobs[i].status, -i);
+    ASSERT(jobs[i].ran_off_loop);
+  }
+  ASSERT_EQ(weft_loop_free(loop), WEFT_EBUSY); /* the pool is open */
+  ASSERT_OK(weft_pool_close(pool));
+  
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  test_free_loop(loop);
+  ASSERT_EQ(atomic_load(&inits), atomic_load(&exits));
+}
+
+static void pool_reaps_idle_threads(void) {
+  weft_loop_t *loop;
+  weft_pool_t *pool;
+  weft_pool_options o = options(1, 3, 20);
+  struct job jobs[3];
+  int i, spins = 0;
+  memset(jobs, 0, sizeof jobs);
+  loop_thread = pthread_self();
+  ASSERT_OK(weft_loop_new(&loop));
+  ASSERT_OK(weft_pool_new(loop, &o, &pool));
+  ASSERT_EQ(weft_pool_threads(pool), 1); /* min, at once */
+  for (i = 0; i < 3; i++) {
+    jobs[i].sleep_ms = 30;
+    ASSERT_OK(weft_pool_submit(pool, job_fn, job_done, &jobs[i], NULL));
+  }
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  while (weft_pool_threads(pool) > 1) {
+    ASSERT_LT(spins++, (int)test_ms(5000));
+    usleep(1000);
+  }
+  ASSERT_EQ(weft_pool_threads(pool), 1); /* never below min */
+  ASSERT_OK(weft_pool_close(pool));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  test_free_loop(loop);
+}
+
+static void pool_cancel_and_close(void) {
+  weft_loop_t *loop;
+  weft_pool_t *pool;
+  weft_pool_options o = options(0, 1, 0);
+  struct job a, b, c;
+  weft_job_t *ja, *jb;
+  memset(&a, 0, sizeof a);
+  memset(&b, 0, sizeof b);
+  memset(&c, 0, sizeof c);
+  loop_thread = pthread_self();
+  a.sleep_ms = 10000; /* runs until it sees the cancellation */
+  c.sleep_ms = 1;
+  ASSERT_OK(weft_loop_new(&loop));
+  ASSERT_OK(weft_pool_new(loop, &o, &pool));
+  ASSERT_OK(weft_pool_submit(pool, job_fn, job_done, &a, &ja));
+  ASSERT_OK(weft_pool_submit(pool, job_fn, job_done, &b, &jb));
+  ASSERT_OK(weft_pool_submit(pool, job_fn, job_done, &c, NULL));
+  ASSERT_OK(weft_job_cancel(jb)); /* queued: never runs */
+  while (!atomic_load(&a.started)) usleep(100);
+  ASSERT_OK(weft_job_cancel(ja)); /* running: flagged */
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(b.done, 1);
+  ASSERT_EQ(b.status, WEFT_ECANCELED);
+  ASSERT(!atomic_load(&b.started));
+  ASSERT(a.saw_cancel);
+  ASSERT_EQ(a.status, WEFT_ECANCELED);
+  ASSERT_EQ(c.status, 0);
+  /* close: a queued job is cancelled, the running one finishes */
+  memset(&a, 0, sizeof a);
+  memset(&b, 0, sizeof b);
+  a.sleep_ms = 30;
+  ASSERT_OK(weft_pool_submit(pool, job_fn, job_done, &a, NULL));
+  ASSERT_OK(weft_pool_submit(pool, job_fn, job_done, &b, NULL));
+  while (!atomic_load(&a.started)) usleep(100);
+  ASSERT_OK(weft_pool_close(pool));
+  ASSERT_EQ(a.done, 1);
+  ASSERT_EQ(a.status, 0);
+  ASSERT_EQ(b.done, 1);
+  ASSERT_EQ(b.status, WEFT_ECANCELED);
+  ASSERT_EQ(weft_pool_submit(pool, job_fn, job_done, &c, NULL), WEFT_ECLOSED);
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  test_free_loop(loop);
+}
+
+static void pool_rejects_bad_options(void) {
+  weft_loop_t *loop;
+  weft_pool_t *pool = NULL;
+  weft_pool_options o = options(0, 0, 0);
+  ASSERT_OK(weft_loop_new(&loop));
+  ASSERT_EQ(weft_pool_new(loop, &o, &pool), WEFT_EINVAL);
+  o = options(3, 2, 0);
+  ASSERT_EQ(weft_pool_new(loop, &o, &pool), WEFT_EINVAL);
+  o = options(0, 1, 0);
+  o.size = 4;
+  ASSERT_EQ(weft_pool_new(loop, &o, &pool), WEFT_EINVAL);
+  ASSERT(pool == NULL);
+  ASSERT_EQ(weft_pool_submit(NULL, job_fn, job_done, NULL, NULL), WEFT_EINVAL);
+  ASSERT_EQ(weft_job_cancel(NULL), WEFT_EINVAL);
+  ASSERT_OK(weft_pool_close(NULL));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  test_free_loop(loop);
+}
+
+/* ---- channels ----------------------------------------------------------- */
+
+struct producer {
+  weft_chan_t *ch;
+  int n;
+};
+
+static void *produce(void *arg) {
+  struct producer *p = arg;
+  for (int i = 0; i < p->n; i++) ASSERT_OK(weft_chan_send(p->ch, &i, sizeof i, -1));
+  weft_chan_close(p->ch);
+  return NULL;
+}
+
+static void chan_passes_messages_between_threads(void) {
+  weft_chan_t *ch;
+  pthread_t t;
+  struct producer p;
+  void *data;
+  size_t len;
+  int expect = 0;
+  ASSERT_OK(weft_chan_new(4, &ch)); /* small: the producer blocks */
+  p.ch = ch;
+  p.n = 10000;
+  ASSERT_OK(pthread_create(&t, NULL, produce, &p));
+  for (;;) {
+    int r = weft_chan_recv(ch, -1, &data, &len);
+    if (r == WEFT_ECLOSED) break;
+    ASSERT_OK(r);
+    ASSERT_EQ(len, sizeof(int));
+    ASSERT_EQ(*(int *)data, expect++);
+    weft_chan_free(data);
+  }
+  ASSERT_EQ(expect, 10000);
+  pthread_join(t, NULL);
+  weft_chan_unref(ch);
+}
+
+static void chan_limits_and_close(void) {
+  weft_chan_t *ch;
+  void *data;
+  size_t len;
+  ASSERT_EQ(weft_chan_new(0, &ch), WEFT_EINVAL);
+  ASSERT_OK(weft_chan_new(1, &ch));
+  ASSERT_EQ(weft_chan_recv(ch, 0, &data, &len), WEFT_EAGAIN);
+  ASSERT_EQ(weft_chan_recv(ch, 10, &data, &len), WEFT_ETIMEDOUT);
+  ASSERT_OK(weft_chan_send(ch, "a", 1, 0));
+  ASSERT_EQ(weft_chan_send(ch, "b", 1, 0), WEFT_EAGAIN);
+  ASSERT_EQ(weft_chan_send(ch, "b", 1, 10), WEFT_ETIMEDOUT);
+  ASSERT_EQ(weft_chan_count(ch), 1);
+  ASSERT_OK(weft_chan_close(ch));
+  ASSERT_EQ(weft_chan_close(ch), WEFT_ECLOSED);
+  ASSERT_EQ(weft_chan_send(ch, "c", 1, 0), WEFT_ECLOSED);
+  ASSERT_OK(weft_chan_recv(ch, 0, &data, &len)); /* what was left */
+  ASSERT_EQ(len, 1);
+  ASSERT(*(char *)data == 'a');
+  weft_chan_free(data);
+  ASSERT_EQ(weft_chan_recv(ch, -1, &data, &len), WEFT_ECLOSED);
+  weft_chan_unref(ch);
+}
+
+static weft_loop_t *chan_loop;
+
+struct waited {
+  int calls, status, got;
+  weft_chan_t *ch;
+};
+
+static void on_chan(weft_chan_t *ch, int event, int status, void *data) {
+  struct waited *w = data;
+  void *msg;
+  size_t len;
+  ASSERT(pthread_equal(pthread_self(), loop_thread));
+  ASSERT_EQ(event, WEFT_CHAN_RECV);
+  w->calls++;
+  w->status = status;
+  /* drain the burst, then wait again */
+  while (weft_chan_recv(ch, 0, &msg, &len) == 0) {
+    w->got++;
+    weft_chan_free(msg);
+  }
+  if (status == 0)
+    ASSERT_OK(weft_chan_wait(ch, chan_loop, WEFT_CHAN_RECV, on_chan,
+                             w, NULL));
+}
+
+static void chan_wakes_a_loop_in_batches(void) {
+  weft_chan_t *ch;
+  pthread_t t;
+  struct producer p;
+  struct waited w = {0, 1, 0, NULL};
+  loop_thread = pthread_self();
+  ASSERT_OK(weft_loop_new(&chan_loop));
+  ASSERT_OK(weft_chan_new(SIZE_MAX, &ch));
+  ASSERT_OK(weft_chan_wait(ch, chan_loop, WEFT_CHAN_RECV, on_chan, &w, NULL));
+  p.ch = ch;
+  p.n = 100000;
+  ASSERT_OK(pthread_create(&t, NULL, produce, &p));
+  ASSERT_OK(weft_loop_run(chan_loop, WEFT_RUN_DEFAULT)); /* until closed */
+  pthread_join(t, NULL);
+  ASSERT_EQ(w.got, 100000);
+  ASSERT_EQ(w.status, WEFT_ECLOSED);
+  ASSERT_LT(w.calls, 100000); /* woken in batches, not per message */
+  weft_chan_unref(ch);
+  test_free_loop(chan_loop);
+}
+
+static void chan_unwait_withdraws(void) {
+  weft_chan_t *ch;
+  weft_chan_wait_t *wt;
+  struct waited w = {0, 1, 0, NULL};
+  loop_thread = pthread_self();
+  ASSERT_OK(weft_loop_new(&chan_loop));
+  ASSERT_OK(weft_chan_new(1, &ch));
+  ASSERT_OK(weft_chan_wait(ch, chan_loop, WEFT_CHAN_RECV, on_chan, &w, &wt));
+  ASSERT_OK(weft_chan_unwait(wt));
+  ASSERT_OK(weft_chan_send(ch, "x", 1, 0));
+  ASSERT_OK(weft_loop_run(chan_loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(w.calls, 0);
+  /* a send wait on a full channel fires when room is made */
+  ASSERT_EQ(weft_chan_wait(ch, chan_loop, 3, on_chan, &w, NULL), WEFT_EINVAL);
+  weft_chan_unref(ch);
+  ASSERT_OK(weft_loop_run(chan_loop, WEFT_RUN_DEFAULT));
+  test_free_loop(chan_loop);
+}
+
+TEST_MAIN(T(pool_runs_jobs_and_finishes_on_the_loop) T(pool_reaps_idle_threads)
+              T(pool_cancel_and_close) T(pool_rejects_bad_options)
+                  T(chan_passes_messages_between_threads)
+                      T(chan_limits_and_close) T(chan_wakes_a_loop_in_batches)
+                          T(chan_unwait_withdraws))
