@@ -117,6 +117,24 @@ const char *lweft_signal_name(int signo);
  * it). */
 void lweft_process_prims(lua_State *L);
 
+/* Adds the thread primitives to the table on top (the state is below
+ * it). */
+void lweft_thread_prims(lua_State *L);
+
+/* The message format for values crossing threads (codec.c).  Encode
+ * pushes the message of the n values from first on, raising an error that
+ * names the offending value's path from root ("args[2].conf.cb: function
+ * with upvalues cannot cross threads").  Decode pushes the values of a
+ * message and returns how many; functions get the table at env (0: none)
+ * as _ENV; it raises "bad message: ..." for anything malformed. */
+int lweft_encode(lua_State *L, int first, int n, const char *root);
+int lweft_decode(lua_State *L, const void *data, size_t len, int env);
+
+/* Channels as Lua values (thread.c): the channel of the userdata at idx
+ * or NULL; push a userdata adopting one reference of ch. */
+weft_chan_t *lweft_test_chan(lua_State *L, int idx);
+void lweft_push_chan(lua_State *L, weft_chan_t *ch);
+
 /* Adds the fs primitives to the table on top (the state is below it). */
 void lweft_fs_prims(lua_State *L);
 

@@ -779,4 +779,5 @@ void lweft_open_stream(lua_State *L) {
   luaL_setfuncs(L, prims, 1);
   lweft_process_prims(L);
   lweft_fs_prims(L);
+  lweft_thread_prims(L);
 }

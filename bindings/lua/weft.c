@@ -10,6 +10,8 @@ extern const char lweft_process_lua[];
 extern const size_t lweft_process_lua_len;
 extern const char lweft_fs_lua[];
 extern const size_t lweft_fs_lua_len;
+extern const char lweft_thread_lua[];
+extern const size_t lweft_thread_lua_len;
 
 /* The Lua parts run with (module, primitives, task internals), in order. */
 static const struct {
@@ -18,7 +20,8 @@ static const struct {
   const size_t *len;
 } io_parts[] = {{"=weft/stream.lua", lweft_stream_lua, &lweft_stream_lua_len},
                 {"=weft/process.lua", lweft_process_lua, &lweft_process_lua_len},
-                {"=weft/fs.lua", lweft_fs_lua, &lweft_fs_lua_len}};
+                {"=weft/fs.lua", lweft_fs_lua, &lweft_fs_lua_len},
+                {"=weft/thread.lua", lweft_thread_lua, &lweft_thread_lua_len}};
 
 /* The registry key of the state userdata: this variable's address. */
 static const char state_key = 0;

@@ -1,0 +1,494 @@
+/* codec.c: the message format for Lua values crossing threads.
+ *
+ * A message is "W1" and one value:
+ *   0 nil | 1 false | 2 true | 3 integer (8 bytes, little endian)
+ *   4 float (8 bytes, IEEE 754) | 5 string (varint length, bytes)
+ *   6 table (varint pair count, then key, value for each pair)
+ *   7 reference to the n-th table of this message (varint n), for shared
+ *     subtables and cycles
+ *   8 function (varint length, a string.dump binary chunk; no upvalue but
+ *     _ENV, which becomes the receiver's globals)
+ *   9 channel (varint id in the channel registry, see below)
+ * Decoding checks every length against the bytes left, every reference
+ * against the tables seen, nesting against a depth limit, and tags; it
+ * rejects garbage with an error and never reads past the message.
+ *
+ * Channels are never sent as pointers: a process-wide registry maps ids to
+ * channels, and each encoded channel takes a reference and counts as "in
+ * flight" there; decoding finds it by id and adopts that reference.  An id
+ * with nothing in flight is garbage. */
+#include "lweft.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 200
+
+enum { T_NIL, T_FALSE, T_TRUE, T_INT, T_FLT, T_STR, T_TABLE, T_REF, T_FUNC,
+       T_CHAN };
+
+/* ---- the channel registry ------------------------------------------------ */
+
+typedef struct creg {
+  uint64_t id;
+  weft_chan_t *ch;
+  uint64_t inflight;
+  struct creg *next;
+} creg;
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static creg *reg_head;
+static uint64_t reg_next = 1;
+
+uint64_t lweft_chan_id(weft_chan_t *ch) {
+  creg *r;
+  uint64_t id;
+  pthread_mutex_lock(&reg_mu);
+  for (r = reg_head; r; r = r->next)
+    if (r->ch == ch) break;
+  if (!r && (r = malloc(sizeof *r))) {
+    r->id = reg_next++;
+    r->ch = ch;
+    r->inflight = 0;
+    r->next = reg_head;
+    reg_head = r;
+  }
+  id = r ? r->id : 0;
+  pthread_mutex_unlock(&reg_mu);
+  return id;
+}
+
+void lweft_chan_forget(weft_chan_t *ch) {
+  creg **p;
+  pthread_mutex_lock(&reg_mu);
+  for (p = &reg_head; *p; p = &(*p)->next) {
+    if ((*p)->ch == ch) {
+      creg *r = *p;
+      *p = r->next;
+      free(r);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&reg_mu);
+}
+
+/* Counts one more in-flight reference of ch (taking it); 0 or -1. */
+static int reg_send(weft_chan_t *ch, uint64_t *id) {
+  creg *r;
+  *id = lweft_chan_id(ch);
+  if (!*id) return -1;
+  pthread_mutex_lock(&reg_mu);
+  for (r = reg_head; r; r = r->next)
+    if (r->id == *id) {
+      r->inflight++;
+      weft_chan_ref(ch);
+      break;
+    }
+  pthread_mutex_unlock(&reg_mu);
+  return r ? 0 : -1;
+}
+
+/* Adopts one in-flight reference of channel id; NULL for garbage. */
+static weft_chan_t *reg_recv(uint64_t id) {
+  creg *r;
+  weft_chan_t *ch = NULL;
+  pthread_mutex_lock(&reg_mu);
+  for (r = reg_head; r; r = r->next)
+    if (r->id == id) {
+      if (r->inflight > 0) {
+        r->inflight--;
+        ch = r->ch;
+      }
+      break;
+    }
+  pthread_mutex_unlock(&reg_mu);
+  return ch;
+}
+
+/* ---- encoding ------------------------------------------------------------- */
+
+/* The message being built, in a userdata at a fixed stack slot (replaced
+ * by a bigger one as it grows), so that an error frees it with the rest
+ * and the encoder may use the stack freely meanwhile (a luaL_Buffer would
+ * need the stack balanced at every addition). */
+typedef struct obuf {
+  lua_State *L;
+  int slot;
+  char *p;
+  size_t n, cap;
+} obuf;
+
+static void ob_add(obuf *b, const void *data, size_t len) {
+  if (b->cap - b->n < len) {
+    size_t cap = b->cap * 2;
+    char *np;
+    while (cap - b->n < len) cap *= 2;
+    np = lua_newuserdatauv(b->L, cap, 0);
+    memcpy(np, b->p, b->n);
+    lua_replace(b->L, b->slot);
+    b->p = np;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->n, data, len);
+  b->n += len;
+}
+
+static void ob_char(obuf *b, int c) {
+  char ch = (char)c;
+  ob_add(b, &ch, 1);
+}
+
+typedef struct enc {
+  lua_State *L;
+  obuf *b;
+  int seen;   /* stack index: table -> its number */
+  int path;   /* stack index: table of path parts, for errors */
+  int npath;
+  int ntables;
+} enc;
+
+static void put_varint(obuf *b, uint64_t v) {
+  while (v >= 0x80) {
+    ob_char(b, (int)(v | 0x80));
+    v >>= 7;
+  }
+  ob_char(b, (int)v);
+}
+
+static void put_u64(obuf *b, uint64_t v) {
+  char c[8];
+  for (int i = 0; i < 8; i++) c[i] = (char)(v >> (8 * i));
+  ob_add(b, c, 8);
+}
+
+/* Raises "<path>: <what> cannot cross threads". */
+static int refuse(enc *e, const char *what) {
+  lua_State *L = e->L;
+  luaL_Buffer pb;
+  luaL_buffinit(L, &pb);
+  for (int i = 1; i <= e->npath; i++) {
+    lua_rawgeti(L, e->path, i);
+    luaL_addvalue(&pb);
+  }
+  luaL_pushresult(&pb);
+  return luaL_error(L, "%s: %s cannot cross threads", lua_tostring(L, -1),
+                    what);
+}
+
+static void path_push(enc *e, const char *fmt, int idx) {
+  lua_State *L = e->L;
+  if (fmt) {
+    lua_pushstring(L, fmt);
+  } else if (lua_type(L, idx) == LUA_TSTRING) {
+    const char *k = lua_tostring(L, idx);
+    int ident = (*k == '_' || (*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z'));
+    for (const char *c = k; ident && *c; c++)
+      ident = *c == '_' || (*c >= 'a' && *c <= 'z') ||
+              (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9');
+    if (ident) lua_pushfstring(L, ".%s", k);
+    else lua_pushfstring(L, "[\"%s\"]", k);
+  } else {
+    lua_pushfstring(L, "[%s]", luaL_tolstring(L, idx, NULL));
+    lua_remove(L, -2);
+  }
+  lua_rawseti(L, e->path, ++e->npath);
+}
+
+static void path_pop(enc *e) {
+  lua_pushnil(e->L);
+  lua_rawseti(e->L, e->path, e->npath--);
+}
+
+/* lua_dump's writer: into a malloc'd block (no Lua call while dumping). */
+typedef struct dumpbuf {
+  char *p;
+  size_t n, cap;
+} dumpbuf;
+
+static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
+  dumpbuf *d = ud;
+  (void)L;
+  if (d->cap - d->n < sz) {
+    size_t cap = d->cap ? d->cap * 2 : 256;
+    char *np;
+    while (cap - d->n < sz) cap *= 2;
+    if (!(np = realloc(d->p, cap))) return 1;
+    d->p = np;
+    d->cap = cap;
+  }
+  memcpy(d->p + d->n, p, sz);
+  d->n += sz;
+  return 0;
+}
+
+static void encode(enc *e, int idx, int depth);
+
+static void encode_table(enc *e, int idx, int depth) {
+  lua_State *L = e->L;
+  lua_Integer n = 0;
+  if (lua_getmetatable(L, idx)) {
+    lua_pop(L, 1);
+    refuse(e, "table with a metatable");
+  }
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, e->seen) == LUA_TNUMBER) {
+    ob_char(e->b, T_REF);
+    put_varint(e->b, (uint64_t)lua_tointeger(L, -1));
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, idx);
+  lua_pushinteger(L, e->ntables++);
+  lua_rawset(L, e->seen);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    n++;
+    lua_pop(L, 1);
+  }
+  ob_char(e->b, T_TABLE);
+  put_varint(e->b, (uint64_t)n);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int k = lua_gettop(L) - 1;
+    path_push(e, "<key>", 0);
+    encode(e, k, depth + 1);
+    path_pop(e);
+    path_push(e, NULL, k);
+    encode(e, k + 1, depth + 1);
+    path_pop(e);
+    lua_pop(L, 1);
+  }
+}
+
+static void encode(enc *e, int idx, int depth) {
+  lua_State *L = e->L;
+  obuf *b = e->b;
+  idx = lua_absindex(L, idx);
+  luaL_checkstack(L, 8, "nesting");
+  if (depth > MAX_DEPTH) refuse(e, "a structure nested this deep");
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL: ob_char(b, T_NIL); break;
+  case LUA_TBOOLEAN: ob_char(b, lua_toboolean(L, idx) ? T_TRUE : T_FALSE); break;
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx)) {
+      ob_char(b, T_INT);
+      put_u64(b, (uint64_t)lua_tointeger(L, idx));
+    } else {
+      lua_Number d = lua_tonumber(L, idx);
+      uint64_t u;
+      double dd = (double)d;
+      memcpy(&u, &dd, 8);
+      ob_char(b, T_FLT);
+      put_u64(b, u);
+    }
+    break;
+  case LUA_TSTRING: {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    ob_char(b, T_STR);
+    put_varint(b, len);
+    ob_add(b, s, len);
+    break;
+  }
+  case LUA_TTABLE: encode_table(e, idx, depth); break;
+  case LUA_TFUNCTION: {
+    lua_Debug ar;
+    const char *up;
+    if (lua_iscfunction(L, idx)) refuse(e, "C function");
+    lua_pushvalue(L, idx);
+    lua_getinfo(L, ">u", &ar);
+    if (ar.nups > 1 || (ar.nups == 1 && (!(up = lua_getupvalue(L, idx, 1)) ||
+                                         (lua_pop(L, 1), strcmp(up, "_ENV")))))
+      refuse(e, "function with upvalues");
+    {
+      dumpbuf d = {NULL, 0, 0};
+      int bad;
+      lua_pushvalue(L, idx);
+      bad = lua_dump(L, dump_writer, &d, 0); /* keep lines: tracebacks */
+      lua_pop(L, 1);
+      if (bad) {
+        free(d.p);
+        luaL_error(L, "not enough memory");
+      }
+      ob_char(b, T_FUNC);
+      put_varint(b, d.n);
+      ob_add(b, d.p, d.n);
+      free(d.p);
+    }
+    break;
+  }
+  case LUA_TUSERDATA: {
+    weft_chan_t *ch = lweft_test_chan(L, idx);
+    uint64_t id;
+    if (!ch) refuse(e, luaL_typename(L, idx));
+    if (reg_send(ch, &id)) luaL_error(L, "not enough memory");
+    ob_char(b, T_CHAN);
+    put_varint(b, id);
+    break;
+  }
+  default: refuse(e, luaL_typename(L, idx));
+  }
+}
+
+int lweft_encode(lua_State *L, int first, int n, const char *root) {
+  obuf b;
+  enc e;
+  int top = lua_gettop(L);
+  first = lua_absindex(L, first);
+  lua_newtable(L); /* top + 1: seen */
+  lua_newtable(L); /* top + 2: path */
+  b.L = L;
+  b.cap = 256;
+  b.n = 0;
+  b.p = lua_newuserdatauv(L, b.cap, 0); /* top + 3 */
+  b.slot = top + 3;
+  e.L = L;
+  e.b = &b;
+  e.seen = top + 1;
+  e.path = top + 2;
+  e.npath = 0;
+  e.ntables = 0;
+  ob_add(&b, "W1", 2);
+  put_varint(&b, (uint64_t)n); /* the count of values, then each */
+  for (int i = 0; i < n; i++) {
+    lua_pushfstring(L, "%s[%d]", root, i + 1);
+    lua_rawseti(L, e.path, ++e.npath);
+    encode(&e, first + i, 0);
+    path_pop(&e);
+  }
+  lua_pushlstring(L, b.p, b.n);
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+  return 1;
+}
+
+/* ---- decoding ------------------------------------------------------------- */
+
+typedef struct dec {
+  lua_State *L;
+  const unsigned char *p, *end;
+  int tables; /* stack index: the tables made so far, by number */
+  int ntables;
+  int env;    /* stack index of the globals for functions, or 0 */
+} dec;
+
+static int garbage(dec *d, const char *why) {
+  return luaL_error(d->L, "bad message: %s", why);
+}
+
+static uint64_t get_varint(dec *d) {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    unsigned char c;
+    if (d->p >= d->end) garbage(d, "truncated");
+    c = *d->p++;
+    v |= (uint64_t)(c & 0x7f) << shift;
+    if (!(c & 0x80)) return v;
+  }
+  garbage(d, "varint too long");
+  return 0;
+}
+
+static uint64_t get_u64(dec *d) {
+  uint64_t v = 0;
+  if (d->end - d->p < 8) garbage(d, "truncated");
+  for (int i = 0; i < 8; i++) v |= (uint64_t)d->p[i] << (8 * i);
+  d->p += 8;
+  return v;
+}
+
+static void decode(dec *d, int depth) {
+  lua_State *L = d->L;
+  int tag;
+  if (depth > MAX_DEPTH) garbage(d, "nested too deep");
+  luaL_checkstack(L, 8, "nesting");
+  if (d->p >= d->end) garbage(d, "truncated");
+  tag = *d->p++;
+  switch (tag) {
+  case T_NIL: lua_pushnil(L); break;
+  case T_FALSE: lua_pushboolean(L, 0); break;
+  case T_TRUE: lua_pushboolean(L, 1); break;
+  case T_INT: lua_pushinteger(L, (lua_Integer)get_u64(d)); break;
+  case T_FLT: {
+    uint64_t u = get_u64(d);
+    double x;
+    memcpy(&x, &u, 8);
+    lua_pushnumber(L, (lua_Number)x);
+    break;
+  }
+  case T_STR:
+  case T_FUNC: {
+    uint64_t len = get_varint(d);
+    if (len > (uint64_t)(d->end - d->p)) garbage(d, "truncated string");
+    if (tag == T_STR) {
+      lua_pushlstring(L, (const char *)d->p, (size_t)len);
+    } else {
+      if (luaL_loadbufferx(L, (const char *)d->p, (size_t)len, "=(thread)",
+                           "b") != LUA_OK)
+        garbage(d, "bad function");
+      if (d->env) {
+        lua_pushvalue(L, d->env);
+        if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+      }
+    }
+    d->p += len;
+    break;
+  }
+  case T_TABLE: {
+    uint64_t n = get_varint(d), i;
+    int t;
+    if (n > (uint64_t)(d->end - d->p)) garbage(d, "truncated table");
+    lua_createtable(L, 0, n < 1024 ? (int)n : 0);
+    t = lua_gettop(L);
+    lua_pushvalue(L, t);
+    lua_rawseti(L, d->tables, ++d->ntables);
+    for (i = 0; i < n; i++) {
+      decode(d, depth + 1);
+      if (lua_isnil(L, -1)) garbage(d, "nil key");
+      if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))
+        garbage(d, "NaN key");
+      decode(d, depth + 1);
+      lua_rawset(L, t);
+    }
+    break;
+  }
+  case T_REF: {
+    uint64_t i = get_varint(d);
+    if (i >= (uint64_t)d->ntables) garbage(d, "bad reference");
+    lua_rawgeti(L, d->tables, (lua_Integer)i + 1);
+    break;
+  }
+  case T_CHAN: {
+    weft_chan_t *ch = reg_recv(get_varint(d));
+    if (!ch) garbage(d, "unknown channel");
+    lweft_push_chan(L, ch); /* adopts the reference */
+    break;
+  }
+  default: garbage(d, "unknown tag");
+  }
+}
+
+int lweft_decode(lua_State *L, const void *data, size_t len, int env) {
+  dec d;
+  uint64_t n, i;
+  int top = lua_gettop(L);
+  env = env ? lua_absindex(L, env) : 0;
+  d.L = L;
+  d.p = data;
+  d.end = d.p + len;
+  d.ntables = 0;
+  d.env = env;
+  if (len < 2 || memcmp(data, "W1", 2)) garbage(&d, "not a weft message");
+  d.p += 2;
+  lua_newtable(L);
+  d.tables = top + 1;
+  n = get_varint(&d);
+  if (n > len) garbage(&d, "too many values");
+  for (i = 0; i < n; i++) decode(&d, 0);
+  if (d.p != d.end) garbage(&d, "trailing bytes");
+  lua_remove(L, top + 1);
+  return (int)n;
+}

@@ -1,0 +1,684 @@
+/* thread.c: the C half of weft.pool and weft.thread: worker threads with
+ * their own Lua states, jobs that suspend the task waiting on them, and
+ * channels across threads.  Values cross as messages (codec.c).  thread.lua
+ * builds the objects on these primitives. */
+#include "lweft.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lualib.h>
+
+#define POOL_MT "weft.pool_handle"
+#define CHAN_MT "weft.thread.channel"
+
+/* This thread's number: 0 for a thread no pool started, n for the n-th
+ * worker of any pool. */
+static _Thread_local int thread_id;
+static atomic_int next_thread_id;
+
+/* The job a worker runs now, for the count hook's cancellation check. */
+static _Thread_local weft_job_t *current_job;
+
+/* The registry key of the table cell -> the task waiting on it. */
+static const char waits_key = 0;
+
+static void *stash_task(lua_State *L, void *cell) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
+  lua_pushvalue(L, -2);
+  lua_rawsetp(L, -2, cell);
+  lua_pop(L, 1);
+  return cell;
+}
+
+static void drop_task(lua_State *L, void *cell) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
+  lua_pushnil(L);
+  lua_rawsetp(L, -2, cell);
+  lua_pop(L, 1);
+}
+
+/* Wakes the task waiting on cell, if one does. */
+static void wake(lweft_state *st, void *cell) {
+  lua_State *L = st->L;
+  int top;
+  if (st->closing || !lua_checkstack(L, 4)) return;
+  top = lua_gettop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
+  if (lua_rawgetp(L, top + 1, cell) == LUA_TUSERDATA) {
+    lua_pushnil(L);
+    lua_rawsetp(L, top + 1, cell);
+    lweft_io_wake(L, top + 2);
+  }
+  lua_settop(L, top);
+}
+
+/* ---- channels ------------------------------------------------------------ */
+
+typedef struct lchan {
+  weft_chan_t *ch; /* one reference, dropped by __gc */
+} lchan;
+
+weft_chan_t *lweft_test_chan(lua_State *L, int idx) {
+  lchan *c = luaL_testudata(L, idx, CHAN_MT);
+  return c ? c->ch : NULL;
+}
+
+void lweft_push_chan(lua_State *L, weft_chan_t *ch) {
+  lchan *c;
+  /* A worker's state meets its first channel: its methods come with the
+   * weft module, which it may not have required yet. */
+  if (luaL_getmetatable(L, CHAN_MT) == LUA_TNIL) {
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "weft");
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  c = lua_newuserdatauv(L, sizeof *c, 0);
+  c->ch = ch;
+  luaL_setmetatable(L, CHAN_MT);
+}
+
+static weft_chan_t *check_chan(lua_State *L, int idx) {
+  return ((lchan *)luaL_checkudata(L, idx, CHAN_MT))->ch;
+}
+
+static int lw_chan_gc(lua_State *L) {
+  lchan *c = luaL_checkudata(L, 1, CHAN_MT);
+  weft_chan_unref(c->ch);
+  c->ch = NULL;
+  return 0;
+}
+
+static const char *why(int err) {
+  return err == WEFT_EAGAIN      ? "empty"
+         : err == WEFT_ECLOSED   ? "closed"
+         : err == WEFT_ETIMEDOUT ? "timeout"
+                                 : weft_strerror(err);
+}
+
+/* chan_new(capacity|nil) -> channel */
+static int lw_chan_new(lua_State *L) {
+  size_t cap = lua_isnil(L, 1) ? SIZE_MAX : (size_t)luaL_checkinteger(L, 1);
+  weft_chan_t *ch;
+  if (weft_chan_new(cap, &ch)) return luaL_error(L, "not enough memory");
+  lweft_push_chan(L, ch);
+  return 1;
+}
+
+/* chan_send(ch, bytes, timeout_ms) -> true, or false, "full" / "closed" /
+ * "timeout" (timeout 0: never wait; -1: block this thread) */
+static int lw_chan_send(lua_State *L) {
+  weft_chan_t *ch = check_chan(L, 1);
+  size_t len;
+  const char *msg = luaL_checklstring(L, 2, &len);
+  int err = weft_chan_send(ch, msg, len, luaL_checkinteger(L, 3));
+  lua_pushboolean(L, err == 0);
+  if (!err) return 1;
+  lua_pushstring(L, err == WEFT_EAGAIN ? "full" : why(err));
+  return 2;
+}
+
+/* chan_recv(ch, timeout_ms) -> bytes, or nil, "empty" / "closed" /
+ * "timeout" */
+static int lw_chan_recv(lua_State *L) {
+  weft_chan_t *ch = check_chan(L, 1);
+  void *data;
+  size_t len;
+  int err = weft_chan_recv(ch, luaL_checkinteger(L, 2), &data, &len);
+  if (err) {
+    lua_pushnil(L);
+    lua_pushstring(L, why(err));
+    return 2;
+  }
+  lua_pushlstring(L, data, len);
+  weft_chan_free(data);
+  return 1;
+}
+
+static int lw_chan_close(lua_State *L) {
+  lua_pushboolean(L, weft_chan_close(check_chan(L, 1)) == 0);
+  return 1;
+}
+
+static int lw_chan_count(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)weft_chan_count(check_chan(L, 1)));
+  return 1;
+}
+
+static int lw_chan_tostring(lua_State *L) {
+  lua_pushfstring(L, "weft.thread.channel (%p)", (void *)check_chan(L, 1));
+  return 1;
+}
+
+/* A loop-side wait on a channel, with an optional timeout.  Freed when
+ * both the core's callback can no longer come (chan_live) and the Lua
+ * side is done with it (lua_live). */
+typedef struct cwait {
+  lweft_state *st;
+  weft_chan_wait_t *w;
+  weft_id_t timer;
+  int pending;
+  int status;
+  int chan_live, lua_live;
+} cwait;
+
+static void cw_release(cwait *cw) {
+  if (!cw->chan_live && !cw->lua_live) free(cw);
+}
+
+static void cw_end(cwait *cw, int status) {
+  if (!cw->pending) return;
+  cw->pending = 0;
+  cw->status = status;
+  if (cw->timer) weft_watch_cancel(cw->st->loop, cw->timer);
+  cw->timer = 0;
+  wake(cw->st, cw);
+}
+
+static void on_chan_ready(weft_chan_t *ch, int event, int status, void *data) {
+  cwait *cw = data;
+  (void)ch, (void)event, (void)status;
+  cw->chan_live = 0;
+  cw_end(cw, 0); /* a closed channel is "ready": the retry says closed */
+  cw_release(cw);
+}
+
+static void on_chan_timer(weft_loop_t *loop, weft_id_t id, int arg,
+                          void *data) {
+  cwait *cw = data;
+  (void)loop, (void)id, (void)arg;
+  cw->timer = 0;
+  if (cw->chan_live && weft_chan_unwait(cw->w) == 0) cw->chan_live = 0;
+  cw_end(cw, WEFT_ETIMEDOUT);
+}
+
+static void cw_abandon(lua_State *L, void *data) {
+  cwait *cw = data;
+  drop_task(L, cw);
+  cw->pending = 0;
+  if (cw->timer) weft_watch_cancel(cw->st->loop, cw->timer);
+  cw->timer = 0;
+  if (cw->chan_live && weft_chan_unwait(cw->w) == 0) cw->chan_live = 0;
+  cw->lua_live = 0;
+  cw_release(cw);
+}
+
+static int cw_result(lua_State *L, cwait *cw) {
+  int status = cw->status;
+  cw->lua_live = 0;
+  cw_release(cw);
+  if (status == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, why(status));
+  return 2;
+}
+
+static int chan_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  cwait *cw = (cwait *)ctx;
+  (void)status;
+  if (!lua_toboolean(L, 5)) { /* cancelled: the hook abandoned cw */
+    lua_settop(L, 6);
+    return lua_error(L);
+  }
+  return cw_result(L, cw);
+}
+
+static int run_until_ready(lua_State *L) {
+  cwait *cw = lua_touserdata(L, 1);
+  while (cw->pending) lweft_run_once(L, cw->st, "channel");
+  return 0;
+}
+
+/* chan_wait(ch, event, timeout_ms|nil) -> true, or nil, "timeout": waits
+ * on the loop until the channel may take a message (event 2) or has one
+ * (event 1), suspending the task, or running the loop in the main chunk.
+ * Ready includes closed: the caller's retry tells. */
+static int lw_chan_wait(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  weft_chan_t *ch = check_chan(L, 1);
+  int event = (int)luaL_checkinteger(L, 2);
+  cwait *cw;
+  void *task;
+  lua_settop(L, 3);
+  lua_pushnil(L); /* 4: keeps the task's slot at 5 for the continuation */
+  task = lweft_io_begin(L, "channel"); /* at 5, if any */
+  cw = calloc(1, sizeof *cw);
+  if (!cw) return luaL_error(L, "not enough memory");
+  cw->st = st;
+  cw->pending = 1;
+  cw->chan_live = cw->lua_live = 1;
+  if (!lua_isnil(L, 3)) {
+    lua_Number n = luaL_checknumber(L, 3);
+    if (weft_once(st->loop, (uint64_t)(n > 0 ? n + 0.999999 : 0),
+                  on_chan_timer, cw, 0, &cw->timer)) {
+      free(cw);
+      return luaL_error(L, "not enough memory");
+    }
+  }
+  if (weft_chan_wait(ch, st->loop, event, on_chan_ready, cw, &cw->w)) {
+    if (cw->timer) weft_watch_cancel(st->loop, cw->timer);
+    free(cw);
+    return luaL_error(L, "not enough memory");
+  }
+  if (!task) {
+    lua_pushcfunction(L, run_until_ready);
+    lua_pushlightuserdata(L, cw);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+      cw_abandon(L, cw);
+      return lua_error(L);
+    }
+    return cw_result(L, cw);
+  }
+  stash_task(L, cw);
+  return lweft_io_suspend(L, task, cw_abandon, cw, (lua_KContext)cw,
+                          chan_wait_k);
+}
+
+/* can_block() -> true in a worker's plain code, where a channel call
+ * blocks the thread instead of waiting on a loop */
+static int lw_can_block(lua_State *L) {
+  lua_pushboolean(L, thread_id != 0 && !lua_isyieldable(L) &&
+                         !weft_fiber_current());
+  return 1;
+}
+
+static int lw_thread_id(lua_State *L) {
+  lua_pushinteger(L, thread_id);
+  return 1;
+}
+
+/* encode(root, ...) -> the message of the values */
+static int lw_encode(lua_State *L) {
+  const char *root = luaL_checkstring(L, 1);
+  return lweft_encode(L, 2, lua_gettop(L) - 1, root);
+}
+
+/* decode(bytes) -> the values; raises "bad message: ..." */
+static int lw_decode(lua_State *L) {
+  size_t len;
+  const char *msg = luaL_checklstring(L, 1, &len);
+  lua_settop(L, 1);
+  lua_pushglobaltable(L);
+  return lweft_decode(L, msg, len, 2);
+}
+
+/* ---- workers ------------------------------------------------------------ */
+
+typedef struct poolcfg {
+  char *path, *cpath, *init;
+} poolcfg;
+
+typedef struct wstate {
+  lua_State *L;
+  char *init_error; /* why the init module failed, if it did */
+} wstate;
+
+static int worker_setup(lua_State *L) {
+  poolcfg *cfg = lua_touserdata(L, 1);
+  luaL_openlibs(L);
+  lua_getglobal(L, "package");
+  lua_pushstring(L, cfg->path);
+  lua_setfield(L, -2, "path");
+  lua_pushstring(L, cfg->cpath);
+  lua_setfield(L, -2, "cpath");
+  if (cfg->init) {
+    lua_getglobal(L, "require");
+    lua_pushstring(L, cfg->init);
+    lua_call(L, 1, 0);
+  }
+  return 0;
+}
+
+static void *worker_init(void *ud) {
+  poolcfg *cfg = ud;
+  wstate *w = calloc(1, sizeof *w);
+  if (!w) return NULL;
+  thread_id = atomic_fetch_add(&next_thread_id, 1) + 1;
+  w->L = luaL_newstate();
+  if (!w->L) return w;
+  lua_pushcfunction(w->L, worker_setup);
+  lua_pushlightuserdata(w->L, cfg);
+  if (lua_pcall(w->L, 1, 0, 0) != LUA_OK) {
+    const char *msg = lua_tostring(w->L, -1);
+    w->init_error = strdup(msg ? msg : "the worker's init failed");
+    lua_settop(w->L, 0);
+  }
+  return w;
+}
+
+static void worker_exit(void *td, void *ud) {
+  wstate *w = td;
+  (void)ud;
+  if (!w) return;
+  if (w->L) lua_close(w->L);
+  free(w->init_error);
+  free(w);
+}
+
+/* A job: its message in, its result out, and the wait of the task. */
+typedef struct ljob {
+  lweft_state *st;
+  weft_job_t *job;
+  char *msg, *res;
+  size_t len, rlen;
+  int ok;
+  int done_ran, lua_live;
+} ljob;
+
+static void job_release(ljob *j) {
+  if (j->done_ran && !j->lua_live) {
+    free(j->msg);
+    free(j->res);
+    free(j);
+  }
+}
+
+static void cancel_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  if (current_job && weft_job_cancelled(current_job))
+    luaL_error(L, "cancelled");
+}
+
+static int traceback(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg) luaL_traceback(L, L, msg, 1);
+  else lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  return 1;
+}
+
+/* Resolves "a.b.c" to a function: require the longest loadable module
+ * prefix, then index the rest. */
+static void resolve(lua_State *L, int idx) {
+  const char *name = lua_tostring(L, idx);
+  size_t n = strlen(name);
+  const char *end = name + n;
+  int top = lua_gettop(L);
+  for (;;) {
+    lua_getglobal(L, "require");
+    lua_pushlstring(L, name, (size_t)(end - name));
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK && !lua_isnil(L, -1)) break;
+    lua_settop(L, top);
+    while (end > name && *--end != '.') {
+    }
+    if (end == name) { /* no module: a global */
+      lua_pushglobaltable(L);
+      end = name - 1;
+      break;
+    }
+  }
+  while (*end) { /* index the rest, one field at a time */
+    const char *start = end + 1, *dot = strchr(start, '.');
+    size_t len = dot ? (size_t)(dot - start) : strlen(start);
+    if (!lua_istable(L, -1)) luaL_error(L, "'%s' is not a function", name);
+    lua_pushlstring(L, start, len);
+    lua_gettable(L, -2);
+    lua_remove(L, -2);
+    end = start + len;
+  }
+  if (lua_type(L, -1) != LUA_TFUNCTION)
+    luaL_error(L, "'%s' is not a function", name);
+  lua_replace(L, idx);
+  lua_settop(L, top);
+}
+
+static int run_protected(lua_State *L) {
+  ljob *j = lua_touserdata(L, 1);
+  int n, base;
+  lua_settop(L, 0);
+  lua_pushcfunction(L, traceback);
+  lua_pushglobaltable(L);
+  base = lua_gettop(L);
+  n = lweft_decode(L, j->msg, j->len, 2);
+  if (n < 1) return luaL_error(L, "bad job");
+  if (lua_type(L, base + 1) == LUA_TSTRING) resolve(L, base + 1);
+  lua_sethook(L, cancel_hook, LUA_MASKCOUNT, 1000);
+  if (lua_pcall(L, n - 1, LUA_MULTRET, 1) != LUA_OK) {
+    lua_sethook(L, NULL, 0, 0);
+    return lua_error(L);
+  }
+  lua_sethook(L, NULL, 0, 0);
+  lweft_encode(L, base + 1, lua_gettop(L) - base, "results");
+  return 1;
+}
+
+static void keep_result(ljob *j, lua_State *L, int ok) {
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len);
+  j->res = malloc(len ? len : 1);
+  if (j->res) memcpy(j->res, s, len);
+  j->rlen = j->res ? len : 0;
+  j->ok = ok && j->res;
+}
+
+static int run_job(weft_job_t *job, void *td, void *arg) {
+  wstate *w = td;
+  ljob *j = arg;
+  lua_State *L = w ? w->L : NULL;
+  if (!L) return WEFT_ENOMEM;
+  current_job = job;
+  if (w->init_error) {
+    lua_pushstring(L, w->init_error);
+  } else {
+    lua_pushcfunction(L, run_protected);
+    lua_pushlightuserdata(L, j);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+      keep_result(j, L, 1);
+      current_job = NULL;
+      lua_settop(L, 0);
+      return 0;
+    }
+    if (!lua_isstring(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushliteral(L, "error object is not a string");
+    }
+  }
+  /* the error, as a one-string message */
+  lweft_encode(L, -1, 1, "error");
+  keep_result(j, L, 0);
+  current_job = NULL;
+  lua_settop(L, 0);
+  return weft_job_cancelled(job) ? WEFT_ECANCELED : 0;
+}
+
+static void job_done(weft_loop_t *loop, weft_job_t *job, int status,
+                     void *arg) {
+  ljob *j = arg;
+  (void)loop, (void)job;
+  j->done_ran = 1;
+  j->job = NULL;
+  if (status == WEFT_ECANCELED && !j->res) j->ok = 0;
+  if (j->lua_live) wake(j->st, j);
+  job_release(j);
+}
+
+static void job_abandon(lua_State *L, void *data) {
+  ljob *j = data;
+  drop_task(L, j);
+  if (j->job) weft_job_cancel(j->job);
+  j->lua_live = 0;
+  job_release(j);
+}
+
+/* Pushes ok, result bytes (or false, nil when cancelled before it ran). */
+static int job_result(lua_State *L, ljob *j) {
+  lua_pushboolean(L, j->ok);
+  if (j->res) lua_pushlstring(L, j->res, j->rlen);
+  else lua_pushnil(L);
+  j->lua_live = 0;
+  job_release(j);
+  return 2;
+}
+
+static int job_k(lua_State *L, int status, lua_KContext ctx) {
+  ljob *j = (ljob *)ctx;
+  (void)status;
+  if (!lua_toboolean(L, 4)) { /* cancelled: the hook abandoned the job */
+    lua_settop(L, 5);
+    return lua_error(L);
+  }
+  return job_result(L, j);
+}
+
+typedef struct lpool {
+  weft_pool_t *pool; /* NULL once closed */
+  poolcfg cfg;
+} lpool;
+
+static int run_until_done(lua_State *L) {
+  ljob *j = lua_touserdata(L, 1);
+  while (!j->done_ran) lweft_run_once(L, j->st, "run");
+  return 0;
+}
+
+/* pool_job(pool, bytes) -> ok, result bytes: runs the job and waits for
+ * it (a task suspends; the main chunk runs the loop).  Cancelling the task
+ * cancels the job. */
+static int lw_pool_job(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  lpool *p = luaL_checkudata(L, 1, POOL_MT);
+  size_t len;
+  const char *msg = luaL_checklstring(L, 2, &len);
+  ljob *j;
+  void *task;
+  int err;
+  if (!p->pool) return luaL_error(L, "attempt to use a closed pool");
+  lua_settop(L, 2);
+  lua_pushnil(L); /* 3: keeps the task's slot at 4 for the continuation */
+  task = lweft_io_begin(L, "run");
+  j = calloc(1, sizeof *j);
+  if (!j || !(j->msg = malloc(len ? len : 1))) {
+    free(j);
+    return luaL_error(L, "not enough memory");
+  }
+  memcpy(j->msg, msg, len);
+  j->len = len;
+  j->st = st;
+  j->lua_live = 1;
+  err = weft_pool_submit(p->pool, run_job, job_done, j, &j->job);
+  if (err) {
+    free(j->msg);
+    free(j);
+    return luaL_error(L, "run: %s", weft_strerror(err));
+  }
+  if (!task) {
+    lua_pushcfunction(L, run_until_done);
+    lua_pushlightuserdata(L, j);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+      j->lua_live = 0;
+      if (j->job) weft_job_cancel(j->job);
+      job_release(j);
+      return lua_error(L);
+    }
+    return job_result(L, j);
+  }
+  stash_task(L, j);
+  return lweft_io_suspend(L, task, job_abandon, j, (lua_KContext)j, job_k);
+}
+
+static void free_cfg(poolcfg *c) {
+  free(c->path);
+  free(c->cpath);
+  free(c->init);
+  c->path = c->cpath = c->init = NULL;
+}
+
+static int lw_pool_gc(lua_State *L) {
+  lpool *p = luaL_checkudata(L, 1, POOL_MT);
+  if (p->pool) weft_pool_close(p->pool);
+  p->pool = NULL;
+  free_cfg(&p->cfg);
+  return 0;
+}
+
+static char *dup_field(lua_State *L, const char *name) {
+  const char *s;
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, name);
+  s = lua_tostring(L, -1);
+  s = strdup(s ? s : "");
+  lua_pop(L, 2);
+  return (char *)s;
+}
+
+/* pool_new(min, max, idle_ms, init|nil) -> pool */
+static int lw_pool_new(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  weft_pool_options o;
+  lpool *p;
+  int err;
+  memset(&o, 0, sizeof o);
+  o.size = sizeof o;
+  o.min = (unsigned)luaL_checkinteger(L, 1);
+  o.max = (unsigned)luaL_checkinteger(L, 2);
+  o.idle_ms = (uint64_t)luaL_checkinteger(L, 3);
+  p = lua_newuserdatauv(L, sizeof *p, 0);
+  memset(p, 0, sizeof *p);
+  luaL_setmetatable(L, POOL_MT);
+  p->cfg.path = dup_field(L, "path");
+  p->cfg.cpath = dup_field(L, "cpath");
+  if (!lua_isnil(L, 4)) p->cfg.init = strdup(luaL_checkstring(L, 4));
+  o.thread_init = worker_init;
+  o.thread_exit = worker_exit;
+  o.ud = &p->cfg;
+  err = weft_pool_new(st->loop, &o, &p->pool);
+  if (err) return luaL_error(L, "pool: %s", weft_strerror(err));
+  return 1;
+}
+
+static int lw_pool_close(lua_State *L) {
+  lpool *p = luaL_checkudata(L, 1, POOL_MT);
+  int was = p->pool != NULL;
+  if (p->pool) weft_pool_close(p->pool);
+  p->pool = NULL;
+  lua_pushboolean(L, was);
+  return 1;
+}
+
+static int lw_pool_threads(lua_State *L) {
+  lpool *p = luaL_checkudata(L, 1, POOL_MT);
+  lua_pushinteger(L, p->pool ? (lua_Integer)weft_pool_threads(p->pool) : 0);
+  return 1;
+}
+
+static int lw_cpus(lua_State *L) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  lua_pushinteger(L, n > 0 ? n : 1);
+  return 1;
+}
+
+void lweft_thread_prims(lua_State *L) {
+  static const luaL_Reg prims[] = {
+      {"chan_new", lw_chan_new},     {"chan_send", lw_chan_send},
+      {"chan_recv", lw_chan_recv},   {"chan_wait", lw_chan_wait},
+      {"chan_close", lw_chan_close}, {"chan_count", lw_chan_count},
+      {"can_block", lw_can_block},   {"thread_id", lw_thread_id},
+      {"encode", lw_encode},         {"decode", lw_decode},
+      {"pool_new", lw_pool_new},     {"pool_job", lw_pool_job},
+      {"pool_close", lw_pool_close}, {"pool_threads", lw_pool_threads},
+      {"cpus", lw_cpus},             {NULL, NULL}};
+  if (luaL_newmetatable(L, CHAN_MT)) {
+    lua_pushcfunction(L, lw_chan_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, lw_chan_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, POOL_MT)) {
+    lua_pushcfunction(L, lw_pool_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &waits_key);
+  lua_pushvalue(L, -2); /* the state */
+  luaL_setfuncs(L, prims, 1);
+  luaL_getmetatable(L, CHAN_MT);
+  lua_setfield(L, -2, "chan_mt");
+}
