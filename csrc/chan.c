@@ -175,9 +175,9 @@ int weft_chan_recv(weft_chan_t *ch, int64_t timeout_ms, void **data,
   pthread_mutex_unlock(&ch->mu);
   /* The message's bytes start its allocation's payload: hand out the
    * whole block, freed by weft_chan_free. */
+  *len = m->len;
   memmove(m, m->data, m->len);
   *data = m;
-  *len = m->len;
   return 0;
 }
 

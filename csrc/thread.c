@@ -5,7 +5,13 @@
  * thread idle for idle_ms leaves while more than min remain.  A finished
  * job goes to the done list and one uv_async wakes the loop, which runs
  * every finished job's callback in one pass: many jobs ending close
- * together cost one wake-up. */
+ * together cost one wake-up.
+ *
+ * Threads are joined, never detached: a thread that leaves parks itself
+ * on the exited list, and the next submit or the close joins it.  Only a
+ * join proves a thread has stopped running weft's code, which a host that
+ * unloads the library after closing the pool (Lua's lua_close does)
+ * relies on. */
 #include "internal.h"
 
 #include <errno.h>
@@ -26,13 +32,19 @@ struct weft_job_s {
   atomic_int cancelled;
 };
 
+typedef struct wthread {
+  weft__link link; /* in the pool's exited list once it leaves */
+  pthread_t t;
+  struct weft_pool_s *pool;
+} wthread;
+
 struct weft_pool_s {
   weft_loop_t *loop;
   uv_async_t async;
   pthread_mutex_t mu;
   pthread_cond_t work;   /* a job was queued, or the pool is closing */
-  pthread_cond_t exited; /* a thread left */
-  weft__link queue, done;
+  pthread_cond_t gone;   /* a thread left */
+  weft__link queue, done, exited;
   unsigned min, max, threads, idle;
   uint64_t idle_ms;
   void *(*thread_init)(void *ud);
@@ -56,7 +68,8 @@ static struct timespec deadline(uint64_t ms) {
 }
 
 static void *worker(void *arg) {
-  weft_pool_t *p = arg;
+  wthread *self = arg;
+  weft_pool_t *p = self->pool;
   void *td = p->thread_init ? p->thread_init(p->ud) : NULL;
   pthread_mutex_lock(&p->mu);
   for (;;) {
@@ -90,21 +103,37 @@ leave:
   if (p->thread_exit) p->thread_exit(td, p->ud);
   pthread_mutex_lock(&p->mu);
   p->threads--;
-  pthread_cond_broadcast(&p->exited);
+  weft__list_push(&p->exited, &self->link);
+  pthread_cond_broadcast(&p->gone);
   pthread_mutex_unlock(&p->mu);
   return NULL;
 }
 
+/* Joins the threads that left; the pool's lock is not held. */
+static void join_exited(weft_pool_t *p) {
+  weft__link gone;
+  weft__list_init(&gone);
+  pthread_mutex_lock(&p->mu);
+  weft__list_splice(&gone, &p->exited, 0);
+  pthread_mutex_unlock(&p->mu);
+  while (!weft__list_empty(&gone)) {
+    wthread *w = WEFT__CONTAINER(weft__list_pop(&gone), wthread, link);
+    pthread_join(w->t, NULL);
+    weft__free(w);
+  }
+}
+
 /* Starts a worker; the pool's lock is held.  Returns 0 or a code. */
 static int spawn_worker(weft_pool_t *p) {
-  pthread_attr_t attr;
-  pthread_t t;
+  wthread *w = weft__calloc(1, sizeof *w);
   int r;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  r = pthread_create(&t, &attr, worker, p);
-  pthread_attr_destroy(&attr);
-  if (r) return r == EAGAIN ? WEFT_EAGAIN : weft__err_from_errno(r);
+  if (!w) return WEFT_ENOMEM;
+  w->pool = p;
+  r = pthread_create(&w->t, NULL, worker, w);
+  if (r) {
+    weft__free(w);
+    return r == EAGAIN ? WEFT_EAGAIN : weft__err_from_errno(r);
+  }
   p->threads++;
   return 0;
 }
@@ -149,17 +178,18 @@ int weft_pool_new(weft_loop_t *loop, const weft_pool_options *opts,
   p->ud = opts->ud;
   weft__list_init(&p->queue);
   weft__list_init(&p->done);
+  weft__list_init(&p->exited);
   pthread_mutex_init(&p->mu, NULL);
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&p->work, &ca);
   pthread_condattr_destroy(&ca);
-  pthread_cond_init(&p->exited, NULL);
+  pthread_cond_init(&p->gone, NULL);
   err = uv_async_init(loop->uv, &p->async, on_async);
   if (err) {
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->work);
-    pthread_cond_destroy(&p->exited);
+    pthread_cond_destroy(&p->gone);
     weft__free(p);
     return weft__err_from_uv(err);
   }
@@ -181,6 +211,7 @@ int weft_pool_submit(weft_pool_t *p, weft_job_fn fn, weft_job_done done,
   int err = 0;
   if (!p || !fn || p->closing) return p && p->closing ? WEFT_ECLOSED
                                                       : WEFT_EINVAL;
+  join_exited(p);
   job = weft__calloc(1, sizeof *job);
   if (!job) return WEFT_ENOMEM;
   job->pool = p;
@@ -248,7 +279,7 @@ static void on_pool_closed(uv_handle_t *h) {
   weft_loop_t *loop = p->loop;
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->work);
-  pthread_cond_destroy(&p->exited);
+  pthread_cond_destroy(&p->gone);
   weft__free(p);
   weft__loop_handle_closed(loop);
 }
@@ -266,8 +297,9 @@ int weft_pool_close(weft_pool_t *p) {
     weft__list_push(&p->done, &job->link);
   }
   pthread_cond_broadcast(&p->work);
-  while (p->threads > 0) pthread_cond_wait(&p->exited, &p->mu);
+  while (p->threads > 0) pthread_cond_wait(&p->gone, &p->mu);
   pthread_mutex_unlock(&p->mu);
+  join_exited(p);
   run_done(p); /* running jobs finished; queued ones were cancelled */
   p->loop->tasks--;
   uv_close((uv_handle_t *)&p->async, on_pool_closed);

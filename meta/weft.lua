@@ -711,6 +711,76 @@ function weft.fs.readdir(path) end
 ---@return weft.file|nil
 function weft.fs.open(path, mode, perm) end
 
+---@class weft.pool_object
+local Pool = {}
+
+---Runs `fn(...)` in a worker's own Lua state; a task of its results.
+---@param fn function|string a function without upvalues but _ENV, or a dotted name
+---@param ... any values that can cross threads
+---@return weft.promise
+function Pool:run(fn, ...) end
+
+---@return boolean
+function Pool:close() end
+
+---@return integer
+function Pool:threads() end
+
+---@class weft.pool_opts
+---@field max? integer threads at most (default: the CPU count)
+---@field min? integer threads kept when idle (default 0)
+---@field idle_ms? integer idle time before a thread beyond min leaves (default 5000)
+---@field init? string a module each new worker requires first
+
+---A pool of worker threads, each with its own Lua state.
+---@param opts? weft.pool_opts
+---@return weft.pool_object
+function weft.pool(opts) end
+
+---@class weft.thread_channel
+local TChannel = {}
+
+---@param v any a value that can cross threads (nil too)
+---@return true
+function TChannel:send(v) end
+
+---@param timeout_ms? number
+---@return any value
+---@return ("closed"|"timeout")? why
+function TChannel:recv(timeout_ms) end
+
+---@param v any
+---@return boolean ok
+---@return ("full"|"closed")? why
+function TChannel:try_send(v) end
+
+---@return any value
+---@return ("empty"|"closed")? why
+function TChannel:try_recv() end
+
+---@return boolean
+function TChannel:close() end
+
+---@return integer
+function TChannel:count() end
+
+---@class weft.thread
+weft.thread = {}
+
+---`pool:run` on a default pool sized to the CPU count.
+---@param fn function|string
+---@param ... any
+---@return weft.promise
+function weft.thread.run(fn, ...) end
+
+---@param capacity? integer nil: unbounded
+---@return weft.thread_channel
+function weft.thread.channel(capacity) end
+
+---0 in the main thread, n in the n-th worker.
+---@return integer
+function weft.thread.id() end
+
 ---A pipe as two streams.
 ---@return weft.stream reader
 ---@return weft.stream writer

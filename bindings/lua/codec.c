@@ -14,9 +14,11 @@
  * rejects garbage with an error and never reads past the message.
  *
  * Channels are never sent as pointers: a process-wide registry maps ids to
- * channels, and each encoded channel takes a reference and counts as "in
- * flight" there; decoding finds it by id and adopts that reference.  An id
- * with nothing in flight is garbage. */
+ * the channels that have copies in flight.  Each encoded channel takes a
+ * reference and counts there; decoding finds it by id and adopts that
+ * reference, and an entry goes when nothing of it is in flight.  An id
+ * with nothing in flight is garbage.  (A message never received keeps its
+ * channels alive.) */
 #include "lweft.h"
 
 #include <pthread.h>
@@ -42,9 +44,10 @@ static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static creg *reg_head;
 static uint64_t reg_next = 1;
 
-uint64_t lweft_chan_id(weft_chan_t *ch) {
+/* Counts one more in-flight reference of ch (taking it) and stores its
+ * id; an entry lives while something of it is in flight.  0 or -1. */
+static int reg_send(weft_chan_t *ch, uint64_t *id) {
   creg *r;
-  uint64_t id;
   pthread_mutex_lock(&reg_mu);
   for (r = reg_head; r; r = r->next)
     if (r->ch == ch) break;
@@ -55,54 +58,30 @@ uint64_t lweft_chan_id(weft_chan_t *ch) {
     r->next = reg_head;
     reg_head = r;
   }
-  id = r ? r->id : 0;
-  pthread_mutex_unlock(&reg_mu);
-  return id;
-}
-
-void lweft_chan_forget(weft_chan_t *ch) {
-  creg **p;
-  pthread_mutex_lock(&reg_mu);
-  for (p = &reg_head; *p; p = &(*p)->next) {
-    if ((*p)->ch == ch) {
-      creg *r = *p;
-      *p = r->next;
-      free(r);
-      break;
-    }
+  if (r) {
+    r->inflight++;
+    weft_chan_ref(ch);
+    *id = r->id;
   }
-  pthread_mutex_unlock(&reg_mu);
-}
-
-/* Counts one more in-flight reference of ch (taking it); 0 or -1. */
-static int reg_send(weft_chan_t *ch, uint64_t *id) {
-  creg *r;
-  *id = lweft_chan_id(ch);
-  if (!*id) return -1;
-  pthread_mutex_lock(&reg_mu);
-  for (r = reg_head; r; r = r->next)
-    if (r->id == *id) {
-      r->inflight++;
-      weft_chan_ref(ch);
-      break;
-    }
   pthread_mutex_unlock(&reg_mu);
   return r ? 0 : -1;
 }
 
 /* Adopts one in-flight reference of channel id; NULL for garbage. */
 static weft_chan_t *reg_recv(uint64_t id) {
-  creg *r;
+  creg **p;
   weft_chan_t *ch = NULL;
   pthread_mutex_lock(&reg_mu);
-  for (r = reg_head; r; r = r->next)
-    if (r->id == id) {
-      if (r->inflight > 0) {
-        r->inflight--;
-        ch = r->ch;
-      }
-      break;
+  for (p = &reg_head; *p; p = &(*p)->next) {
+    creg *r = *p;
+    if (r->id != id) continue;
+    ch = r->ch;
+    if (--r->inflight == 0) { /* nothing of it in flight: forget it */
+      *p = r->next;
+      free(r);
     }
+    break;
+  }
   pthread_mutex_unlock(&reg_mu);
   return ch;
 }
@@ -253,7 +232,7 @@ static void encode_table(enc *e, int idx, int depth) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     int k = lua_gettop(L) - 1;
-    path_push(e, "<key>", 0);
+    path_push(e, ".<key>", 0);
     encode(e, k, depth + 1);
     path_pop(e);
     path_push(e, NULL, k);
@@ -322,8 +301,12 @@ static void encode(enc *e, int idx, int depth) {
   }
   case LUA_TUSERDATA: {
     weft_chan_t *ch = lweft_test_chan(L, idx);
-    uint64_t id;
-    if (!ch) refuse(e, luaL_typename(L, idx));
+    uint64_t id = 0;
+    if (!ch) {
+      if (luaL_getmetafield(L, idx, "__name") == LUA_TSTRING)
+        refuse(e, lua_tostring(L, -1)); /* "FILE*", "weft.stream" */
+      refuse(e, "userdata");
+    }
     if (reg_send(ch, &id)) luaL_error(L, "not enough memory");
     ob_char(b, T_CHAN);
     put_varint(b, id);

@@ -244,6 +244,20 @@ static void chan_limits_and_close(void) {
   weft_chan_free(data);
   ASSERT_EQ(weft_chan_recv(ch, -1, &data, &len), WEFT_ECLOSED);
   weft_chan_unref(ch);
+  /* messages of every size come back whole */
+  ASSERT_OK(weft_chan_new(SIZE_MAX, &ch));
+  for (size_t n = 0; n < 300; n += 7) {
+    char buf[300];
+    for (size_t i = 0; i < n; i++) buf[i] = (char)(n + i);
+    ASSERT_OK(weft_chan_send(ch, buf, n, 0));
+  }
+  for (size_t n = 0; n < 300; n += 7) {
+    ASSERT_OK(weft_chan_recv(ch, 0, &data, &len));
+    ASSERT_EQ(len, n);
+    for (size_t i = 0; i < n; i++) ASSERT_EQ(((char *)data)[i], (char)(n + i));
+    weft_chan_free(data);
+  }
+  weft_chan_unref(ch);
 }
 
 static weft_loop_t *chan_loop;

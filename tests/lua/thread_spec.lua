@@ -1,0 +1,230 @@
+-- Threads: pools of workers with their own Lua states, channels across
+-- threads, and what may cross.
+local weft = require "weft"
+local helper = require "helper"
+
+local pool
+before_each(function() pool = weft.pool { max = 2, idle_ms = 1000 } end)
+after_each(function()
+  pool:close()
+  helper.assert_clean(weft)
+end)
+
+describe("pool:run", function()
+  it("runs a function in a worker and gives its results", function()
+    assert.same({ 5, "x", nil, true }, { weft.await(pool:run(function(a, b)
+      return a + b, "x", nil, true
+    end, 2, 3)) })
+  end)
+
+  it("resolves a dotted name with require in the worker", function()
+    assert.equal("ababab", weft.await(pool:run("string.rep", "ab", 3)))
+    assert.equal("ababab", weft.await(weft.thread.run("string.rep", "ab", 3)))
+    local ok, err = pcall(weft.await, pool:run("no.such.thing"))
+    assert.is_false(ok)
+    assert.matches("'no.such.thing' is not a function", err)
+  end)
+
+  it("gives a worker only the standard libraries, with weft by require", function()
+    local names = weft.await(pool:run(function()
+      local t = {}
+      for k in pairs(_G) do t[#t + 1] = k end
+      table.sort(t)
+      return table.concat(t, " "), require("weft").thread.id()
+    end))
+    assert.equal("_G _VERSION assert collectgarbage coroutine debug dofile error getmetatable io ipairs load loadfile math next os package pairs pcall print rawequal rawget rawlen rawset require select setmetatable string table tonumber tostring type utf8 warn xpcall",
+      names)
+    local _, id = weft.await(pool:run(function() return 0, require("weft").thread.id() end))
+    assert.is_true(id > 0)
+    assert.equal(0, weft.thread.id())
+  end)
+
+  it("rejects with the job's error and the worker's traceback", function()
+    local ok, err = pcall(weft.await, pool:run(function() error("boom") end))
+    assert.is_false(ok)
+    assert.matches("boom", err)
+    assert.matches("stack traceback", err)
+    -- the worker lives on
+    assert.equal(1, weft.await(pool:run(function() return 1 end)))
+  end)
+
+  it("keeps values as they were: types, binary strings, shared parts, cycles", function()
+    local shared = { 1 }
+    local t = { a = shared, b = shared, int = 3, float = 3.0, bin = "\0\1\255", nested = { { { true } } } }
+    t.self = t
+    assert.same({ true, true, "integer", "float", "\0\1\255", true }, { weft.await(pool:run(function(x)
+      return x.self == x, x.a == x.b, math.type(x.int), math.type(x.float), x.bin, x.nested[1][1][1]
+    end, t)) })
+  end)
+
+  it("refuses what cannot cross, naming its path", function()
+    local up = 1
+    assert.has_error(function() pool:run(function() return up end) end,
+      "args[1]: function with upvalues cannot cross threads")
+    assert.has_error(function() pool:run(function() end, { conf = { cb = function() return up end } }) end,
+      "args[2].conf.cb: function with upvalues cannot cross threads")
+    assert.has_error(function() pool:run("x", io.stdout) end,
+      "args[2]: FILE* cannot cross threads")
+    assert.has_error(function() pool:run("x", setmetatable({}, {})) end,
+      "args[2]: table with a metatable cannot cross threads")
+    assert.has_error(function() pool:run("x", { [coroutine.create(print)] = 1 }) end,
+      "args[2].<key>: thread cannot cross threads")
+    assert.has_error(function() pool:run(print) end,
+      "args[1]: C function cannot cross threads")
+    assert.has_error(function() pool:run(42) end,
+      "bad argument #1 to 'run' (function or function name expected, got number)")
+  end)
+
+  it("cancels a queued job, and stops a running one at a hook check", function()
+    local one = weft.pool { max = 1 }
+    local running = one:run(function() local x = 0 while true do x = x + 1 end end)
+    local queued = one:run(function() return "never" end)
+    weft.run(function()
+      queued:cancel()
+      weft.delay(20)
+      running:cancel("stop")
+      assert.is_true(weft.is_cancelled(select(2, pcall(weft.await, running))))
+      assert.is_true(weft.is_cancelled(select(2, pcall(weft.await, queued))))
+      assert.equal("reused", weft.await(one:run(function() return "reused" end)))
+    end)
+    one:close()
+  end)
+
+  it("close cancels queued jobs and finishes running ones", function()
+    local one = weft.pool { max = 1 }
+    local ch = weft.thread.channel()
+    local running = one:run(function(c) c:recv() return "finished" end, ch)
+    local queued = one:run(function() return "never" end)
+    weft.run(function()
+      weft.delay(10)
+      ch:send("go") -- lets the running job end while close waits
+      assert.is_true(one:close())
+      assert.equal("finished", weft.await(running))
+      assert.is_true(weft.is_cancelled(select(2, pcall(weft.await, queued))))
+    end)
+    assert.is_false(one:close())
+    assert.has_error(function() one:run(print) end, "attempt to use a closed pool")
+  end)
+
+  it("keeps the loop responsive while a CPU-bound job runs", function()
+    local fired_at, done_at
+    weft.run(function()
+      local t0 = weft.now()
+      local job = pool:run(function()
+        local stop = os.clock() + 1
+        while os.clock() < stop do end
+        return true
+      end)
+      weft.once(10, function() fired_at = weft.now() - t0 end)
+      weft.await(job)
+      done_at = weft.now() - t0
+    end)
+    -- the 10 ms timer fired while the 1 s job ran, not after it
+    assert.is_true(fired_at < done_at)
+    assert.is_true(fired_at < 500, "timer late: " .. fired_at .. " ms")
+  end)
+
+  it("requires the init module in each worker", function()
+    package.preload["weft_spec_init"] = nil
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir " .. dir)
+    local f = assert(io.open(dir .. "/weftinit.lua", "w"))
+    f:write("GREETING = 'hello from init'\n")
+    f:close()
+    local saved = package.path
+    package.path = dir .. "/?.lua;" .. package.path
+    local p = weft.pool { max = 1, init = "weftinit" }
+    package.path = saved
+    assert.equal("hello from init", weft.await(p:run(function() return GREETING end)))
+    p:close()
+    os.remove(dir .. "/weftinit.lua")
+    os.remove(dir)
+  end)
+
+  it("raises for bad options", function()
+    assert.has_error(function() weft.pool { max = 0 } end,
+      "bad argument #1 to 'pool' (field 'max' must be an integer >= 1)")
+    assert.has_error(function() weft.pool { min = 3, max = 2 } end,
+      "bad argument #1 to 'pool' (field 'min' must be an integer in 0..max)")
+    assert.has_error(function() weft.pool { maxx = 2 } end,
+      "bad argument #1 to 'pool' (unknown option 'maxx')")
+  end)
+end)
+
+describe("weft.thread.channel", function()
+  it("carries values, nil among them, from workers to a task", function()
+    local ch = weft.thread.channel()
+    local job = pool:run(function(c)
+      for i = 1, 3 do c:send(i) end
+      c:send(nil)
+      c:send({ k = "v" })
+      c:close()
+    end, ch)
+    local got = {}
+    weft.run(function()
+      for _ = 1, 5 do got[#got + 1] = { ch:recv() } end
+      got[#got + 1] = { ch:recv() }
+      weft.await(job)
+    end)
+    assert.same({ { 1 }, { 2 }, { 3 }, { nil }, { { k = "v" } }, { nil, "closed" } }, got)
+  end)
+
+  it("blocks a worker on a full channel and suspends a task", function()
+    local ch = weft.thread.channel(1)
+    local job = pool:run(function(c)
+      for i = 1, 50 do c:send(i) end -- blocks while full
+      return "sent"
+    end, ch)
+    local sum = 0
+    weft.run(function()
+      for _ = 1, 50 do sum = sum + ch:recv() end
+      assert.equal("sent", weft.await(job))
+    end)
+    assert.equal(1275, sum)
+  end)
+
+  it("has try variants, a timeout, a count and close", function()
+    local ch = weft.thread.channel(1)
+    assert.same({ nil, "empty" }, { ch:try_recv() })
+    assert.is_true(ch:try_send("a"))
+    assert.same({ false, "full" }, { ch:try_send("b") })
+    assert.equal(1, ch:count())
+    assert.equal("a", ch:try_recv())
+    assert.same({ nil, "timeout" }, { ch:recv(5) })
+    assert.is_true(ch:close())
+    assert.is_false(ch:close())
+    assert.same({ false, "closed" }, { ch:try_send(1) })
+    assert.has_error(function() ch:send(1) end, "send on a closed channel")
+    assert.same({ nil, "closed" }, { ch:recv() })
+    assert.has_error(function() weft.thread.channel(0) end,
+      "bad argument #1 to 'channel' (capacity must be an integer >= 1 or nil)")
+    assert.has_error(function() ch:send(function() return ch end) end,
+      "value[1]: function with upvalues cannot cross threads")
+  end)
+
+  it("can be sent over a channel and used from the other side", function()
+    local ch, reply = weft.thread.channel(), weft.thread.channel()
+    local job = pool:run(function(c)
+      local back = c:recv()
+      back:send("pong")
+    end, ch)
+    ch:send(reply)
+    assert.equal("pong", reply:recv(5000))
+    weft.await(job)
+  end)
+
+  it("a cancelled task stops waiting on a channel", function()
+    local ch = weft.thread.channel()
+    weft.run(function()
+      local waiting = weft.promise()
+      local t = weft.async(function() waiting:resolve() return ch:recv() end)
+      weft.await(waiting)
+      weft.delay(1)
+      t:cancel()
+      assert.is_true(weft.is_cancelled(select(2, pcall(weft.await, t))))
+    end)
+    ch:send(1)
+    assert.equal(1, ch:recv())
+  end)
+end)
