@@ -6,8 +6,8 @@
  *   6 table (varint pair count, then key, value for each pair)
  *   7 reference to the n-th table of this message (varint n), for shared
  *     subtables and cycles
- *   8 function (varint length, a string.dump binary chunk; no upvalue but
- *     _ENV, which becomes the receiver's globals)
+ *   8 function (varint length, a string.dump binary chunk, an 8-byte
+ *     seal; no upvalue but _ENV, which becomes the receiver's globals)
  *   9 channel (varint id in the channel registry, see below)
  * Decoding checks every length against the bytes left, every reference
  * against the tables seen, nesting against a depth limit, and tags; it
@@ -23,8 +23,11 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #define MAX_DEPTH 200
 
@@ -39,6 +42,36 @@ typedef struct creg {
   uint64_t inflight;
   struct creg *next;
 } creg;
+
+/* ---- function seals -------------------------------------------------------- */
+/* Lua does not check binary chunks: a crafted one can crash the loader.
+ * Functions only ever come from this process's own encoder, so each chunk
+ * carries a seal keyed by a per-process random secret, and the decoder
+ * loads none whose seal does not match: garbage cannot reach lua_load. */
+
+static uint64_t seal_key;
+static pthread_once_t seal_once = PTHREAD_ONCE_INIT;
+
+static void seal_init(void) {
+  uint64_t k = 0;
+  if (getrandom(&k, sizeof k, 0) != (ssize_t)sizeof k)
+    k = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&k;
+  seal_key = k | 1;
+}
+
+static uint64_t seal(const void *p, size_t n) {
+  const unsigned char *c = p;
+  uint64_t h;
+  pthread_once(&seal_once, seal_init);
+  h = seal_key ^ 0xcbf29ce484222325u;
+  for (size_t i = 0; i < n; i++) {
+    h = (h ^ c[i]) * 0x100000001b3u;
+    h ^= h >> 29;
+  }
+  h ^= seal_key;
+  h *= 0x9e3779b97f4a7c15u;
+  return h ^ (h >> 32);
+}
 
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static creg *reg_head;
@@ -295,6 +328,7 @@ static void encode(enc *e, int idx, int depth) {
       ob_char(b, T_FUNC);
       put_varint(b, d.n);
       ob_add(b, d.p, d.n);
+      put_u64(b, seal(d.p, d.n));
       free(d.p);
     }
     break;
@@ -409,6 +443,11 @@ static void decode(dec *d, int depth) {
     if (tag == T_STR) {
       lua_pushlstring(L, (const char *)d->p, (size_t)len);
     } else {
+      const unsigned char *chunk = d->p;
+      d->p += len;
+      if (get_u64(d) != seal(chunk, (size_t)len))
+        garbage(d, "function not sealed by this process");
+      d->p = chunk;
       if (luaL_loadbufferx(L, (const char *)d->p, (size_t)len, "=(thread)",
                            "b") != LUA_OK)
         garbage(d, "bad function");
@@ -417,7 +456,7 @@ static void decode(dec *d, int depth) {
         if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
       }
     }
-    d->p += len;
+    d->p += len + (tag == T_FUNC ? 8 : 0);
     break;
   }
   case T_TABLE: {
