@@ -127,9 +127,10 @@ static weft_chan_t *reg_recv(uint64_t id) {
  * need the stack balanced at every addition). */
 typedef struct obuf {
   lua_State *L;
-  int slot;
+  int slot; /* the stack slot the userdata goes to once it outgrows init */
   char *p;
   size_t n, cap;
+  char init[256]; /* small messages never leave the C stack */
 } obuf;
 
 static void ob_add(obuf *b, const void *data, size_t len) {
@@ -137,7 +138,7 @@ static void ob_add(obuf *b, const void *data, size_t len) {
     size_t cap = b->cap * 2;
     char *np;
     while (cap - b->n < len) cap *= 2;
-    np = lua_newuserdatauv(b->L, cap, 0);
+    np = lua_newuserdatauv(b->L, cap, 0); /* the old one, if any, goes */
     memcpy(np, b->p, b->n);
     lua_replace(b->L, b->slot);
     b->p = np;
@@ -155,11 +156,22 @@ static void ob_char(obuf *b, int c) {
 typedef struct enc {
   lua_State *L;
   obuf *b;
-  int seen;   /* stack index: table -> its number */
-  int path;   /* stack index: table of path parts, for errors */
+  int seen;   /* stack index: table -> its number (nil until a table) */
+  int path;   /* stack index: path parts below the root, for errors */
   int npath;
   int ntables;
+  const char *root; /* "args": errors name root[index] and the parts */
+  int index;
 } enc;
+
+/* Makes the seen and path tables, on the first table or function. */
+static void need_tables(enc *e) {
+  if (!lua_isnil(e->L, e->seen)) return;
+  lua_newtable(e->L);
+  lua_replace(e->L, e->seen);
+  lua_newtable(e->L);
+  lua_replace(e->L, e->path);
+}
 
 static void put_varint(obuf *b, uint64_t v) {
   while (v >= 0x80) {
@@ -180,6 +192,8 @@ static int refuse(enc *e, const char *what) {
   lua_State *L = e->L;
   luaL_Buffer pb;
   luaL_buffinit(L, &pb);
+  lua_pushfstring(L, "%s[%d]", e->root, e->index);
+  luaL_addvalue(&pb);
   for (int i = 1; i <= e->npath; i++) {
     lua_rawgeti(L, e->path, i);
     luaL_addvalue(&pb);
@@ -244,6 +258,7 @@ static void encode_table(enc *e, int idx, int depth) {
     lua_pop(L, 1);
     refuse(e, "table with a metatable");
   }
+  need_tables(e);
   lua_pushvalue(L, idx);
   if (lua_rawget(L, e->seen) == LUA_TNUMBER) {
     ob_char(e->b, T_REF);
@@ -355,12 +370,14 @@ int lweft_encode(lua_State *L, int first, int n, const char *root) {
   enc e;
   int top = lua_gettop(L);
   first = lua_absindex(L, first);
-  lua_newtable(L); /* top + 1: seen */
-  lua_newtable(L); /* top + 2: path */
+  luaL_checkstack(L, 8, "encoding");
+  lua_pushnil(L); /* top + 1: seen, made when needed */
+  lua_pushnil(L); /* top + 2: path, made with it */
+  lua_pushnil(L); /* top + 3: the buffer once it outgrows b.init */
   b.L = L;
-  b.cap = 256;
+  b.cap = sizeof b.init;
   b.n = 0;
-  b.p = lua_newuserdatauv(L, b.cap, 0); /* top + 3 */
+  b.p = b.init;
   b.slot = top + 3;
   e.L = L;
   e.b = &b;
@@ -368,13 +385,12 @@ int lweft_encode(lua_State *L, int first, int n, const char *root) {
   e.path = top + 2;
   e.npath = 0;
   e.ntables = 0;
+  e.root = root;
   ob_add(&b, "W1", 2);
   put_varint(&b, (uint64_t)n); /* the count of values, then each */
   for (int i = 0; i < n; i++) {
-    lua_pushfstring(L, "%s[%d]", root, i + 1);
-    lua_rawseti(L, e.path, ++e.npath);
+    e.index = i + 1;
     encode(&e, first + i, 0);
-    path_pop(&e);
   }
   lua_pushlstring(L, b.p, b.n);
   lua_replace(L, top + 1);
@@ -465,6 +481,10 @@ static void decode(dec *d, int depth) {
     if (n > (uint64_t)(d->end - d->p)) garbage(d, "truncated table");
     lua_createtable(L, 0, n < 1024 ? (int)n : 0);
     t = lua_gettop(L);
+    if (lua_isnil(L, d->tables)) { /* the first table: make the list */
+      lua_newtable(L);
+      lua_replace(L, d->tables);
+    }
     lua_pushvalue(L, t);
     lua_rawseti(L, d->tables, ++d->ntables);
     for (i = 0; i < n; i++) {
@@ -505,7 +525,7 @@ int lweft_decode(lua_State *L, const void *data, size_t len, int env) {
   d.env = env;
   if (len < 2 || memcmp(data, "W1", 2)) garbage(&d, "not a weft message");
   d.p += 2;
-  lua_newtable(L);
+  lua_pushnil(L); /* the tables seen, made on the first */
   d.tables = top + 1;
   n = get_varint(&d);
   if (n > len) garbage(&d, "too many values");

@@ -139,6 +139,50 @@ static int lw_chan_recv(lua_State *L) {
   return 1;
 }
 
+static int decode_taken(lua_State *L) {
+  void *data = lua_touserdata(L, 1);
+  size_t len = (size_t)lua_tointeger(L, 2);
+  lua_settop(L, 0);
+  lua_pushglobaltable(L);
+  return lweft_decode(L, data, len, 1);
+}
+
+/* chan_put(ch, v, timeout_ms): chan_send of v's message */
+static int lw_chan_put(lua_State *L) {
+  lua_settop(L, 3);
+  lweft_encode(L, 2, 1, "value");
+  lua_replace(L, 2);
+  return lw_chan_send(L);
+}
+
+/* chan_take(ch, timeout_ms) -> true, the value; or false, "empty" /
+ * "closed" / "timeout" */
+static int lw_chan_take(lua_State *L) {
+  weft_chan_t *ch = check_chan(L, 1);
+  void *data;
+  size_t len;
+  int err = weft_chan_recv(ch, luaL_checkinteger(L, 2), &data, &len), n;
+  if (err) {
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, why(err));
+    return 2;
+  }
+  lua_settop(L, 2);
+  lua_pushboolean(L, 1);
+  lua_pushlightuserdata(L, data);
+  lua_pushinteger(L, (lua_Integer)len);
+  lua_pushcclosure(L, decode_taken, 0);
+  lua_insert(L, -3);
+  /* decode protected, so the message is freed whatever happens */
+  if (lua_pcall(L, 2, LUA_MULTRET, 0) != LUA_OK) {
+    weft_chan_free(data);
+    return lua_error(L);
+  }
+  weft_chan_free(data);
+  n = lua_gettop(L) - 3;
+  return 1 + n;
+}
+
 static int lw_chan_close(lua_State *L) {
   lua_pushboolean(L, weft_chan_close(check_chan(L, 1)) == 0);
   return 1;
@@ -366,6 +410,7 @@ static void worker_exit(void *td, void *ud) {
 typedef struct ljob {
   lweft_state *st;
   weft_job_t *job;
+  _Atomic(lua_State *) running_on; /* the worker's state while it runs */
   char *msg, *res;
   size_t len, rlen;
   int ok;
@@ -380,10 +425,15 @@ static void job_release(ljob *j) {
   }
 }
 
+/* Set on a worker's state by a cancellation (lua_sethook may be called
+ * from another thread, as lua.c does from a signal handler): a hook left
+ * on the whole time would slow every instruction of every job.  A stray
+ * one, arriving after the job ended, removes itself. */
 static void cancel_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   if (current_job && weft_job_cancelled(current_job))
     luaL_error(L, "cancelled");
+  lua_sethook(L, NULL, 0, 0);
 }
 
 static int traceback(lua_State *L) {
@@ -438,12 +488,14 @@ static int run_protected(lua_State *L) {
   n = lweft_decode(L, j->msg, j->len, 2);
   if (n < 1) return luaL_error(L, "bad job");
   if (lua_type(L, base + 1) == LUA_TSTRING) resolve(L, base + 1);
-  lua_sethook(L, cancel_hook, LUA_MASKCOUNT, 1000);
+  atomic_store(&j->running_on, L);
+  if (weft_job_cancelled(current_job)) /* cancelled before it got here */
+    lua_sethook(L, cancel_hook, LUA_MASKCOUNT, 1);
   if (lua_pcall(L, n - 1, LUA_MULTRET, 1) != LUA_OK) {
-    lua_sethook(L, NULL, 0, 0);
+    atomic_store(&j->running_on, NULL);
     return lua_error(L);
   }
-  lua_sethook(L, NULL, 0, 0);
+  atomic_store(&j->running_on, NULL);
   lweft_encode(L, base + 1, lua_gettop(L) - base, "results");
   return 1;
 }
@@ -500,8 +552,11 @@ static void job_done(weft_loop_t *loop, weft_job_t *job, int status,
 
 static void job_abandon(lua_State *L, void *data) {
   ljob *j = data;
+  lua_State *wl;
   drop_task(L, j);
   if (j->job) weft_job_cancel(j->job);
+  if ((wl = atomic_load(&j->running_on)))
+    lua_sethook(wl, cancel_hook, LUA_MASKCOUNT, 1);
   j->lua_live = 0;
   job_release(j);
 }
@@ -657,6 +712,7 @@ void lweft_thread_prims(lua_State *L) {
   static const luaL_Reg prims[] = {
       {"chan_new", lw_chan_new},     {"chan_send", lw_chan_send},
       {"chan_recv", lw_chan_recv},   {"chan_wait", lw_chan_wait},
+      {"chan_put", lw_chan_put},     {"chan_take", lw_chan_take},
       {"chan_close", lw_chan_close}, {"chan_count", lw_chan_count},
       {"can_block", lw_can_block},   {"thread_id", lw_thread_id},
       {"encode", lw_encode},         {"decode", lw_decode},

@@ -43,28 +43,28 @@ function thread.channel(capacity)
   return C.chan_new(capacity)
 end
 
+local chan_put, chan_take, chan_wait = C.chan_put, C.chan_take, C.chan_wait
+local chan_mt = C.chan_mt
+
 -- Sends v (any value that can cross threads, nil included), waiting while
 -- the channel is full: a task suspends, the main chunk runs the loop, a
 -- worker's plain code blocks.  Raises on a closed channel.
 function Channel:send(v)
-  check_chan(self, "send")
-  local msg = encode("value", v)
-  if C.can_block() then
-    local ok, why = C.chan_send(self, msg, -1)
-    if not ok then error("send on a closed channel", 2) end
-    return true
-  end
-  while true do
-    local ok, why = C.chan_send(self, msg, 0)
-    if ok then return true end
+  if getmetatable(self) ~= chan_mt then check_chan(self, "send") end
+  local ok, why = chan_put(self, v, 0)
+  if ok then return true end
+  if why == "full" and C.can_block() then ok, why = chan_put(self, v, -1) end
+  while not ok do
     if why == "closed" then error("send on a closed channel", 2) end
-    C.chan_wait(self, 2, nil)
+    chan_wait(self, 2, nil)
+    ok, why = chan_put(self, v, 0)
   end
+  return true
 end
 
 function Channel:try_send(v)
   check_chan(self, "try_send")
-  local ok, why = C.chan_send(self, encode("value", v), 0)
+  local ok, why = chan_put(self, v, 0)
   if ok then return true end
   return false, why
 end
@@ -72,30 +72,32 @@ end
 -- The next value (nil is a value too: tell it by the second result);
 -- nil, "closed" once closed and drained; nil, "timeout".
 function Channel:recv(timeout)
-  check_chan(self, "recv")
+  if getmetatable(self) ~= chan_mt then check_chan(self, "recv") end
+  local ok, v = chan_take(self, 0)
+  if ok then return v end
+  if v == "closed" then return nil, "closed" end
   check_timeout(timeout, 1, "recv")
   if C.can_block() then
-    local msg, why = C.chan_recv(self, timeout and math.ceil(timeout) or -1)
-    if not msg then return nil, why end
-    return (decode(msg))
+    ok, v = chan_take(self, timeout and math.ceil(timeout) or -1)
+    if ok then return v end
+    return nil, v
   end
   local deadline = timeout and weft.now() + timeout
   while true do
-    local msg, why = C.chan_recv(self, 0)
-    if msg then return (decode(msg)) end
-    if why == "closed" then return nil, "closed" end
     local left = deadline and math.max(0, deadline - weft.now())
     if left == 0 then return nil, "timeout" end
-    local ok, twhy = C.chan_wait(self, 1, left)
-    if not ok and twhy == "timeout" and C.chan_count(self) == 0 then return nil, "timeout" end
+    chan_wait(self, 1, left)
+    ok, v = chan_take(self, 0)
+    if ok then return v end
+    if v == "closed" then return nil, "closed" end
   end
 end
 
 function Channel:try_recv()
   check_chan(self, "try_recv")
-  local msg, why = C.chan_recv(self, 0)
-  if not msg then return nil, why end
-  return (decode(msg))
+  local ok, v = chan_take(self, 0)
+  if ok then return v end
+  return nil, v
 end
 
 function Channel:close()

@@ -1,0 +1,79 @@
+-- weft threads benchmarks.  usage: lua5.4 threads_weft.lua MODE [N]
+--   start    N workers (own Lua state each) started, a trivial job on each: ms
+--   latency  N no-op jobs one after the other: p50 / p99 round trip, µs
+--   channel  N small values worker -> main task over a channel: msgs/s
+--   speedup  two CPU-bound jobs on 1 worker, then on 2: the ratio
+package.path = arg[0]:gsub("[^/]*$", "") .. "../lib/?.lua;" .. package.path
+local C = require "common"
+local weft = require "weft"
+local mode, n = arg[1], tonumber(arg[2])
+
+local function pct(t, p)
+  table.sort(t)
+  return t[math.max(1, math.ceil(#t * p))]
+end
+
+if mode == "start" then
+  n = n or 1000
+  local t0 = C.now()
+  local pool = weft.pool { max = n, min = n, idle_ms = 0 }
+  local jobs = {}
+  for i = 1, n do jobs[i] = pool:run(function(k) return k end, i) end
+  weft.await(jobs)
+  local ms = (C.now() - t0) * 1000
+  local threads = pool:threads()
+  pool:close()
+  C.result("ms", ms, ("workers=%d threads=%d"):format(n, threads))
+elseif mode == "latency" then
+  n = n or 10000
+  local pool = weft.pool { max = 1, min = 1 }
+  local noop = function() end
+  weft.await(pool:run(noop)) -- warm
+  local t = {}
+  for i = 1, n do
+    local t0 = C.now()
+    weft.await(pool:run(noop))
+    t[i] = (C.now() - t0) * 1e6
+  end
+  pool:close()
+  C.result("p50_us", pct(t, 0.5), ("p99_us=%.1f jobs=%d"):format(pct(t, 0.99), n))
+elseif mode == "channel" then
+  n = n or 1000000
+  local pool = weft.pool { max = 1 }
+  local ch = weft.thread.channel()
+  local t0 = C.now()
+  local job = pool:run(function(c, count)
+    for i = 1, count do c:send(i) end
+    c:close()
+  end, ch, n)
+  local got, sum = 0, 0
+  weft.run(function()
+    while true do
+      local v = ch:recv()
+      if v == nil then break end
+      got, sum = got + 1, sum + v
+    end
+    weft.await(job)
+  end)
+  local s = C.now() - t0
+  assert(got == n and sum == n * (n + 1) // 2)
+  pool:close()
+  C.result("msgs_per_s", n / s, ("msgs=%d secs=%.3f"):format(n, s))
+elseif mode == "speedup" then
+  n = n or 30000000
+  local function burn(k) local x = 0 for i = 1, k do x = x + i % 7 end return x end
+  local one = weft.pool { max = 1, min = 1 }
+  local t0 = C.now()
+  weft.await(one:run(burn, n))
+  weft.await(one:run(burn, n))
+  local serial = C.now() - t0
+  one:close()
+  local two = weft.pool { max = 2, min = 2 }
+  t0 = C.now()
+  weft.await({ two:run(burn, n), two:run(burn, n) })
+  local parallel = C.now() - t0
+  two:close()
+  C.result("speedup", serial / parallel, ("serial_s=%.3f parallel_s=%.3f"):format(serial, parallel))
+else
+  error("mode: start | latency | channel | speedup")
+end
