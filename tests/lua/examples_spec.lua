@@ -117,3 +117,28 @@ describe("examples/chat.lua", function()
     stop(server)
   end)
 end)
+
+describe("examples/offload.lua", function()
+  it("answers / while /hash runs in a worker, and logs through a channel", function()
+    local server, port = start("offload")
+    local function get(path)
+      local c <close> = assert(weft.tcp.connect("127.0.0.1", port))
+      c:write("GET " .. path .. " HTTP/1.1\r\n\r\n")
+      local status, length = c:read("l"), nil
+      repeat
+        local h = c:read("l")
+        length = length or tonumber(h:match("^Content%-Length: (%d+)"))
+      until h == "\r"
+      return status, c:read(length)
+    end
+    local slow = weft.async(get, "/hash?n=30000000")
+    local _, body = get("/")
+    assert.equal("Hello World!", body)
+    assert.equal("pending", slow:status()) -- the hash takes far longer
+    local status, digest = weft.await(slow)
+    assert.equal("HTTP/1.1 200 OK\r", status)
+    assert.matches("^%x%x%x%x%x%x%x%x\n$", digest)
+    assert.matches("^worker %d+: 30000000 rounds$", server.stdout:read("l"))
+    stop(server)
+  end)
+end)
