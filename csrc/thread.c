@@ -1,6 +1,6 @@
 /* thread.c: a pool of worker threads whose jobs finish on the loop.
  *
- * Workers are detached POSIX threads that take jobs from one FIFO.  The
+ * Workers are POSIX threads that take jobs from one FIFO.  The
  * pool starts a thread when a job finds none idle (up to max), and a
  * thread idle for idle_ms leaves while more than min remain.  A finished
  * job goes to the done list and one uv_async wakes the loop, which runs
@@ -45,7 +45,9 @@ struct weft_pool_s {
   pthread_cond_t work;   /* a job was queued, or the pool is closing */
   pthread_cond_t gone;   /* a thread left */
   weft__link queue, done, exited;
-  unsigned min, max, threads, idle;
+  unsigned min, max, idle;
+  unsigned threads; /* workers not leaving: what min and max count */
+  unsigned alive;   /* threads not yet parked on the exited list */
   uint64_t idle_ms;
   void *(*thread_init)(void *ud);
   void (*thread_exit)(void *thread_data, void *ud);
@@ -85,10 +87,15 @@ static void *worker(void *arg) {
       }
       p->idle--;
       if (r == ETIMEDOUT && weft__list_empty(&p->queue) &&
-          p->threads > p->min)
+          p->threads > p->min) {
+        p->threads--; /* decided under the lock: never below min */
         goto leave;
+      }
     }
-    if (weft__list_empty(&p->queue)) break; /* closing */
+    if (weft__list_empty(&p->queue)) { /* closing */
+      p->threads--;
+      break;
+    }
     job = WEFT__CONTAINER(weft__list_pop(&p->queue), weft_job_t, link);
     job->state = RUNNING;
     pthread_mutex_unlock(&p->mu);
@@ -102,7 +109,7 @@ leave:
   pthread_mutex_unlock(&p->mu);
   if (p->thread_exit) p->thread_exit(td, p->ud);
   pthread_mutex_lock(&p->mu);
-  p->threads--;
+  p->alive--;
   weft__list_push(&p->exited, &self->link);
   pthread_cond_broadcast(&p->gone);
   pthread_mutex_unlock(&p->mu);
@@ -135,6 +142,7 @@ static int spawn_worker(weft_pool_t *p) {
     return r == EAGAIN ? WEFT_EAGAIN : weft__err_from_errno(r);
   }
   p->threads++;
+  p->alive++;
   return 0;
 }
 
@@ -297,7 +305,7 @@ int weft_pool_close(weft_pool_t *p) {
     weft__list_push(&p->done, &job->link);
   }
   pthread_cond_broadcast(&p->work);
-  while (p->threads > 0) pthread_cond_wait(&p->gone, &p->mu);
+  while (p->alive > 0) pthread_cond_wait(&p->gone, &p->mu);
   pthread_mutex_unlock(&p->mu);
   join_exited(p);
   run_done(p); /* running jobs finished; queued ones were cancelled */
