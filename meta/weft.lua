@@ -777,6 +777,14 @@ function weft.thread.run(fn, ...) end
 ---@return weft.thread_channel
 function weft.thread.channel(capacity) end
 
+---Registers `mt` as class `name` in this Lua state, so its instances cross
+---threads (the receiver must register the same name).
+---@generic T: table
+---@param name string
+---@param mt T
+---@return T
+function weft.thread.register(name, mt) end
+
 ---0 in the main thread, n in the n-th worker.
 ---@return integer
 function weft.thread.id() end

@@ -9,6 +9,9 @@
  *   8 function (varint length, a string.dump binary chunk, an 8-byte
  *     seal; no upvalue but _ENV, which becomes the receiver's globals)
  *   9 channel (varint id in the channel registry, see below)
+ *  10 an instance of a registered class: (varint length, the class name),
+ *     then its table; the receiver sets the metatable it registered under
+ *     that name
  * Decoding checks every length against the bytes left, every reference
  * against the tables seen, nesting against a depth limit, and tags; it
  * rejects garbage with an error and never reads past the message.
@@ -32,7 +35,47 @@
 #define MAX_DEPTH 200
 
 enum { T_NIL, T_FALSE, T_TRUE, T_INT, T_FLT, T_STR, T_TABLE, T_REF, T_FUNC,
-       T_CHAN };
+       T_CHAN, T_CLASS };
+
+/* Registered classes, per Lua state: name -> metatable, and metatable ->
+ * name (weak keys). */
+static const char classes_key = 0, class_names_key = 0;
+
+int lweft_register_class(lua_State *L, int name, int mt) {
+  name = lua_absindex(L, name);
+  mt = lua_absindex(L, mt);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &class_names_key) != LUA_TTABLE) {
+    lua_newtable(L); /* weak keys: a registered class may still go */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &class_names_key);
+  }
+  lua_pop(L, 1);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &classes_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &classes_key);
+  }
+  lua_pushvalue(L, name);
+  if (lua_rawget(L, -2) != LUA_TNIL && !lua_rawequal(L, -1, mt)) {
+    lua_pop(L, 2);
+    return -1; /* the name is another metatable's */
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, name);
+  lua_pushvalue(L, mt);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &class_names_key);
+  lua_pushvalue(L, mt);
+  lua_pushvalue(L, name);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  return 0;
+}
 
 /* ---- the channel registry ------------------------------------------------ */
 
@@ -255,8 +298,20 @@ static void encode_table(enc *e, int idx, int depth) {
   lua_State *L = e->L;
   lua_Integer n = 0;
   if (lua_getmetatable(L, idx)) {
-    lua_pop(L, 1);
-    refuse(e, "table with a metatable");
+    size_t len;
+    const char *name;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &class_names_key) != LUA_TTABLE ||
+        (lua_pushvalue(L, -2), lua_rawget(L, -2)) != LUA_TSTRING)
+      refuse(e, "table with a metatable (not a registered class)");
+    name = lua_tolstring(L, -1, &len);
+    lua_pushvalue(L, idx); /* a table seen before is a reference: no tag */
+    need_tables(e);
+    if (lua_rawget(L, e->seen) == LUA_TNIL) {
+      ob_char(e->b, T_CLASS);
+      put_varint(e->b, len);
+      ob_add(e->b, name, len);
+    }
+    lua_pop(L, 4);
   }
   need_tables(e);
   lua_pushvalue(L, idx);
@@ -501,6 +556,25 @@ static void decode(dec *d, int depth) {
     uint64_t i = get_varint(d);
     if (i >= (uint64_t)d->ntables) garbage(d, "bad reference");
     lua_rawgeti(L, d->tables, (lua_Integer)i + 1);
+    break;
+  }
+  case T_CLASS: {
+    uint64_t len = get_varint(d);
+    const char *cname;
+    if (len > (uint64_t)(d->end - d->p)) garbage(d, "truncated class name");
+    cname = lua_pushlstring(L, (const char *)d->p, (size_t)len);
+    d->p += len;
+    if (d->p >= d->end || *d->p != T_TABLE) garbage(d, "class without a table");
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &classes_key) != LUA_TTABLE ||
+        (lua_pushvalue(L, -2), lua_rawget(L, -2)) != LUA_TTABLE)
+      luaL_error(L, "class '%s' is not registered in this Lua state "
+                    "(weft.thread.register)", cname);
+    lua_replace(L, -3); /* the metatable, where the name was */
+    lua_pop(L, 1);
+    decode(d, depth + 1);
+    lua_pushvalue(L, -2);
+    lua_setmetatable(L, -2);
+    lua_remove(L, -2);
     break;
   }
   case T_CHAN: {

@@ -128,6 +128,10 @@ void lweft_thread_prims(lua_State *L);
  * message and returns how many; functions get the table at env (0: none)
  * as _ENV; it raises "bad message: ..." for anything malformed. */
 int lweft_encode(lua_State *L, int first, int n, const char *root);
+/* Registers the metatable at mt as the class named by the string at name
+ * in this Lua state, so that its instances cross threads.  Returns 0, or
+ * -1 if the name belongs to another metatable. */
+int lweft_register_class(lua_State *L, int name, int mt);
 int lweft_decode(lua_State *L, const void *data, size_t len, int env);
 
 /* Channels as Lua values (thread.c): the channel of the userdata at idx

@@ -702,6 +702,16 @@ static int lw_pool_threads(lua_State *L) {
   return 1;
 }
 
+/* register(name, mt) -> mt */
+static int lw_register(lua_State *L) {
+  luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (lweft_register_class(L, 1, 2))
+    return luaL_argerror(L, 1, "name already registered for another metatable");
+  lua_settop(L, 2);
+  return 1;
+}
+
 static int lw_cpus(lua_State *L) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   lua_pushinteger(L, n > 0 ? n : 1);
@@ -718,7 +728,8 @@ void lweft_thread_prims(lua_State *L) {
       {"encode", lw_encode},         {"decode", lw_decode},
       {"pool_new", lw_pool_new},     {"pool_job", lw_pool_job},
       {"pool_close", lw_pool_close}, {"pool_threads", lw_pool_threads},
-      {"cpus", lw_cpus},             {NULL, NULL}};
+      {"cpus", lw_cpus},             {"register", lw_register},
+      {NULL, NULL}};
   if (luaL_newmetatable(L, CHAN_MT)) {
     lua_pushcfunction(L, lw_chan_gc);
     lua_setfield(L, -2, "__gc");

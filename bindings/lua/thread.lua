@@ -18,6 +18,15 @@ weft.thread = thread
 
 function thread.id() return C.thread_id() end
 
+-- Registers metatable mt as class `name` in this Lua state: its instances
+-- may cross threads, and a receiving state that registered the same name
+-- gives them its own metatable back (register in the pool's init module).
+function thread.register(name, mt)
+  if type(name) ~= "string" then argerror(1, "register", "string expected, got " .. type(name)) end
+  if type(mt) ~= "table" then argerror(2, "register", "table expected, got " .. type(mt)) end
+  return C.register(name, mt)
+end
+
 -- ---- channels ------------------------------------------------------------------
 
 local Channel = {}

@@ -66,7 +66,7 @@ describe("pool:run", function()
     assert.has_error(function() pool:run("x", io.stdout) end,
       "args[2]: FILE* cannot cross threads")
     assert.has_error(function() pool:run("x", setmetatable({}, {})) end,
-      "args[2]: table with a metatable cannot cross threads")
+      "args[2]: table with a metatable (not a registered class) cannot cross threads")
     assert.has_error(function() pool:run("x", { [coroutine.create(print)] = 1 }) end,
       "args[2].<key>: thread cannot cross threads")
     assert.has_error(function() pool:run(print) end,
@@ -143,6 +143,42 @@ describe("pool:run", function()
     assert.equal("hello from init", weft.await(p:run(function() return GREETING end)))
     p:close()
     os.remove(dir .. "/weftinit.lua")
+    os.remove(dir)
+  end)
+
+  it("carries instances of registered classes both ways", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir " .. dir)
+    local f = assert(io.open(dir .. "/weftpoint.lua", "w"))
+    f:write([[
+      local Point = {}
+      Point.__index = Point
+      function Point.new(x, y) return setmetatable({ x = x, y = y }, Point) end
+      function Point:len() return math.sqrt(self.x ^ 2 + self.y ^ 2) end
+      return require("weft").thread.register("Point", Point)
+    ]])
+    f:close()
+    local saved = package.path
+    package.path = dir .. "/?.lua;" .. package.path
+    local Point = require "weftpoint"
+    local classy = weft.pool { max = 1, init = "weftpoint" }
+    assert.same({ 5.0, true }, { weft.await(classy:run(function(p)
+      return p:len(), getmetatable(p) == require("weftpoint")
+    end, Point.new(3, 4))) })
+    local back = weft.await(classy:run(function() return require("weftpoint").new(6, 8) end))
+    assert.equal(Point, getmetatable(back))
+    assert.equal(10.0, back:len())
+    -- a worker that never registered it refuses the instance clearly
+    local ok, err = pcall(weft.await, pool:run(function(p) return p end, Point.new(1, 1)))
+    assert.is_false(ok)
+    assert.matches("class 'Point' is not registered in this Lua state", err)
+    assert.has_error(function() weft.thread.register("Point", {}) end,
+      "bad argument #1 to 'register' (name already registered for another metatable)")
+    classy:close()
+    package.path = saved
+    package.loaded.weftpoint = nil
+    os.remove(dir .. "/weftpoint.lua")
     os.remove(dir)
   end)
 
