@@ -37,6 +37,29 @@
 enum { T_NIL, T_FALSE, T_TRUE, T_INT, T_FLT, T_STR, T_TABLE, T_REF, T_FUNC,
        T_CHAN, T_CLASS };
 
+/* Per Lua state: function -> its sealed chunk (weak keys), so a function
+ * sent again is not dumped again; and sealed chunk -> the function loaded
+ * from it, so a worker running the same job again does not load it again
+ * (a function crossing threads has no upvalue but _ENV, so one closure
+ * serves every message that carries it). */
+static const char dumps_key = 0, loaded_key = 0;
+#define LOADED_MAX 256 /* distinct functions a state keeps loaded */
+
+/* Pushes registry[key], a table made on first use (weak keys if weak). */
+static void cache_table(lua_State *L, const void *key, int weak) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  if (weak) {
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+  }
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
 /* Registered classes, per Lua state: name -> metatable, and metatable ->
  * name (weak keys). */
 static const char classes_key = 0, class_names_key = 0;
@@ -385,22 +408,38 @@ static void encode(enc *e, int idx, int depth) {
     if (ar.nups > 1 || (ar.nups == 1 && (!(up = lua_getupvalue(L, idx, 1)) ||
                                          (lua_pop(L, 1), strcmp(up, "_ENV")))))
       refuse(e, "function with upvalues");
-    {
+    cache_table(L, &dumps_key, 1);
+    lua_pushvalue(L, idx);
+    if (lua_rawget(L, -2) != LUA_TSTRING) { /* dump and seal it once */
       dumpbuf d = {NULL, 0, 0};
+      uint64_t sl;
+      char sb[8];
       int bad;
+      lua_pop(L, 1);
       lua_pushvalue(L, idx);
       bad = lua_dump(L, dump_writer, &d, 0); /* keep lines: tracebacks */
       lua_pop(L, 1);
-      if (bad) {
+      if (bad || dump_writer(L, "12345678", 8, &d)) {
         free(d.p);
         luaL_error(L, "not enough memory");
       }
-      ob_char(b, T_FUNC);
-      put_varint(b, d.n);
-      ob_add(b, d.p, d.n);
-      put_u64(b, seal(d.p, d.n));
+      sl = seal(d.p, d.n - 8);
+      for (int i = 0; i < 8; i++) sb[i] = (char)(sl >> (8 * i));
+      memcpy(d.p + d.n - 8, sb, 8);
+      lua_pushlstring(L, d.p, d.n);
       free(d.p);
+      lua_pushvalue(L, idx);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, -4);
     }
+    {
+      size_t len;
+      const char *chunk = lua_tolstring(L, -1, &len);
+      ob_char(b, T_FUNC);
+      put_varint(b, len - 8);
+      ob_add(b, chunk, len); /* the chunk, then its seal */
+    }
+    lua_pop(L, 2);
     break;
   }
   case LUA_TUSERDATA: {
@@ -513,21 +552,50 @@ static void decode(dec *d, int depth) {
     if (len > (uint64_t)(d->end - d->p)) garbage(d, "truncated string");
     if (tag == T_STR) {
       lua_pushlstring(L, (const char *)d->p, (size_t)len);
+      d->p += len;
     } else {
       const unsigned char *chunk = d->p;
-      d->p += len;
-      if (get_u64(d) != seal(chunk, (size_t)len))
-        garbage(d, "function not sealed by this process");
-      d->p = chunk;
-      if (luaL_loadbufferx(L, (const char *)d->p, (size_t)len, "=(thread)",
+      if ((uint64_t)(d->end - d->p) - len < 8) garbage(d, "truncated");
+      d->p += len + 8;
+      cache_table(L, &loaded_key, 0);
+      lua_pushlstring(L, (const char *)chunk, (size_t)len + 8);
+      if (lua_rawget(L, -2) == LUA_TFUNCTION) { /* the same chunk again */
+        lua_remove(L, -2);
+        break;
+      }
+      lua_pop(L, 1);
+      {
+        uint64_t sl = 0;
+        for (int i = 0; i < 8; i++) sl |= (uint64_t)chunk[len + i] << (8 * i);
+        if (sl != seal(chunk, (size_t)len))
+          garbage(d, "function not sealed by this process");
+      }
+      if (luaL_loadbufferx(L, (const char *)chunk, (size_t)len, "=(thread)",
                            "b") != LUA_OK)
         garbage(d, "bad function");
       if (d->env) {
         lua_pushvalue(L, d->env);
         if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
       }
+      if (lua_rawlen(L, -2) == 0) { /* keep it, within a bound */
+        lua_Integer n = 0;
+        lua_pushnil(L);
+        while (lua_next(L, -3)) {
+          n++;
+          lua_pop(L, 1);
+        }
+        if (n >= LOADED_MAX) { /* a new table: forget them all */
+          lua_newtable(L);
+          lua_replace(L, -3);
+          lua_pushvalue(L, -2);
+          lua_rawsetp(L, LUA_REGISTRYINDEX, &loaded_key);
+        }
+      }
+      lua_pushlstring(L, (const char *)chunk, (size_t)len + 8);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, -4);
+      lua_remove(L, -2);
     }
-    d->p += len + (tag == T_FUNC ? 8 : 0);
     break;
   }
   case T_TABLE: {

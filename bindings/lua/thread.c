@@ -550,15 +550,18 @@ static void job_done(weft_loop_t *loop, weft_job_t *job, int status,
   job_release(j);
 }
 
-static void job_abandon(lua_State *L, void *data) {
-  ljob *j = data;
+/* Stops the job: a queued one never runs, a running one gets the hook. */
+static void job_stop(ljob *j) {
   lua_State *wl;
-  drop_task(L, j);
   if (j->job) weft_job_cancel(j->job);
   if ((wl = atomic_load(&j->running_on)))
     lua_sethook(wl, cancel_hook, LUA_MASKCOUNT, 1);
-  j->lua_live = 0;
-  job_release(j);
+}
+
+/* The task waiting on the job was cancelled: the job goes too. */
+static void job_abandon(lua_State *L, void *data) {
+  drop_task(L, data);
+  job_stop(data);
 }
 
 /* Pushes ok, result bytes (or false, nil when cancelled before it ran). */
@@ -566,16 +569,14 @@ static int job_result(lua_State *L, ljob *j) {
   lua_pushboolean(L, j->ok);
   if (j->res) lua_pushlstring(L, j->res, j->rlen);
   else lua_pushnil(L);
-  j->lua_live = 0;
-  job_release(j);
   return 2;
 }
 
 static int job_k(lua_State *L, int status, lua_KContext ctx) {
   ljob *j = (ljob *)ctx;
   (void)status;
-  if (!lua_toboolean(L, 4)) { /* cancelled: the hook abandoned the job */
-    lua_settop(L, 5);
+  if (!lua_toboolean(L, 3)) { /* cancelled: the hook stopped the job */
+    lua_settop(L, 4);
     return lua_error(L);
   }
   return job_result(L, j);
@@ -586,27 +587,38 @@ typedef struct lpool {
   poolcfg cfg;
 } lpool;
 
-static int run_until_done(lua_State *L) {
-  ljob *j = lua_touserdata(L, 1);
-  while (!j->done_ran) lweft_run_once(L, j->st, "run");
+#define JOB_MT "weft.job_handle"
+
+/* A job as a Lua value: the handle keeps the job's memory until it is
+ * collected, and a handle collected before its job ended cancels it. */
+typedef struct ljobh {
+  ljob *j;
+} ljobh;
+
+static int lw_job_gc(lua_State *L) {
+  ljobh *h = luaL_checkudata(L, 1, JOB_MT);
+  if (h->j) {
+    if (!h->j->done_ran) job_stop(h->j);
+    h->j->lua_live = 0;
+    job_release(h->j);
+    h->j = NULL;
+  }
   return 0;
 }
 
-/* pool_job(pool, bytes) -> ok, result bytes: runs the job and waits for
- * it (a task suspends; the main chunk runs the loop).  Cancelling the task
- * cancels the job. */
-static int lw_pool_job(lua_State *L) {
+/* pool_submit(pool, bytes) -> job handle: queued at once, in call order */
+static int lw_pool_submit(lua_State *L) {
   lweft_state *st = lweft_state_of(L);
   lpool *p = luaL_checkudata(L, 1, POOL_MT);
   size_t len;
   const char *msg = luaL_checklstring(L, 2, &len);
+  ljobh *h;
   ljob *j;
-  void *task;
   int err;
   if (!p->pool) return luaL_error(L, "attempt to use a closed pool");
-  lua_settop(L, 2);
-  lua_pushnil(L); /* 3: keeps the task's slot at 4 for the continuation */
-  task = lweft_io_begin(L, "run");
+  h = lua_newuserdatauv(L, sizeof *h, 0);
+  h->j = NULL;
+  luaL_setmetatable(L, JOB_MT);
   j = calloc(1, sizeof *j);
   if (!j || !(j->msg = malloc(len ? len : 1))) {
     free(j);
@@ -622,13 +634,31 @@ static int lw_pool_job(lua_State *L) {
     free(j);
     return luaL_error(L, "run: %s", weft_strerror(err));
   }
+  h->j = j;
+  return 1;
+}
+
+static int run_until_done(lua_State *L) {
+  ljob *j = lua_touserdata(L, 1);
+  while (!j->done_ran) lweft_run_once(L, j->st, "run");
+  return 0;
+}
+
+/* pool_wait(job) -> ok, result bytes: waits for the job (a task
+ * suspends, cancellable with the job; the main chunk runs the loop). */
+static int lw_pool_wait(lua_State *L) {
+  ljobh *h = luaL_checkudata(L, 1, JOB_MT);
+  ljob *j = h->j;
+  void *task;
+  lua_settop(L, 1);
+  if (j->done_ran) return job_result(L, j); /* it finished first */
+  lua_pushnil(L); /* 2: keeps the task's slot at 3 for the continuation */
+  task = lweft_io_begin(L, "run");
   if (!task) {
     lua_pushcfunction(L, run_until_done);
     lua_pushlightuserdata(L, j);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-      j->lua_live = 0;
-      if (j->job) weft_job_cancel(j->job);
-      job_release(j);
+      job_stop(j);
       return lua_error(L);
     }
     return job_result(L, j);
@@ -726,7 +756,8 @@ void lweft_thread_prims(lua_State *L) {
       {"chan_close", lw_chan_close}, {"chan_count", lw_chan_count},
       {"can_block", lw_can_block},   {"thread_id", lw_thread_id},
       {"encode", lw_encode},         {"decode", lw_decode},
-      {"pool_new", lw_pool_new},     {"pool_job", lw_pool_job},
+      {"pool_new", lw_pool_new},     {"pool_submit", lw_pool_submit},
+      {"pool_wait", lw_pool_wait},
       {"pool_close", lw_pool_close}, {"pool_threads", lw_pool_threads},
       {"cpus", lw_cpus},             {"register", lw_register},
       {NULL, NULL}};
@@ -739,6 +770,11 @@ void lweft_thread_prims(lua_State *L) {
   lua_pop(L, 1);
   if (luaL_newmetatable(L, POOL_MT)) {
     lua_pushcfunction(L, lw_pool_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, JOB_MT)) {
+    lua_pushcfunction(L, lw_job_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);

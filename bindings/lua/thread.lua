@@ -156,8 +156,8 @@ local function cancelled_error(reason)
   return err
 end
 
-local function job(h, msg)
-  local ok, res = C.pool_job(h, msg)
+local function job(handle)
+  local ok, res = C.pool_wait(handle)
   if res == nil then error(cancelled_error("the pool closed"), 0) end
   if ok then return decode(res) end
   error((decode(res)), 0)
@@ -174,7 +174,8 @@ function Pool:run(fn, ...)
   end
   local ok, msg = pcall(encode, "args", fn, ...)
   if not ok then error(msg, 2) end
-  return weft.async(job, self.h, msg)
+  -- queued now, in call order; the task only waits for it
+  return weft.async(job, C.pool_submit(self.h, msg))
 end
 
 function Pool:close()
