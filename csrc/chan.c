@@ -98,18 +98,6 @@ static void wake_waiters(weft_chan_t *ch) {
   }
 }
 
-static struct timespec deadline(int64_t ms) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  t.tv_sec += (time_t)(ms / 1000);
-  t.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (t.tv_nsec >= 1000000000L) {
-    t.tv_sec++;
-    t.tv_nsec -= 1000000000L;
-  }
-  return t;
-}
-
 /* Waits on ch->cv (held) until woken or the deadline; 1 on timeout. */
 static int cv_wait(weft_chan_t *ch, int64_t timeout_ms,
                    const struct timespec *t) {
@@ -129,7 +117,7 @@ int weft_chan_send(weft_chan_t *ch, const void *data, size_t len,
   if (!m) return WEFT_ENOMEM;
   m->len = len;
   if (len) memcpy(m->data, data, len);
-  if (timeout_ms > 0) t = deadline(timeout_ms);
+  if (timeout_ms > 0) t = weft__deadline((uint64_t)timeout_ms);
   pthread_mutex_lock(&ch->mu);
   while (!ch->closed && ch->count >= ch->capacity) {
     if (timeout_ms == 0 || cv_wait(ch, timeout_ms, &t)) {
@@ -156,7 +144,7 @@ int weft_chan_recv(weft_chan_t *ch, int64_t timeout_ms, void **data,
   msg *m;
   struct timespec t;
   if (!ch || !data || !len) return WEFT_EINVAL;
-  if (timeout_ms > 0) t = deadline(timeout_ms);
+  if (timeout_ms > 0) t = weft__deadline((uint64_t)timeout_ms);
   pthread_mutex_lock(&ch->mu);
   while (ch->count == 0 && !ch->closed) {
     if (timeout_ms == 0 || cv_wait(ch, timeout_ms, &t)) {

@@ -66,6 +66,24 @@ static inline void weft__list_splice(weft__link *dst, weft__link *src,
   weft__list_init(src);
 }
 
+/* ---- time -------------------------------------------------------------- */
+
+#include <time.h>
+
+/* The CLOCK_MONOTONIC time ms from now, for timed condition waits (their
+ * condition variables are made with pthread_condattr_setclock). */
+static inline struct timespec weft__deadline(uint64_t ms) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  t.tv_sec += (time_t)(ms / 1000);
+  t.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (t.tv_nsec >= 1000000000L) {
+    t.tv_sec++;
+    t.tv_nsec -= 1000000000L;
+  }
+  return t;
+}
+
 /* ---- alloc ------------------------------------------------------------- */
 
 void *weft__malloc(size_t size);

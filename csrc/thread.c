@@ -56,19 +56,6 @@ struct weft_pool_s {
   uint64_t inflight; /* jobs submitted whose callback has not run */
 };
 
-/* The absolute CLOCK_MONOTONIC time ms from now. */
-static struct timespec deadline(uint64_t ms) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  t.tv_sec += (time_t)(ms / 1000);
-  t.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (t.tv_nsec >= 1000000000L) {
-    t.tv_sec++;
-    t.tv_nsec -= 1000000000L;
-  }
-  return t;
-}
-
 static void *worker(void *arg) {
   wthread *self = arg;
   weft_pool_t *p = self->pool;
@@ -80,7 +67,7 @@ static void *worker(void *arg) {
       int r;
       p->idle++;
       if (p->threads > p->min && p->idle_ms > 0) {
-        struct timespec t = deadline(p->idle_ms);
+        struct timespec t = weft__deadline((uint64_t)p->idle_ms);
         r = pthread_cond_timedwait(&p->work, &p->mu, &t);
       } else {
         r = pthread_cond_wait(&p->work, &p->mu);

@@ -35,7 +35,7 @@ for r in $(seq 1 "$ROUNDS"); do
   run "weft 10,000 suspended fibers" "KiB RSS each" "$BUILD/bench/bench_fibers_weft" rss 10000
 done
 
-lua5.4 - "$raw" <<'LUA'
+lua5.4 - "$raw" "$root/bench/lib/common.lua" <<'LUA'
 local rows, order = {}, {}
 for line in io.lines(arg[1]) do
   local label, unit, v, per = line:match("^(.-)\t(.-)\t(.-)\t(.*)$")
@@ -43,11 +43,7 @@ for line in io.lines(arg[1]) do
   if tonumber(v) then table.insert(rows[label].v, tonumber(v)) end
   if tonumber(per) then table.insert(rows[label].per, tonumber(per)) end
 end
-local function median(t)
-  table.sort(t)
-  if #t == 0 then return nil end
-  return #t % 2 == 1 and t[(#t + 1) // 2] or (t[#t // 2] + t[#t // 2 + 1]) / 2
-end
+local median = dofile(arg[2]).median
 local weft_rt = median(rows["weft fiber round trip"].per)
 print("\n| measurement | median | unit | ns per op | time per op / weft round trip |")
 print("| --- | --- | --- | --- | --- |")

@@ -39,7 +39,7 @@ for r in $(seq 1 "$ROUNDS"); do
   run async "weft 1M async+await, ms" lua5.4 "$here/async_await_weft.lua" 1000000
 done
 
-lua5.4 - "$raw" <<'LUA'
+lua5.4 - "$raw" "$root/bench/lib/common.lua" <<'LUA'
 local rows, order = {}, {}
 for line in io.lines(arg[1]) do
   local w, label, v, rss = line:match("^(.-)\t(.-)\t(.-)\t(.*)$")
@@ -48,11 +48,7 @@ for line in io.lines(arg[1]) do
   if tonumber(v) then table.insert(rows[key].v, tonumber(v)) end
   if tonumber(rss) then table.insert(rows[key].rss, tonumber(rss)) end
 end
-local function median(t)
-  table.sort(t)
-  if #t == 0 then return nil end
-  return #t % 2 == 1 and t[(#t + 1) // 2] or (t[#t // 2] + t[#t // 2 + 1]) / 2
-end
+local median = dofile(arg[2]).median
 local base = median(rows["baseline\tlua5.4 + weft, empty"].rss)
 print("\n| workload | system | median | peak RSS MiB | KiB per task above an empty weft |")
 print("| --- | --- | --- | --- | --- |")

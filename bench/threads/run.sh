@@ -37,7 +37,7 @@ for r in $(seq 1 "$ROUNDS"); do
   run "CPU speed-up, 2 threads: luv new_work" lua5.4 "$here/threads_luv.lua" speedup 40000000
 done
 
-lua5.4 - "$raw" <<'LUA'
+lua5.4 - "$raw" "$root/bench/lib/common.lua" <<'LUA'
 local rows, order = {}, {}
 for line in io.lines(arg[1]) do
   local label, v, extra = line:match("^(.-)\t(.-)\t(.*)$")
@@ -45,11 +45,7 @@ for line in io.lines(arg[1]) do
   if tonumber(v) then table.insert(rows[label].v, tonumber(v)) end
   table.insert(rows[label].extra, extra)
 end
-local function median(t)
-  table.sort(t)
-  if #t == 0 then return nil end
-  return #t % 2 == 1 and t[(#t + 1) // 2] or (t[#t // 2] + t[#t // 2 + 1]) / 2
-end
+local median = dofile(arg[2]).median
 print("\n| measurement | median | min | max | one run's details |")
 print("| --- | --- | --- | --- | --- |")
 for _, label in ipairs(order) do

@@ -40,7 +40,7 @@ for r in $(seq 1 "$ROUNDS"); do
   run immediate "node setImmediate" node "$here/immediate_node.js" immediate "$N"
 done
 
-lua5.4 - "$raw" <<'LUA'
+lua5.4 - "$raw" "$root/bench/lib/common.lua" <<'LUA'
 local rows, order = {}, {}
 for line in io.lines(arg[1]) do
   local w, p, v = line:match("^(.-)\t(.-)\t(.-)$")
@@ -48,11 +48,7 @@ for line in io.lines(arg[1]) do
   if not rows[key] then rows[key] = {}; order[#order + 1] = key end
   if tonumber(v) then table.insert(rows[key], tonumber(v)) end
 end
-local function median(t)
-  table.sort(t)
-  if #t == 0 then return nil end
-  return #t % 2 == 1 and t[(#t + 1) // 2] or (t[#t // 2] + t[#t // 2 + 1]) / 2
-end
+local median = dofile(arg[2]).median
 local med = {}
 for _, key in ipairs(order) do med[key] = median(rows[key]) end
 print("\n| workload | peer | median ms | min | max | vs weft Lua | vs libuv C |")

@@ -59,9 +59,12 @@ local function check_mode(mode, n, fname, default)
   return mode
 end
 
-function fs.readfile(path)
-  check_string(path, 1, "readfile")
-  return job("readfile", path, path)
+-- The calls that take one path and give the job's value.
+for _, op in ipairs({ "readfile", "stat", "lstat", "unlink", "rmdir" }) do
+  fs[op] = function(path)
+    check_string(path, 1, op)
+    return job(op, path, path)
+  end
 end
 
 function fs.writefile(path, data, opts)
@@ -76,16 +79,6 @@ function fs.writefile(path, data, opts)
   return job("writefile", path, path, data, mode, opts.atomic)
 end
 
-function fs.stat(path)
-  check_string(path, 1, "stat")
-  return job("stat", path, path)
-end
-
-function fs.lstat(path)
-  check_string(path, 1, "lstat")
-  return job("lstat", path, path)
-end
-
 function fs.mkdir(path, mode)
   check_string(path, 1, "mkdir")
   return job("mkdir", path, path, check_mode(mode, 2, "mkdir", 511)) -- 0777
@@ -95,16 +88,6 @@ function fs.rename(from, to)
   check_string(from, 1, "rename")
   check_string(to, 2, "rename")
   return job("rename", from, from, to)
-end
-
-function fs.unlink(path)
-  check_string(path, 1, "unlink")
-  return job("unlink", path, path)
-end
-
-function fs.rmdir(path)
-  check_string(path, 1, "rmdir")
-  return job("rmdir", path, path)
 end
 
 function fs.readdir(path)

@@ -300,20 +300,6 @@ function Stream:shutdown()
   return true
 end
 
-function Stream:settimeout(ms)
-  check_stream(self, "settimeout")
-  check_timeout(ms, 1, "settimeout")
-  self.timeout = ms
-  return self
-end
-
-function Stream:gettimeout() return self.timeout end
-
-function Stream:getfd()
-  check_stream(self, "getfd")
-  return C.fd(self.h)
-end
-
 local function name_of(s, peer, fname)
   check_stream(s, fname)
   local a, b, c = C.name(s.h, peer)
@@ -348,11 +334,6 @@ function Stream:setoption(name, value)
   return set_option(self.h, name, value)
 end
 
-function Stream:__tostring()
-  if self.closed then return "weft.stream (closed)" end
-  return string_format("weft.stream (%s)", tostring(self.h):match("0x%x+") or "?")
-end
-
 -- ---- promise twins -----------------------------------------------------------
 
 -- Makes method name's twin name_async: a promise of the call's values,
@@ -368,6 +349,28 @@ local function twin(fn)
     end)
   end
 end
+
+-- What streams, servers and UDP sockets share: a timeout for every later
+-- wait, their descriptor, and their names in tostring.
+local function handle_methods(Class, check, label)
+  function Class:settimeout(ms)
+    check(self, "settimeout")
+    check_timeout(ms, 1, "settimeout")
+    self.timeout = ms
+    return self
+  end
+  function Class:gettimeout() return self.timeout end
+  function Class:getfd()
+    check(self, "getfd")
+    return C.fd(self.h)
+  end
+  function Class:__tostring()
+    if self.closed then return label .. " (closed)" end
+    return string_format("%s (%s)", label, tostring(self.h):match("0x%x+") or "?")
+  end
+end
+
+handle_methods(Stream, check_stream, "weft.stream")
 
 for _, name in ipairs({ "read", "write", "flush", "close" }) do
   Stream[name .. "_async"] = twin(Stream[name])
@@ -446,24 +449,8 @@ function Server:sockname()
   return a, b
 end
 
-function Server:getfd()
-  check_server(self, "getfd")
-  return C.fd(self.h)
-end
-
-function Server:settimeout(ms)
-  check_server(self, "settimeout")
-  check_timeout(ms, 1, "settimeout")
-  self.timeout = ms
-  return self
-end
-
-function Server:__tostring()
-  if self.closed then return "weft.server (closed)" end
-  return string_format("weft.server (%s)", tostring(self.h):match("0x%x+") or "?")
-end
-
 Server.accept_async = twin(Server.accept)
+handle_methods(Server, check_server, "weft.server")
 
 -- ---- DNS -------------------------------------------------------------------
 
@@ -785,28 +772,12 @@ function Udp:close()
 end
 Udp.__close = function(u) if not u.closed then close_now(u) end end
 
-function Udp:getfd()
-  check_udp(self, "getfd")
-  return C.fd(self.h)
-end
-
-function Udp:settimeout(ms)
-  check_udp(self, "settimeout")
-  check_timeout(ms, 1, "settimeout")
-  self.timeout = ms
-  return self
-end
-
 function Udp:setoption(name, value)
   check_udp(self, "setoption")
   return set_option(self.h, name, value)
 end
 
-function Udp:__tostring()
-  if self.closed then return "weft.udp (closed)" end
-  return string_format("weft.udp (%s)", tostring(self.h):match("0x%x+") or "?")
-end
-
+handle_methods(Udp, check_udp, "weft.udp")
 Udp.recvfrom_async = twin(Udp.recvfrom)
 Udp.sendto_async = twin(Udp.sendto)
 

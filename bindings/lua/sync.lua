@@ -196,22 +196,6 @@ function weft.channel(capacity)
     senders = queue(), receivers = queue(), closed = false }, Channel)
 end
 
-function Channel:send(v)
-  if self.closed then error("send on a closed channel", 2) end
-  local r = shift(self.receivers)
-  if r then r.p:resolve(v); return true end
-  if self.n < self.capacity then
-    push(self.buf, { v = v })
-    self.n = self.n + 1
-    return true
-  end
-  local p = promise()
-  push(self.senders, { p = p, v = v })
-  local ok, err = pcall(await, p)
-  if not ok then p:cancel(); error(err, 0) end
-  return true
-end
-
 -- Sends v only if that needs no wait: true, or false when the buffer is
 -- full (or the channel closed) and no receiver waits.
 function Channel:try_send(v)
@@ -224,6 +208,16 @@ function Channel:try_send(v)
     return true
   end
   return false
+end
+
+function Channel:send(v)
+  if self.closed then error("send on a closed channel", 2) end
+  if self:try_send(v) then return true end
+  local p = promise()
+  push(self.senders, { p = p, v = v })
+  local ok, err = pcall(await, p)
+  if not ok then p:cancel(); error(err, 0) end
+  return true
 end
 
 -- The next value, in order; nil once the channel is closed and drained.
