@@ -506,6 +506,19 @@ describe("weft.wrap", function()
     f:close()
   end)
 
+  it("wraps stdin and stdout of a process", function()
+    local out, ok = helper.run_script([[
+      local weft = require "weft"
+      local stdin, stdout = assert(weft.wrap(io.stdin)), assert(weft.wrap(io.stdout))
+      for line in stdin:lines() do stdout:write("got ", line, "\n") end
+      stdout:close()
+      stdin:close()
+      io.stdout:write("stdout still open\n")
+    ]], "printf 'a\\nb\\n'")
+    assert.is_true(ok, out)
+    assert.equal("got a\ngot b\nstdout still open\n", out)
+  end)
+
   it("refuses a regular file and points to weft.fs", function()
     local f = io.tmpfile()
     assert.same({ nil, "wrap: a regular file or directory cannot be polled: use weft.fs", "EPERM" },
