@@ -39,6 +39,19 @@ describe("pool:run", function()
     assert.equal(0, weft.thread.id())
   end)
 
+  it("lets a worker run a weft loop of its own", function()
+    assert.same({ "a", "b", 2 }, { weft.await(pool:run(function()
+      local w = require "weft"
+      local order = {}
+      w.run(function()
+        local t = w.async(function() w.delay(5); order[#order + 1] = "b" end)
+        order[#order + 1] = "a"
+        w.await(t)
+      end)
+      return order[1], order[2], #order
+    end)) })
+  end)
+
   it("rejects with the job's error and the worker's traceback", function()
     local ok, err = pcall(weft.await, pool:run(function() error("boom") end))
     assert.is_false(ok)
