@@ -169,6 +169,29 @@ int weft_chan_recv(weft_chan_t *ch, int64_t timeout_ms, void **data,
   return 0;
 }
 
+int weft_chan_recv_many(weft_chan_t *ch, void **data, size_t *len,
+                        size_t max) {
+  size_t n = 0;
+  if (!ch || !data || !len || max == 0) return WEFT_EINVAL;
+  pthread_mutex_lock(&ch->mu);
+  if (ch->count == 0) {
+    int closed = ch->closed;
+    pthread_mutex_unlock(&ch->mu);
+    return closed ? WEFT_ECLOSED : WEFT_EAGAIN;
+  }
+  while (n < max && ch->count > 0) {
+    msg *m = WEFT__CONTAINER(weft__list_pop(&ch->msgs), msg, link);
+    ch->count--;
+    data[n] = m;
+    len[n++] = m->len;
+  }
+  pthread_cond_broadcast(&ch->cv);
+  wake_waiters(ch);
+  pthread_mutex_unlock(&ch->mu);
+  for (size_t i = 0; i < n; i++) memmove(data[i], ((msg *)data[i])->data, len[i]);
+  return (int)n;
+}
+
 void weft_chan_free(void *data) { weft__free(data); }
 
 int weft_chan_close(weft_chan_t *ch) {

@@ -147,6 +147,52 @@ static int decode_taken(lua_State *L) {
   return lweft_decode(L, data, len, 1);
 }
 
+#define TAKE_MAX 64
+
+typedef struct taken {
+  void *data[TAKE_MAX];
+  size_t len[TAKE_MAX];
+  int n, done; /* messages taken; decoded so far */
+} taken;
+
+static int decode_many(lua_State *L) {
+  taken *t = lua_touserdata(L, 1);
+  lua_settop(L, 0);
+  lua_pushglobaltable(L);
+  luaL_checkstack(L, TAKE_MAX + 4, "channel burst");
+  for (; t->done < t->n; t->done++) {
+    lweft_decode(L, t->data[t->done], t->len[t->done], 1);
+    weft_chan_free(t->data[t->done]);
+    t->data[t->done] = NULL;
+  }
+  return t->n;
+}
+
+/* chan_take_many(ch) -> n, n values (up to 64 that are waiting); or
+ * false, "empty" / "closed" */
+static int lw_chan_take_many(lua_State *L) {
+  weft_chan_t *ch = check_chan(L, 1);
+  taken t;
+  int r;
+  t.done = 0;
+  r = weft_chan_recv_many(ch, t.data, t.len, TAKE_MAX);
+  if (r < 0) {
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, why(r));
+    return 2;
+  }
+  t.n = r;
+  lua_settop(L, 0);
+  lua_pushinteger(L, r);
+  lua_pushcfunction(L, decode_many);
+  lua_pushlightuserdata(L, &t);
+  if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) {
+    for (int i = t.done; i < t.n; i++) weft_chan_free(t.data[i]);
+    return lua_error(L);
+  }
+  return lua_gettop(L);
+}
+
 /* chan_put(ch, v, timeout_ms): chan_send of v's message */
 static int lw_chan_put(lua_State *L) {
   lua_settop(L, 3);
@@ -753,6 +799,7 @@ void lweft_thread_prims(lua_State *L) {
       {"chan_new", lw_chan_new},     {"chan_send", lw_chan_send},
       {"chan_recv", lw_chan_recv},   {"chan_wait", lw_chan_wait},
       {"chan_put", lw_chan_put},     {"chan_take", lw_chan_take},
+      {"chan_take_many", lw_chan_take_many},
       {"chan_close", lw_chan_close}, {"chan_count", lw_chan_count},
       {"can_block", lw_can_block},   {"thread_id", lw_thread_id},
       {"encode", lw_encode},         {"decode", lw_decode},

@@ -78,11 +78,40 @@ function Channel:try_send(v)
   return false, why
 end
 
+-- What this Lua state took from a channel in a burst and has not handed
+-- out yet: channel -> { first, last, [i] = value } (nil values included).
+local taken = setmetatable({}, { __mode = "k" })
+local chan_take_many = C.chan_take_many
+local pack = table.pack
+
+-- Takes the next value without waiting: true, v; or false, "empty" /
+-- "closed".  The values waiting are taken under one lock (up to 64) and
+-- handed out one by one.
+local function take(ch)
+  local q = taken[ch]
+  if q and q.first <= q.last then
+    local i = q.first
+    local v = q[i]
+    q[i] = nil
+    q.first = i + 1
+    return true, v
+  end
+  local r = pack(chan_take_many(ch))
+  if not r[1] then return false, r[2] end
+  local n = r[1]
+  if n > 1 then
+    if not q then q = {}; taken[ch] = q end
+    for i = 2, n do q[i - 1] = r[i + 1] end
+    q.first, q.last = 1, n - 1
+  end
+  return true, r[2]
+end
+
 -- The next value (nil is a value too: tell it by the second result);
 -- nil, "closed" once closed and drained; nil, "timeout".
 function Channel:recv(timeout)
   if getmetatable(self) ~= chan_mt then check_chan(self, "recv") end
-  local ok, v = chan_take(self, 0)
+  local ok, v = take(self)
   if ok then return v end
   if v == "closed" then return nil, "closed" end
   check_timeout(timeout, 1, "recv")
@@ -96,7 +125,7 @@ function Channel:recv(timeout)
     local left = deadline and math.max(0, deadline - weft.now())
     if left == 0 then return nil, "timeout" end
     chan_wait(self, 1, left)
-    ok, v = chan_take(self, 0)
+    ok, v = take(self)
     if ok then return v end
     if v == "closed" then return nil, "closed" end
   end
@@ -104,7 +133,7 @@ end
 
 function Channel:try_recv()
   check_chan(self, "try_recv")
-  local ok, v = chan_take(self, 0)
+  local ok, v = take(self)
   if ok then return v end
   return nil, v
 end
@@ -114,9 +143,11 @@ function Channel:close()
   return C.chan_close(self)
 end
 
+-- Values waiting: in the channel, and taken here but not yet handed out.
 function Channel:count()
   check_chan(self, "count")
-  return C.chan_count(self)
+  local q = taken[self]
+  return C.chan_count(self) + (q and q.last - q.first + 1 or 0)
 end
 
 -- for v in ch do ... end: until closed and drained (a nil value ends it

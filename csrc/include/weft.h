@@ -1000,6 +1000,13 @@ WEFT_EXTERN int weft_chan_send(weft_chan_t *chan, const void *data,
 WEFT_EXTERN int weft_chan_recv(weft_chan_t *chan, int64_t timeout_ms,
                                void **data, size_t *len);
 
+/* Takes up to max waiting messages at once, without waiting: one lock for
+ * a burst.  Stores each one's bytes (free with weft_chan_free) and length
+ * in data[i] and len[i].  Returns how many (> 0), WEFT_EAGAIN when none
+ * is waiting, WEFT_ECLOSED once closed and drained, or WEFT_EINVAL. */
+WEFT_EXTERN int weft_chan_recv_many(weft_chan_t *chan, void **data,
+                                    size_t *len, size_t max);
+
 /* Frees a message weft_chan_recv returned; NULL is a no-op. */
 WEFT_EXTERN void weft_chan_free(void *data);
 

@@ -244,6 +244,28 @@ static void chan_limits_and_close(void) {
   weft_chan_free(data);
   ASSERT_EQ(weft_chan_recv(ch, -1, &data, &len), WEFT_ECLOSED);
   weft_chan_unref(ch);
+  /* a burst taken under one lock, in order */
+  ASSERT_OK(weft_chan_new(SIZE_MAX, &ch));
+  {
+    void *many[8];
+    size_t lens[8];
+    for (int i = 0; i < 5; i++) ASSERT_OK(weft_chan_send(ch, &i, sizeof i, 0));
+    ASSERT_EQ(weft_chan_recv_many(ch, many, lens, 3), 3);
+    for (int i = 0; i < 3; i++) {
+      ASSERT_EQ(lens[i], sizeof(int));
+      ASSERT_EQ(*(int *)many[i], i);
+      weft_chan_free(many[i]);
+    }
+    ASSERT_EQ(weft_chan_recv_many(ch, many, lens, 8), 2);
+    ASSERT_EQ(*(int *)many[1], 4);
+    weft_chan_free(many[0]);
+    weft_chan_free(many[1]);
+    ASSERT_EQ(weft_chan_recv_many(ch, many, lens, 8), WEFT_EAGAIN);
+    ASSERT_EQ(weft_chan_recv_many(ch, many, lens, 0), WEFT_EINVAL);
+    weft_chan_close(ch);
+    ASSERT_EQ(weft_chan_recv_many(ch, many, lens, 8), WEFT_ECLOSED);
+  }
+  weft_chan_unref(ch);
   /* messages of every size come back whole */
   ASSERT_OK(weft_chan_new(SIZE_MAX, &ch));
   for (size_t n = 0; n < 300; n += 7) {
