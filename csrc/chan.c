@@ -27,6 +27,7 @@ struct weft_chan_s {
   weft__link msgs;
   size_t count, capacity; /* capacity SIZE_MAX: unbounded */
   int closed;
+  atomic_size_t avail; /* count, published for lock-free peeks */
   atomic_int refs;
   weft__link waiters; /* loop-side waiters not yet fired */
 };
@@ -58,6 +59,7 @@ int weft_chan_new(size_t capacity, weft_chan_t **out) {
   weft__list_init(&ch->msgs);
   weft__list_init(&ch->waiters);
   ch->capacity = capacity;
+  atomic_init(&ch->avail, 0);
   atomic_init(&ch->refs, 1);
   *out = ch;
   return 0;
@@ -77,9 +79,11 @@ void weft_chan_unref(weft_chan_t *ch) {
   weft__free(ch);
 }
 
-/* Wakes the loop-side waiters whose condition holds now; ch->mu held. */
+/* Wakes the loop-side waiters whose condition holds now, and publishes
+ * the count; ch->mu held (called after every change). */
 static void wake_waiters(weft_chan_t *ch) {
   weft__link *l, *next;
+  atomic_store_explicit(&ch->avail, ch->count, memory_order_release);
   for (l = ch->waiters.next; l != &ch->waiters; l = next) {
     weft_chan_wait_t *w = WEFT__CONTAINER(l, weft_chan_wait_t, link);
     int ready;
@@ -209,12 +213,7 @@ int weft_chan_close(weft_chan_t *ch) {
 }
 
 size_t weft_chan_count(weft_chan_t *ch) {
-  size_t n;
-  if (!ch) return 0;
-  pthread_mutex_lock(&ch->mu);
-  n = ch->count;
-  pthread_mutex_unlock(&ch->mu);
-  return n;
+  return ch ? atomic_load_explicit(&ch->avail, memory_order_acquire) : 0;
 }
 
 /* ---- loop-side waits ------------------------------------------------------ */

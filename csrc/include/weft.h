@@ -1015,7 +1015,8 @@ WEFT_EXTERN void weft_chan_free(void *data);
  * WEFT_ECLOSED if it was closed already. */
 WEFT_EXTERN int weft_chan_close(weft_chan_t *chan);
 
-/* The number of messages waiting. */
+/* The number of messages waiting: a snapshot read without the channel's
+ * lock, so polling it never slows senders down. */
 WEFT_EXTERN size_t weft_chan_count(weft_chan_t *chan);
 
 /* Runs cb(chan, event, status, data) once from loop when event holds
