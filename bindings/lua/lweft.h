@@ -145,18 +145,26 @@ void lweft_fs_prims(lua_State *L);
 /* I/O waits that suspend a task without a promise.  A C function calls
  * lweft_io_begin first: in a task it raises a pending cancellation (or a
  * default task's "cannot suspend here"), pushes the task and returns it;
- * elsewhere it returns NULL and pushes nothing (the caller then runs the
- * loop itself).  The caller arms its wait, keeps the task value where its
- * wake-up finds it, and returns lweft_io_suspend(...): the task suspends
- * until lweft_io_wake(L, task index) queues it, then k(L, LUA_OK, ctx)
- * runs with the stack as it was below the task plus ok, values...: ok is
- * false (and the next value the error) when the task was cancelled
- * meanwhile, after cancel(L, data) withdrew the wait. */
+ * elsewhere it returns NULL and pushes nothing, and the caller runs the
+ * loop itself with lweft_io_run_while.  The caller arms its wait and
+ * returns lweft_io_suspend(...), which keeps the task under the wait's
+ * data pointer: the task suspends until lweft_io_wake(st, data) queues it,
+ * then k(L, LUA_OK, ctx) runs with the stack as it was below the task
+ * plus ok, values...: ok is false (and the next value the error) when the
+ * task was cancelled meanwhile, after cancel(L, data) withdrew the wait. */
 void *lweft_io_begin(lua_State *L, const char *fname);
 int lweft_io_suspend(lua_State *L, void *task,
                      void (*cancel)(lua_State *L, void *data), void *data,
                      lua_KContext ctx, lua_KFunction k);
-void lweft_io_wake(lua_State *L, int tidx);
+/* Wakes the task waiting under data, if one does (a core callback calls
+ * it; nothing happens once the Lua state is closing).  Returns 1 if it
+ * woke one. */
+int lweft_io_wake(lweft_state *st, void *data);
+/* The main chunk's side of an I/O wait: runs the loop, protected, while
+ * *flag == value.  Returns lua_pcall's status, the error on top if not
+ * LUA_OK. */
+int lweft_io_run_while(lua_State *L, lweft_state *st, const int *flag,
+                       int value, const char *fname);
 
 /* Settles the promise at idx: fulfils it with the n values on top, or,
  * for n < 0, rejects it with the value on top; pops them either way.

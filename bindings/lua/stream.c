@@ -38,10 +38,7 @@ typedef struct lhandle {
   wcell cell[2];  /* WEFT_STREAM_READ - 1, WEFT_STREAM_WRITE - 1 */
 } lhandle;
 
-/* The registry key of the table of tasks waiting on a stream: the wcell's
- * address (a light userdata) -> the task.  It also keeps the task, and so
- * the handle on its stack, alive while the core may call back. */
-static const char waits_key = 0;
+
 
 static lhandle *check_handle(lua_State *L, int idx) {
   lhandle *h = luaL_checkudata(L, idx, HANDLE_MT);
@@ -206,41 +203,22 @@ static int push_wait_result(lua_State *L, int status) {
   return 3;
 }
 
-/* Forgets the task kept for cell c. */
-static void drop_waiter(lua_State *L, wcell *c) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
-  lua_pushnil(L);
-  lua_rawsetp(L, -2, c);
-  lua_pop(L, 1);
-}
-
 /* The core's wait callback (data: the cell): records the outcome and
  * wakes the task that waits, if a task does. */
 static void on_wait(weft_stream_t *s, int event, int status, void *data) {
   wcell *c = data;
-  lweft_state *st = c->h->st;
-  lua_State *L = st->L;
-  int top;
   (void)s, (void)event;
   c->pending = 0;
   c->status = status;
-  if (st->closing || !lua_checkstack(L, 4)) return;
-  top = lua_gettop(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
-  if (lua_rawgetp(L, top + 1, c) == LUA_TUSERDATA) {
-    lua_pushnil(L);
-    lua_rawsetp(L, top + 1, c);
-    lweft_io_wake(L, top + 2);
-  }
-  lua_settop(L, top);
+  lweft_io_wake(c->h->st, c);
 }
 
 /* A cancelled task withdraws its wait. */
 static void cancel_wait(lua_State *L, void *data) {
   wcell *c = data;
+  (void)L;
   if (c->pending && c->h->s) weft_stream_unwait(c->h->s, c->event);
   c->pending = 0;
-  drop_waiter(L, c);
 }
 
 static int waitio_k(lua_State *L, int status, lua_KContext ctx) {
@@ -251,13 +229,6 @@ static int waitio_k(lua_State *L, int status, lua_KContext ctx) {
     return lua_error(L);
   }
   return push_wait_result(L, h->cell[ctx - 1].status);
-}
-
-/* The main chunk's wait: runs the loop until the cell's wait ends. */
-static int run_until_done(lua_State *L) {
-  wcell *c = lua_touserdata(L, 1);
-  while (c->pending) lweft_run_once(L, c->h->st, lua_tostring(L, 2));
-  return 0;
 }
 
 /* waitio(h, event, timeout_ms|nil, fname) -> true, or nil, "timeout",
@@ -288,20 +259,12 @@ static int lw_waitio(lua_State *L) {
   c->pending = 1;
   c->status = 0;
   if (!task) {
-    lua_pushcfunction(L, run_until_done);
-    lua_pushlightuserdata(L, c);
-    lua_pushstring(L, fname);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-      if (c->pending && h->s) weft_stream_unwait(h->s, event);
-      c->pending = 0;
+    if (lweft_io_run_while(L, h->st, &c->pending, 1, fname) != LUA_OK) {
+      cancel_wait(L, c);
       return lua_error(L);
     }
     return push_wait_result(L, c->status);
   }
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
-  lua_pushvalue(L, 5);
-  lua_rawsetp(L, -2, c);
-  lua_pop(L, 1);
   return lweft_io_suspend(L, task, cancel_wait, c, event, waitio_k);
 }
 
@@ -768,8 +731,6 @@ void lweft_open_stream(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
-  lua_newtable(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &waits_key);
   for (i = 0; i < sizeof poll_consts / sizeof *poll_consts; i++) {
     lua_pushinteger(L, poll_consts[i].value);
     lua_setfield(L, -3, poll_consts[i].name);

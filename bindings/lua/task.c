@@ -81,6 +81,11 @@ static const char fibertasks_key = 0;
 /* The registry key of the table of rejected promises nobody handled yet
  * (weak keys), reported when collected or when weft.run finishes. */
 static const char unhandled_key = 0;
+/* The registry key of the table of tasks suspended in an I/O wait: the
+ * wait's data pointer (a light userdata) -> the task.  It is how a core
+ * callback finds the task to wake, and it keeps the task (and what its
+ * stack holds, such as the handle the callback points into) alive. */
+static const char io_waits_key = 0;
 /* The value a default task's wait yields, so that weft.coroutine.resume can
  * tell a task suspension from a plain yield and pass it through. */
 static const char suspend_marker = 0;
@@ -887,6 +892,10 @@ static int lw_p_cancel(lua_State *L) {
     if (lp->wait == WAIT_IO) {
       void (*withdraw)(lua_State *, void *) = lp->io_cancel;
       lp->io_cancel = NULL;
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &io_waits_key);
+      lua_pushnil(L);
+      lua_rawsetp(L, -2, lp->io_data);
+      lua_pop(L, 1);
       if (withdraw) withdraw(L, lp->io_data);
       ready(L, 1, 1);
     } else if (lp->wait == WAIT_PROMISE || lp->wait == WAIT_TIMER) {
@@ -1426,8 +1435,11 @@ int lweft_io_suspend(lua_State *L, void *task,
                      void (*cancel)(lua_State *L, void *data), void *data,
                      lua_KContext ctx, lua_KFunction k) {
   lpromise *t = task;
-  lua_pop(L, 1); /* the task lweft_io_begin pushed */
   if (t->done) return luaL_error(L, "task collected while suspended");
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &io_waits_key);
+  lua_insert(L, -2);
+  lua_rawsetp(L, -2, data); /* the task lweft_io_begin pushed */
+  lua_pop(L, 1);
   t->wait = WAIT_IO;
   t->io_cancel = cancel;
   t->io_data = data;
@@ -1440,11 +1452,45 @@ int lweft_io_suspend(lua_State *L, void *task,
   return lua_yieldk(L, 1, ctx, k);
 }
 
-void lweft_io_wake(lua_State *L, int tidx) {
-  lpromise *t = luaL_testudata(L, tidx, PROMISE_MT);
-  if (!t || t->wait != WAIT_IO) return;
-  t->io_cancel = NULL;
-  ready(L, tidx, 0);
+int lweft_io_wake(lweft_state *st, void *data) {
+  lua_State *L = st->L;
+  lpromise *t;
+  int top, woke = 0;
+  if (st->closing || !lua_checkstack(L, 4)) return 0;
+  top = lua_gettop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &io_waits_key);
+  if (lua_rawgetp(L, top + 1, data) == LUA_TUSERDATA) {
+    lua_pushnil(L);
+    lua_rawsetp(L, top + 1, data);
+    t = lua_touserdata(L, top + 2);
+    if (t->wait == WAIT_IO) {
+      t->io_cancel = NULL;
+      ready(L, top + 2, 0);
+      woke = 1;
+    }
+  }
+  lua_settop(L, top);
+  return woke;
+}
+
+/* Runs the loop while *flag == value; arguments: flag, value, st, fname. */
+static int run_while(lua_State *L) {
+  const int *flag = lua_touserdata(L, 1);
+  int value = (int)lua_tointeger(L, 2);
+  lweft_state *st = lua_touserdata(L, 3);
+  const char *fname = lua_tostring(L, 4);
+  while (*flag == value) lweft_run_once(L, st, fname);
+  return 0;
+}
+
+int lweft_io_run_while(lua_State *L, lweft_state *st, const int *flag,
+                       int value, const char *fname) {
+  lua_pushcfunction(L, run_while);
+  lua_pushlightuserdata(L, (void *)flag);
+  lua_pushinteger(L, value);
+  lua_pushlightuserdata(L, st);
+  lua_pushstring(L, fname);
+  return lua_pcall(L, 4, 0, 0);
 }
 
 int lweft_settle(lua_State *L, int idx, int n) {
@@ -1514,6 +1560,8 @@ void lweft_open_task(lua_State *L) {
   lua_pop(L, 1);
   lweft_weak_table(L, &fibertasks_key, "v");
   lweft_weak_table(L, &unhandled_key, "k");
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &io_waits_key);
   if (luaL_newmetatable(L, ERROR_MT)) {
     lua_pushcfunction(L, error_tostring);
     lua_setfield(L, -2, "__tostring");

@@ -24,39 +24,6 @@ static atomic_int next_thread_id;
 /* The job a worker runs now, for the count hook's cancellation check. */
 static _Thread_local weft_job_t *current_job;
 
-/* The registry key of the table cell -> the task waiting on it. */
-static const char waits_key = 0;
-
-static void *stash_task(lua_State *L, void *cell) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
-  lua_pushvalue(L, -2);
-  lua_rawsetp(L, -2, cell);
-  lua_pop(L, 1);
-  return cell;
-}
-
-static void drop_task(lua_State *L, void *cell) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
-  lua_pushnil(L);
-  lua_rawsetp(L, -2, cell);
-  lua_pop(L, 1);
-}
-
-/* Wakes the task waiting on cell, if one does. */
-static void wake(lweft_state *st, void *cell) {
-  lua_State *L = st->L;
-  int top;
-  if (st->closing || !lua_checkstack(L, 4)) return;
-  top = lua_gettop(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key);
-  if (lua_rawgetp(L, top + 1, cell) == LUA_TUSERDATA) {
-    lua_pushnil(L);
-    lua_rawsetp(L, top + 1, cell);
-    lweft_io_wake(L, top + 2);
-  }
-  lua_settop(L, top);
-}
-
 /* ---- channels ------------------------------------------------------------ */
 
 typedef struct lchan {
@@ -267,7 +234,7 @@ static void cw_end(cwait *cw, int status) {
   cw->status = status;
   if (cw->timer) weft_watch_cancel(cw->st->loop, cw->timer);
   cw->timer = 0;
-  wake(cw->st, cw);
+  lweft_io_wake(cw->st, cw);
 }
 
 static void on_chan_ready(weft_chan_t *ch, int event, int status, void *data) {
@@ -289,7 +256,7 @@ static void on_chan_timer(weft_loop_t *loop, weft_id_t id, int arg,
 
 static void cw_abandon(lua_State *L, void *data) {
   cwait *cw = data;
-  drop_task(L, cw);
+  (void)L;
   cw->pending = 0;
   if (cw->timer) weft_watch_cancel(cw->st->loop, cw->timer);
   cw->timer = 0;
@@ -319,12 +286,6 @@ static int chan_wait_k(lua_State *L, int status, lua_KContext ctx) {
     return lua_error(L);
   }
   return cw_result(L, cw);
-}
-
-static int run_until_ready(lua_State *L) {
-  cwait *cw = lua_touserdata(L, 1);
-  while (cw->pending) lweft_run_once(L, cw->st, "channel");
-  return 0;
 }
 
 /* A receiver that finds the channel empty watches it for a few
@@ -380,15 +341,12 @@ static int lw_chan_wait(lua_State *L) {
     return luaL_error(L, "not enough memory");
   }
   if (!task) {
-    lua_pushcfunction(L, run_until_ready);
-    lua_pushlightuserdata(L, cw);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    if (lweft_io_run_while(L, st, &cw->pending, 1, "channel") != LUA_OK) {
       cw_abandon(L, cw);
       return lua_error(L);
     }
     return cw_result(L, cw);
   }
-  stash_task(L, cw);
   return lweft_io_suspend(L, task, cw_abandon, cw, (lua_KContext)cw,
                           chan_wait_k);
 }
@@ -614,7 +572,7 @@ static void job_done(weft_loop_t *loop, weft_job_t *job, int status,
   j->done_ran = 1;
   j->job = NULL;
   if (status == WEFT_ECANCELED && !j->res) j->ok = 0;
-  if (j->lua_live) wake(j->st, j);
+  if (j->lua_live) lweft_io_wake(j->st, j);
   job_release(j);
 }
 
@@ -628,7 +586,7 @@ static void job_stop(ljob *j) {
 
 /* The task waiting on the job was cancelled: the job goes too. */
 static void job_abandon(lua_State *L, void *data) {
-  drop_task(L, data);
+  (void)L;
   job_stop(data);
 }
 
@@ -706,12 +664,6 @@ static int lw_pool_submit(lua_State *L) {
   return 1;
 }
 
-static int run_until_done(lua_State *L) {
-  ljob *j = lua_touserdata(L, 1);
-  while (!j->done_ran) lweft_run_once(L, j->st, "run");
-  return 0;
-}
-
 /* pool_wait(job) -> ok, result bytes: waits for the job (a task
  * suspends, cancellable with the job; the main chunk runs the loop). */
 static int lw_pool_wait(lua_State *L) {
@@ -723,15 +675,12 @@ static int lw_pool_wait(lua_State *L) {
   lua_pushnil(L); /* 2: keeps the task's slot at 3 for the continuation */
   task = lweft_io_begin(L, "run");
   if (!task) {
-    lua_pushcfunction(L, run_until_done);
-    lua_pushlightuserdata(L, j);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    if (lweft_io_run_while(L, j->st, &j->done_ran, 0, "run") != LUA_OK) {
       job_stop(j);
       return lua_error(L);
     }
     return job_result(L, j);
   }
-  stash_task(L, j);
   return lweft_io_suspend(L, task, job_abandon, j, (lua_KContext)j, job_k);
 }
 
@@ -847,8 +796,6 @@ void lweft_thread_prims(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
-  lua_newtable(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &waits_key);
   lua_pushvalue(L, -2); /* the state */
   luaL_setfuncs(L, prims, 1);
   luaL_getmetatable(L, CHAN_MT);
