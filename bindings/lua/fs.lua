@@ -4,10 +4,9 @@
 -- or nil, message, code as Lua's io does; each has an _async twin.
 -- Compiled into weft.so and run by luaopen_weft with (module, primitives,
 -- task internals).
-local weft, C, internals = ...
+local weft, C = ...
 
-local error_mt = internals.error_mt
-local type, tostring, select = type, tostring, select
+local type, tostring = type, tostring
 local getmetatable, setmetatable, math_type = getmetatable, setmetatable, math.type
 local promise, await = weft.promise, weft.await
 
@@ -38,18 +37,7 @@ local function job(op, label, ...)
   error(a, 0)
 end
 
-local function twin(fn)
-  return function(...)
-    local args, n = { ... }, select("#", ...)
-    return weft.async(function()
-      local r = table.pack(fn(table.unpack(args, 1, n)))
-      if r[1] == nil and r[2] ~= nil then
-        error(setmetatable({ kind = "io", message = r[2], code = r[3] }, error_mt), 0)
-      end
-      return table.unpack(r, 1, r.n)
-    end)
-  end
-end
+local twin = C.twin
 
 local function check_mode(mode, n, fname, default)
   if mode == nil then return default end

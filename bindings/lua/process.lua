@@ -2,9 +2,8 @@
 -- child's pipes are weft streams; p:wait() suspends a task (or runs the
 -- loop in the main chunk) until the child exits.  Compiled into weft.so
 -- and run by luaopen_weft with (module, primitives, task internals).
-local weft, C, internals = ...
+local weft, C = ...
 
-local error_mt = internals.error_mt
 local type, tostring, pairs, ipairs = type, tostring, pairs, ipairs
 local getmetatable, setmetatable, math_type = getmetatable, setmetatable, math.type
 
@@ -138,14 +137,4 @@ function Process:__tostring()
     self.exited:status() == "pending" and "running" or "exited")
 end
 
-Process.wait_async = function(self, ...)
-  local args, n = { ... }, select("#", ...)
-  return weft.async(function()
-    local r = table.pack(self:wait(table.unpack(args, 1, n)))
-    if r[1] == nil and r[3] then
-      error(setmetatable({ kind = r[3] == "ETIMEDOUT" and "timeout" or "io",
-        message = r[2], code = r[3] }, error_mt), 0)
-    end
-    return table.unpack(r, 1, r.n)
-  end)
-end
+Process.wait_async = C.twin(Process.wait)

@@ -288,14 +288,6 @@ static int lw_queued(lua_State *L) {
   return 1;
 }
 
-static int lw_buffered(lua_State *L) {
-  lhandle *h = check_handle(L, 1);
-  size_t len;
-  weft_stream_buffered(h->s, &len);
-  lua_pushinteger(L, (lua_Integer)len);
-  return 1;
-}
-
 static int lw_shutdown(lua_State *L) {
   lhandle *h = check_handle(L, 1);
   int err = weft_stream_shutdown(h->s);
@@ -716,7 +708,7 @@ void lweft_open_stream(lua_State *L) {
       {"write", lw_write},     {"waitio", lw_waitio},
       {"close", lw_close},
       {"fd", lw_fd},           {"queued", lw_queued},
-      {"buffered", lw_buffered}, {"shutdown", lw_shutdown},
+      {"shutdown", lw_shutdown},
       {"listen", lw_listen},   {"connect", lw_connect},
       {"sockerr", lw_sockerr}, {"accept", lw_accept},
       {"name", lw_name},       {"setoption", lw_setoption},

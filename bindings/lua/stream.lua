@@ -336,19 +336,19 @@ end
 
 -- ---- promise twins -----------------------------------------------------------
 
--- Makes method name's twin name_async: a promise of the call's values,
--- rejected with an error value (message, code) where the call returned
--- nil, message, code.
+-- Makes fn's twin: a promise of fn's values, rejected with an error value
+-- (message, code) where fn returned nil, message, code.  A nil first value
+-- without a code (EOF, or a process ended by a signal) is a value.  The
+-- other Lua parts (process.lua, fs.lua) get it as C.twin.
 local function twin(fn)
-  return function(...)
-    local args, n = { ... }, select("#", ...)
-    return async(function()
-      local r = table.pack(fn(table.unpack(args, 1, n)))
-      if r[1] == nil and r[2] ~= nil then error(io_error(r[2], r[3]), 0) end
-      return table.unpack(r, 1, r.n)
-    end)
+  local function settle(...)
+    local r = table.pack(fn(...))
+    if r[1] == nil and r[3] ~= nil then error(io_error(r[2], r[3]), 0) end
+    return table.unpack(r, 1, r.n)
   end
+  return function(...) return async(settle, ...) end
 end
+C.twin = twin
 
 -- What streams, servers and UDP sockets share: a timeout for every later
 -- wait, their descriptor, and their names in tostring.

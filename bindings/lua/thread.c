@@ -77,9 +77,9 @@ static int lw_chan_new(lua_State *L) {
   return 1;
 }
 
-/* chan_send(ch, bytes, timeout_ms) -> true, or false, "full" / "closed" /
- * "timeout" (timeout 0: never wait; -1: block this thread) */
-static int lw_chan_send(lua_State *L) {
+/* Sends the message at 2 with the timeout at 3 (0: never wait; -1: block
+ * this thread): true, or false, "full" / "closed" / "timeout". */
+static int send_message(lua_State *L) {
   weft_chan_t *ch = check_chan(L, 1);
   size_t len;
   const char *msg = luaL_checklstring(L, 2, &len);
@@ -88,23 +88,6 @@ static int lw_chan_send(lua_State *L) {
   if (!err) return 1;
   lua_pushstring(L, err == WEFT_EAGAIN ? "full" : why(err));
   return 2;
-}
-
-/* chan_recv(ch, timeout_ms) -> bytes, or nil, "empty" / "closed" /
- * "timeout" */
-static int lw_chan_recv(lua_State *L) {
-  weft_chan_t *ch = check_chan(L, 1);
-  void *data;
-  size_t len;
-  int err = weft_chan_recv(ch, luaL_checkinteger(L, 2), &data, &len);
-  if (err) {
-    lua_pushnil(L);
-    lua_pushstring(L, why(err));
-    return 2;
-  }
-  lua_pushlstring(L, data, len);
-  weft_chan_free(data);
-  return 1;
 }
 
 static int decode_taken(lua_State *L) {
@@ -166,7 +149,7 @@ static int lw_chan_put(lua_State *L) {
   lua_settop(L, 3);
   lweft_encode(L, 2, 1, "value");
   lua_replace(L, 2);
-  return lw_chan_send(L);
+  return send_message(L);
 }
 
 /* chan_take(ch, timeout_ms) -> true, the value; or false, "empty" /
@@ -767,8 +750,7 @@ static int lw_cpus(lua_State *L) {
 
 void lweft_thread_prims(lua_State *L) {
   static const luaL_Reg prims[] = {
-      {"chan_new", lw_chan_new},     {"chan_send", lw_chan_send},
-      {"chan_recv", lw_chan_recv},   {"chan_wait", lw_chan_wait},
+      {"chan_new", lw_chan_new},     {"chan_wait", lw_chan_wait},
       {"chan_put", lw_chan_put},     {"chan_take", lw_chan_take},
       {"chan_take_many", lw_chan_take_many},
       {"chan_close", lw_chan_close}, {"chan_count", lw_chan_count},
