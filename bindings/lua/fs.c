@@ -250,18 +250,16 @@ static void new_fd_handle(lua_State *L, int fd);
 
 static void job_done(weft_loop_t *loop, int status, void *data) {
   fsjob *j = data;
-  lua_State *L = j->st->L;
+  lua_State *L = lweft_take_ref(j->st, j->ref);
   int top, n = 1;
   size_t i;
   (void)loop, (void)status;
-  if (j->st->closing || !lua_checkstack(L, 8)) {
+  if (!L) {
     if (j->op == OP_OPEN && j->result >= 0) close((int)j->result);
     job_free(j);
     return;
   }
-  top = lua_gettop(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, j->ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, j->ref);
+  top = lua_gettop(L) - 1; /* below the promise */
   if (j->err) {
     lua_createtable(L, 0, 3);
     lua_pushliteral(L, "io");

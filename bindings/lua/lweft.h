@@ -166,6 +166,11 @@ int lweft_io_wake(lweft_state *st, void *data);
 int lweft_io_run_while(lua_State *L, lweft_state *st, const int *flag,
                        int value, const char *fname);
 
+/* For a core callback holding a registry reference (a promise to settle):
+ * pushes the value on st->L, drops the reference and returns st->L; or
+ * returns NULL, pushing nothing, once the Lua state is closing. */
+lua_State *lweft_take_ref(lweft_state *st, int ref);
+
 /* Settles the promise at idx: fulfils it with the n values on top, or,
  * for n < 0, rejects it with the value on top; pops them either way.
  * Returns 1, or 0 if it was not a pending promise. */

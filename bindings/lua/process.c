@@ -26,16 +26,13 @@ static int lw_proc_gc(lua_State *L) {
 static void on_child_exit(weft_process_t *p, int64_t status, int signo,
                     void *data) {
   lproc *lp = data;
-  lweft_state *st = lp->st;
-  lua_State *L = st->L;
+  lua_State *L;
   int top;
   weft_process_close(p);
   lp->p = NULL;
-  if (st->closing || !lua_checkstack(L, 4)) return;
-  top = lua_gettop(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, lp->ref);
+  if (!(L = lweft_take_ref(lp->st, lp->ref))) return;
   lp->ref = LUA_NOREF;
+  top = lua_gettop(L) - 1; /* below the promise */
   lua_pushinteger(L, (lua_Integer)status);
   if (signo) {
     const char *name = lweft_signal_name(signo);

@@ -573,14 +573,8 @@ static lookup *new_lookup(lua_State *L, int pidx, const char *op) {
 /* Pushes the promise of a finished lookup and frees it; returns the state
  * to settle it on, or NULL when the Lua state is closing. */
 static lua_State *end_lookup(lookup *k) {
-  lweft_state *st = k->st;
-  lua_State *L = st->L;
-  if (st->closing || !lua_checkstack(L, 8)) {
-    free(k);
-    return NULL;
-  }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, k->ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, k->ref);
+  lua_State *L = lweft_take_ref(k->st, k->ref);
+  if (!L) free(k);
   return L;
 }
 

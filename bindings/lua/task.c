@@ -1493,6 +1493,14 @@ int lweft_io_run_while(lua_State *L, lweft_state *st, const int *flag,
   return lua_pcall(L, 4, 0, 0);
 }
 
+lua_State *lweft_take_ref(lweft_state *st, int ref) {
+  lua_State *L = st->L;
+  if (st->closing || !lua_checkstack(L, 8)) return NULL;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, ref);
+  return L;
+}
+
 int lweft_settle(lua_State *L, int idx, int n) {
   int r;
   idx = lua_absindex(L, idx);
