@@ -61,10 +61,14 @@ typedef struct lweft_state {
   lweft_rec *recs;
   size_t nrecs;
   /* the binding's run queue of (task, source) and (promise, marker) pairs
-   * (task.c), drained by one core run-queue entry at a time */
+   * (task.c): a ring of fifo_cap pairs in a table, drained by one core
+   * run-queue entry at a time */
   int ref_fifo;
-  lua_Integer fifo_head, fifo_tail;
+  lua_Integer fifo_head, fifo_n, fifo_cap;
   struct lweft_drain *drain; /* the queued drain of it, if any */
+  /* coroutines of tasks that returned, kept for the next tasks (task.c) */
+  int ref_idle;
+  int nidle;
   int running; /* inside run / tick / a main-chunk wait */
   int closing; /* the Lua state is closing: late core callbacks do nothing */
 } lweft_state;

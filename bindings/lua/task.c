@@ -281,16 +281,41 @@ void lweft_forget_drain(lweft_state *st) {
   st->drain = NULL;
 }
 
-/* Appends the pair (value at a, value at b or false) to the run queue. */
+/* Doubles the ring of the run queue (the table at -1, replaced there),
+ * laying its pairs out from slot 0. */
+static void grow_fifo(lua_State *L, lweft_state *st) {
+  lua_Integer cap = st->fifo_cap ? 2 * st->fifo_cap : 64;
+  int old = lua_gettop(L);
+  lua_createtable(L, (int)(2 * cap), 0);
+  for (lua_Integer i = 0; i < st->fifo_n; i++) {
+    lua_Integer from = 2 * ((st->fifo_head + i) & (st->fifo_cap - 1));
+    lua_rawgeti(L, old, from + 1);
+    lua_rawseti(L, -2, 2 * i + 1);
+    lua_rawgeti(L, old, from + 2);
+    lua_rawseti(L, -2, 2 * i + 2);
+  }
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, LUA_REGISTRYINDEX, st->ref_fifo);
+  lua_replace(L, old);
+  st->fifo_head = 0;
+  st->fifo_cap = cap;
+}
+
+/* Appends the pair (value at a, value at b or false) to the run queue.  A
+ * ring, so that its table keeps a fixed array part and never rehashes. */
 static void enqueue(lua_State *L, lweft_state *st, int a, int b) {
+  lua_Integer slot;
   a = lua_absindex(L, a);
   b = b ? lua_absindex(L, b) : 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_fifo);
+  if (st->fifo_n == st->fifo_cap) grow_fifo(L, st);
+  slot = 2 * ((st->fifo_head + st->fifo_n) & (st->fifo_cap - 1));
   lua_pushvalue(L, a);
-  lua_rawseti(L, -2, ++st->fifo_tail);
+  lua_rawseti(L, -2, slot + 1);
   if (b) lua_pushvalue(L, b);
   else lua_pushboolean(L, 0);
-  lua_rawseti(L, -2, ++st->fifo_tail);
+  lua_rawseti(L, -2, slot + 2);
+  st->fifo_n++;
   lua_pop(L, 1);
   schedule_drain(L, st);
 }
@@ -299,25 +324,25 @@ static void enqueue(lua_State *L, lweft_state *st, int a, int b) {
  * budget; the rest gets a new turn.  Under a protected call. */
 static int drain_protected(lua_State *L) {
   lweft_state *st = lua_touserdata(L, 1);
-  int f, budget = 65536;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_fifo);
-  f = lua_gettop(L);
-  while (st->fifo_head < st->fifo_tail && budget-- > 0) {
-    lua_Integer h = st->fifo_head;
-    lua_rawgeti(L, f, h + 1);
-    lua_rawgeti(L, f, h + 2);
+  int budget = 65536;
+  while (st->fifo_n > 0 && budget-- > 0) {
+    lua_Integer slot = 2 * st->fifo_head;
+    lua_settop(L, 1);
+    /* (fetched each time: a run may grow the ring into a new table) */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_fifo); /* 2 */
+    lua_rawgeti(L, 2, slot + 1);                      /* 3 */
+    lua_rawgeti(L, 2, slot + 2);                      /* 4 */
     lua_pushnil(L);
-    lua_rawseti(L, f, h + 1);
+    lua_rawseti(L, 2, slot + 1);
     lua_pushnil(L);
-    lua_rawseti(L, f, h + 2);
-    st->fifo_head = h + 2;
-    if (lua_touserdata(L, -1) == &conts_marker)
-      run_conts(L, f + 1);
+    lua_rawseti(L, 2, slot + 2);
+    st->fifo_head = (st->fifo_head + 1) & (st->fifo_cap - 1);
+    st->fifo_n--;
+    if (lua_touserdata(L, 4) == &conts_marker)
+      run_conts(L, 3);
     else
-      resume_task(L, f + 1, f + 2);
-    lua_settop(L, f);
+      resume_task(L, 3, 4);
   }
-  if (st->fifo_head == st->fifo_tail) st->fifo_head = st->fifo_tail = 0;
   return 0;
 }
 
@@ -334,7 +359,7 @@ static void drain(weft_loop_t *loop, void *data) {
   lua_pushlightuserdata(L, st);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) lweft_callback_error(L, st);
   /* Out of budget, or an error cut the turn short: the rest goes on. */
-  if (st->fifo_head < st->fifo_tail) queue_drain(st);
+  if (st->fifo_n > 0) queue_drain(st);
 }
 
 /* ---- settling ------------------------------------------------------------ */
@@ -492,6 +517,33 @@ static lpromise *push_running_task(lua_State *L) {
   return lua_touserdata(L, -1);
 }
 
+/* How many coroutines of finished tasks are kept for new tasks. */
+#define MAX_IDLE 256
+
+/* Pushes a coroutine for a new task: one a finished task left, or a new
+ * one (creating it is the larger part of a task's cost). */
+static lua_State *task_thread(lua_State *L, lweft_state *st) {
+  if (st->nidle == 0) return lua_newthread(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_idle);
+  lua_rawgeti(L, -1, st->nidle);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, st->nidle--);
+  lua_remove(L, -2);
+  return lua_tothread(L, -1);
+}
+
+/* Keeps the coroutine co of the default task at idx, which returned (or
+ * never started), for a later task: it is as good as new. */
+static void keep_thread(lua_State *L, lweft_state *st, int idx, lua_State *co) {
+  if (st->nidle >= MAX_IDLE || lua_status(co) != LUA_OK) return;
+  lua_settop(co, 0); /* one that never started still holds fn and args */
+  lua_sethook(co, NULL, 0, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_idle);
+  lua_getiuservalue(L, idx, UV_CO);
+  lua_rawseti(L, -2, ++st->nidle);
+  lua_pop(L, 1);
+}
+
 /* The task's function ended: settles its promise, reports a deferred
  * task's error, and lets its coroutine go. */
 static void finished(lua_State *L, int idx, int status, lua_State *co,
@@ -518,7 +570,9 @@ static void finished(lua_State *L, int idx, int status, lua_State *co,
     else
       lua_pop(L, 1);
   }
-  /* (Its entry in the weak task table goes with the coroutine.) */
+  if (status == LUA_OK && !t->cf) keep_thread(L, t->st, idx, co);
+  /* (Its entry in the weak task table goes with the coroutine, or the
+   * coroutine's next task replaces it.) */
   lua_pushnil(L);
   lua_setiuservalue(L, idx, UV_CO);
   if (t->cf) {
@@ -645,7 +699,7 @@ static lpromise *spawn(lua_State *L, lweft_state *st, int fnidx, int n,
       t->line = ar.currentline;
     }
   }
-  co = lua_newthread(L);
+  co = task_thread(L, st);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
   lua_pushvalue(L, -2);
   lua_pushvalue(L, p);

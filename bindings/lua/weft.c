@@ -46,6 +46,7 @@ static int state_gc(lua_State *L) {
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_arg);
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_misc);
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_fifo);
+  luaL_unref(L, LUA_REGISTRYINDEX, st->ref_idle);
   if (st->recs) {
     void *ud;
     lua_Alloc alloc = lua_getallocf(L, &ud);
@@ -108,7 +109,9 @@ static void push_state(lua_State *L) {
   st->ref_arg = new_table_ref(L);
   st->ref_misc = new_table_ref(L);
   st->ref_fifo = new_table_ref(L);
-  st->fifo_head = st->fifo_tail = 0;
+  st->ref_idle = new_table_ref(L);
+  st->nidle = 0;
+  st->fifo_head = st->fifo_n = st->fifo_cap = 0;
   st->drain = NULL;
   st->running = 0;
   st->closing = 0;

@@ -195,6 +195,46 @@ describe("weft.async", function()
     assert.is_true(weft.now() - start < 5000)
   end)
 
+  it("starts tasks in spawn order while running ones spawn more", function()
+    -- The run queue is a ring that wraps and grows while it is drained.
+    local spawned, started = {}, {}
+    local function task(id, depth)
+      started[#started + 1] = id
+      if depth < 6 then
+        for k = 1, 3 do
+          local child = id * 10 + k
+          spawned[#spawned + 1] = child
+          weft.async(task, child, depth + 1)
+        end
+      end
+    end
+    for id = 1, 9 do
+      spawned[#spawned + 1] = id
+      weft.async(task, id, 0)
+    end
+    weft.run()
+    assert.equal(9 * (3 ^ 7 - 1) / 2, #started)
+    assert.same(spawned, started)
+  end)
+
+  it("gives a task a clean coroutine, even one an earlier task used", function()
+    local hooked = 0
+    weft.await(weft.async(function()
+      debug.sethook(function() hooked = hooked + 1 end, "", 1)
+    end))
+    local before = hooked
+    for _ = 1, 3 do
+      local t
+      t = weft.async(function()
+        local x = 0
+        for i = 1, 100 do x = x + i end
+        return weft.current() == t, coroutine.status(coroutine.running()), x
+      end)
+      assert.same({ true, "running", 5050 }, { weft.await(t) })
+    end
+    assert.equal(before, hooked)
+  end)
+
   it("rejects a non-function", function()
     assert.has_error(function() weft.async(1) end,
       "bad argument #1 to 'async' (function expected, got number)")
