@@ -210,8 +210,10 @@ void lweft_callback_error(lua_State *L, lweft_state *st);
 int lweft_run_once(lua_State *L, lweft_state *st, const char *fname);
 
 /* Creates a once watcher firing the Lua function at fnidx after the delay
- * at msidx, like weft.once; returns its id. */
+ * at msidx, like weft.once; returns its id.  A task (a userdata) at fnidx
+ * is woken instead: lweft_delay_fired(task) runs, under a protected call. */
 weft_id_t lweft_once(lua_State *L, lweft_state *st, int msidx, int fnidx);
+int lweft_delay_fired(lua_State *L);
 
 /* Cancels a watcher this state created, dropping what it kept for it. */
 void lweft_cancel(lua_State *L, lweft_state *st, weft_id_t id);

@@ -129,7 +129,15 @@ static void dispatch(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
   if (!lua_checkstack(L, 8)) return;
   lua_pushcfunction(L, msgh);             /* top + 1 */
   lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_w); /* top + 2 */
-  lua_rawgeti(L, top + 2, 2 * s + 1);     /* the callback */
+  if (lua_rawgeti(L, top + 2, 2 * s + 1) == LUA_TUSERDATA) {
+    /* A task's delay: the task is the callback (task.c). */
+    lua_pushcfunction(L, lweft_delay_fired);
+    lua_insert(L, -2);
+    forget(L, st, id);
+    if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) lweft_callback_error(L, st);
+    lua_settop(L, top);
+    return;
+  }
   lua_pushinteger(L, (lua_Integer)id);
   if (r->has_arg) {
     get_ref(L, st->ref_arg, s);

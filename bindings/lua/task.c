@@ -38,32 +38,33 @@ enum { C_ALL = 1, C_ANY, C_RACE, C_SETTLE };
 
 typedef struct lpromise {
   lweft_state *st;
-  int state;
-  int nvals;        /* values of a fulfilled promise */
-  int is_task;
-  int defer;        /* weft.defer: an error goes to the error handler */
-  int started;
-  int done;         /* the task's function has returned or raised */
-  int wait;         /* what a suspended task waits on (WAIT_*) */
-  weft_id_t timer;  /* the watcher of a delay */
-  int cancel_raise; /* raise the cancellation at the next suspension */
+  unsigned char state;
+  unsigned char is_task;
+  unsigned char defer;        /* weft.defer: an error goes to the error handler */
+  unsigned char started;
+  unsigned char done;         /* the task's function has returned or raised */
+  unsigned char wait;         /* what a suspended task waits on (WAIT_*) */
+  unsigned char cancel_raise; /* raise the cancellation at the next suspension */
+  unsigned char handled;      /* an await or continuation took the outcome */
+  int nvals;                  /* values of a fulfilled promise */
   int id;
-  int handled;      /* an await or continuation took the outcome */
-  int line;         /* where a task was spawned (with UV_WHERE) */
+  int line;                   /* where a task was spawned (with UV_WHERE) */
+  int fstatus;     /* a stackful task's pcall status, once the fiber ended */
+  weft_id_t timer; /* the watcher of a delay */
   /* a stackful task: its function runs on its own C stack (a core fiber),
    * and its waits suspend the fiber instead of yielding a coroutine */
   weft_fiber_t *cf;
-  int fstatus;     /* the function's pcall status, once the fiber ended */
   lua_State *susp; /* the thread that called the pending wait */
   /* a WAIT_IO wait: how a cancellation withdraws it */
   void (*io_cancel)(lua_State *L, void *data);
   void *io_data;
 } lpromise;
 
-/* User values of a promise. */
+/* User values of a promise: a plain one has the first two. */
 enum {
   UV_OUTCOME = 1, /* the value (1 value), { n, ... } (more), or the error */
   UV_CONTS,       /* pending continuations: task (await) or entry table */
+  UV_PLAIN = UV_CONTS,
   UV_CO,          /* a task's coroutine */
   UV_WAIT,        /* the promise a suspended task awaits */
   UV_NAME,        /* a task's name */
@@ -97,8 +98,8 @@ static lpromise *check_promise(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, PROMISE_MT);
 }
 
-static lpromise *new_promise(lua_State *L, lweft_state *st) {
-  lpromise *lp = lua_newuserdatauv(L, sizeof *lp, UV_COUNT);
+static lpromise *new_promise(lua_State *L, lweft_state *st, int nuv) {
+  lpromise *lp = lua_newuserdatauv(L, sizeof *lp, nuv);
   memset(lp, 0, sizeof *lp);
   lp->st = st;
   luaL_setmetatable(L, PROMISE_MT);
@@ -688,7 +689,7 @@ static lpromise *spawn(lua_State *L, lweft_state *st, int fnidx, int n,
   lua_State *co;
   int p;
   fnidx = lua_absindex(L, fnidx);
-  t = new_promise(L, st);
+  t = new_promise(L, st, UV_COUNT);
   p = lua_gettop(L);
   t->is_task = 1;
   t->id = ++task_count;
@@ -910,7 +911,7 @@ static void run_conts(lua_State *L, int p) {
 /* ---- promise methods ----------------------------------------------------- */
 
 static int lw_promise(lua_State *L) {
-  new_promise(L, lweft_state_of(L));
+  new_promise(L, lweft_state_of(L), UV_PLAIN);
   return 1;
 }
 
@@ -979,7 +980,7 @@ static void check_handler(lua_State *L, int idx) {
  * continuation { kind, a, b } (stack indices; 0 = none). */
 static int chain(lua_State *L, int kind, int a, int b) {
   lpromise *lp = lua_touserdata(L, 1);
-  new_promise(L, lp->st);
+  new_promise(L, lp->st, UV_PLAIN);
   add_cont(L, 1, kind, a, b, lua_gettop(L));
   return 1;
 }
@@ -1107,12 +1108,13 @@ static int lw_await(lua_State *L) {
   return suspend_task(L, t);
 }
 
-/* The timer of a task's delay (a reactor watcher, so that it shows in
- * weft.watchers() and ends with the Lua state): its upvalue is the task. */
-static int lw_delay_fired(lua_State *L) {
-  lpromise *t = lua_touserdata(L, lua_upvalueindex(1));
+/* The timer of a task's delay is a reactor watcher (so that it shows in
+ * weft.watchers() and ends with the Lua state) whose callback is the task
+ * itself: no closure per delay.  The reactor calls this with the task. */
+int lweft_delay_fired(lua_State *L) {
+  lpromise *t = lua_touserdata(L, 1);
   t->timer = 0;
-  ready(L, lua_upvalueindex(1), 0);
+  ready(L, 1, 0);
   return 0;
 }
 
@@ -1160,9 +1162,7 @@ static int lw_delay(lua_State *L) {
   }
   check_cancel(L, t, 2);
   check_yieldable(L, t, "delay");
-  lua_pushvalue(L, 2);
-  lua_pushcclosure(L, lw_delay_fired, 1);
-  t->timer = lweft_once(L, st, 1, lua_gettop(L));
+  t->timer = lweft_once(L, st, 1, 2);
   t->wait = WAIT_TIMER;
   return suspend_task(L, t);
 }
@@ -1188,7 +1188,7 @@ static int check_list(lua_State *L, int arg) {
 static void combine(lua_State *L, int arg, int kind) {
   lweft_state *st = lweft_state_of(L);
   int n = check_list(L, arg), result, state;
-  new_promise(L, st);
+  new_promise(L, st, UV_PLAIN);
   result = lua_gettop(L);
   if (n == 0) {
     if (kind == C_ALL || kind == C_SETTLE) {
@@ -1252,7 +1252,7 @@ static void with_timeout(lua_State *L, int p, int msarg) {
   weft_id_t timer;
   int result;
   p = lua_absindex(L, p);
-  new_promise(L, src->st);
+  new_promise(L, src->st, UV_PLAIN);
   result = lua_gettop(L);
   lua_pushvalue(L, result);
   lua_pushvalue(L, p);
