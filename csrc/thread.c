@@ -49,6 +49,9 @@ struct weft_pool_s {
   unsigned threads; /* workers not leaving: what min and max count */
   unsigned alive;   /* threads not yet parked on the exited list */
   uint64_t idle_ms;
+  unsigned spin_us;
+  atomic_uint queued; /* jobs in queue, for workers watching without mu */
+  atomic_int stop_watching; /* closing: watching workers look no more */
   void *(*thread_init)(void *ud);
   void (*thread_exit)(void *thread_data, void *ud);
   void *ud;
@@ -56,16 +59,40 @@ struct weft_pool_s {
   uint64_t inflight; /* jobs submitted whose callback has not run */
 };
 
+/* Watches the queue, without the lock, for up to spin_us: 1 if a job
+ * came (or the pool is closing) meanwhile. */
+static int watch_queue(weft_pool_t *p) {
+  uint64_t end = uv_hrtime() + (uint64_t)p->spin_us * 1000;
+  do {
+    for (int i = 0; i < 64; i++) {
+      if (atomic_load_explicit(&p->queued, memory_order_relaxed) > 0 ||
+          atomic_load_explicit(&p->stop_watching, memory_order_relaxed))
+        return 1;
+      weft__cpu_relax();
+    }
+  } while (uv_hrtime() < end);
+  return 0;
+}
+
 static void *worker(void *arg) {
   wthread *self = arg;
   weft_pool_t *p = self->pool;
   void *td = p->thread_init ? p->thread_init(p->ud) : NULL;
+  int watched = 0; /* since its last job */
   pthread_mutex_lock(&p->mu);
   for (;;) {
     weft_job_t *job;
     while (weft__list_empty(&p->queue) && !p->closing) {
       int r;
-      p->idle++;
+      p->idle++; /* (a watching worker counts as idle: no thread starts) */
+      if (p->spin_us && !watched) {
+        watched = 1;
+        pthread_mutex_unlock(&p->mu);
+        watch_queue(p);
+        pthread_mutex_lock(&p->mu);
+        p->idle--;
+        continue;
+      }
       if (p->threads > p->min && p->idle_ms > 0) {
         struct timespec t = weft__deadline((uint64_t)p->idle_ms);
         r = pthread_cond_timedwait(&p->work, &p->mu, &t);
@@ -84,6 +111,8 @@ static void *worker(void *arg) {
       break;
     }
     job = WEFT__CONTAINER(weft__list_pop(&p->queue), weft_job_t, link);
+    atomic_fetch_sub_explicit(&p->queued, 1, memory_order_relaxed);
+    watched = 0;
     job->state = RUNNING;
     pthread_mutex_unlock(&p->mu);
     job->status = job->fn(job, td, job->arg);
@@ -159,8 +188,11 @@ int weft_pool_new(weft_loop_t *loop, const weft_pool_options *opts,
   weft_pool_t *p;
   pthread_condattr_t ca;
   int err;
-  if (!loop || !opts || !out || opts->size < sizeof *opts ||
-      opts->max == 0 || opts->min > opts->max)
+  /* (A host built against an older header passes a smaller size: the
+   * fields it lacks keep their defaults.) */
+  if (!loop || !opts || !out ||
+      opts->size < offsetof(weft_pool_options, spin_us) || opts->max == 0 ||
+      opts->min > opts->max)
     return WEFT_EINVAL;
   p = weft__calloc(1, sizeof *p);
   if (!p) return WEFT_ENOMEM;
@@ -168,6 +200,8 @@ int weft_pool_new(weft_loop_t *loop, const weft_pool_options *opts,
   p->min = opts->min;
   p->max = opts->max;
   p->idle_ms = opts->idle_ms;
+  if (opts->size >= offsetof(weft_pool_options, spin_us) + sizeof opts->spin_us)
+    p->spin_us = opts->spin_us;
   p->thread_init = opts->thread_init;
   p->thread_exit = opts->thread_exit;
   p->ud = opts->ud;
@@ -222,6 +256,7 @@ int weft_pool_submit(weft_pool_t *p, weft_job_fn fn, weft_job_done done,
   }
   if (!err) {
     weft__list_push(&p->queue, &job->link);
+    atomic_fetch_add_explicit(&p->queued, 1, memory_order_relaxed);
     pthread_cond_signal(&p->work);
   }
   pthread_mutex_unlock(&p->mu);
@@ -243,6 +278,7 @@ int weft_job_cancel(weft_job_t *job) {
   pthread_mutex_lock(&p->mu);
   if (job->state == QUEUED) {
     weft__list_remove(&job->link);
+    atomic_fetch_sub_explicit(&p->queued, 1, memory_order_relaxed);
     job->status = WEFT_ECANCELED;
     job->state = DONE;
     weft__list_push(&p->done, &job->link);
@@ -291,6 +327,8 @@ int weft_pool_close(weft_pool_t *p) {
     job->state = DONE;
     weft__list_push(&p->done, &job->link);
   }
+  atomic_store_explicit(&p->queued, 0, memory_order_relaxed);
+  atomic_store_explicit(&p->stop_watching, 1, memory_order_relaxed);
   pthread_cond_broadcast(&p->work);
   while (p->alive > 0) pthread_cond_wait(&p->gone, &p->mu);
   pthread_mutex_unlock(&p->mu);

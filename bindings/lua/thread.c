@@ -692,7 +692,7 @@ static char *dup_field(lua_State *L, const char *name) {
   return (char *)s;
 }
 
-/* pool_new(min, max, idle_ms, init|nil) -> pool */
+/* pool_new(min, max, idle_ms, init|nil, spin_us) -> pool */
 static int lw_pool_new(lua_State *L) {
   lweft_state *st = lweft_state_of(L);
   weft_pool_options o;
@@ -703,6 +703,7 @@ static int lw_pool_new(lua_State *L) {
   o.min = (unsigned)luaL_checkinteger(L, 1);
   o.max = (unsigned)luaL_checkinteger(L, 2);
   o.idle_ms = (uint64_t)luaL_checkinteger(L, 3);
+  o.spin_us = (unsigned)luaL_checkinteger(L, 5);
   p = lua_newuserdatauv(L, sizeof *p, 0);
   memset(p, 0, sizeof *p);
   luaL_setmetatable(L, POOL_MT);

@@ -159,7 +159,7 @@ C.chan_mt.__call = function(self) return (self:recv()) end
 local Pool = { __name = "weft.pool" }
 Pool.__index = Pool
 
-local pool_opts = { max = true, min = true, idle_ms = true, init = true }
+local pool_opts = { max = true, min = true, idle_ms = true, init = true, spin_us = true }
 
 function weft.pool(opts)
   if opts == nil then opts = {} end
@@ -176,7 +176,11 @@ function weft.pool(opts)
   end
   if math_type(idle) ~= "integer" or idle < 0 then argerror(1, "pool", "field 'idle_ms' must be an integer >= 0") end
   if opts.init ~= nil and type(opts.init) ~= "string" then argerror(1, "pool", "field 'init' must be a module name") end
-  return setmetatable({ h = C.pool_new(min, max, idle, opts.init), closed = false }, Pool)
+  local spin = opts.spin_us or 50
+  if math_type(spin) ~= "integer" or spin < 0 or spin > 1000000 then
+    argerror(1, "pool", "field 'spin_us' must be an integer from 0 to 1000000")
+  end
+  return setmetatable({ h = C.pool_new(min, max, idle, opts.init, spin), closed = false }, Pool)
 end
 
 -- The error a job's promise gets when the job never ran.
@@ -227,6 +231,6 @@ Pool.__close = Pool.close
 local default
 -- weft.pool:run on a default pool sized to the CPU count.
 function thread.run(fn, ...)
-  if not default then default = weft.pool({ max = C.cpus(), min = 0, idle_ms = 5000 }) end
+  if not default then default = weft.pool({ max = C.cpus(), min = 0, idle_ms = 5000, spin_us = 50 }) end
   return default:run(fn, ...)
 end

@@ -3,6 +3,8 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <time.h>
 #include <unistd.h>
 
 static pthread_t loop_thread;
@@ -166,6 +168,78 @@ static void pool_cancel_and_close(void) {
   test_free_loop(loop);
 }
 
+static uint64_t mono_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* A job whose end queues the next one, n times, from the loop. */
+struct chain {
+  weft_pool_t *pool;
+  int left, failed;
+};
+
+static int quick_fn(weft_job_t *job, void *td, void *arg) {
+  (void)job, (void)td, (void)arg;
+  return 0;
+}
+
+static void chain_done(weft_loop_t *loop, weft_job_t *job, int status,
+                       void *arg) {
+  struct chain *c = arg;
+  (void)loop, (void)job;
+  if (status != 0) c->failed++;
+  if (--c->left > 0 &&
+      weft_pool_submit(c->pool, quick_fn, chain_done, c, NULL) != 0)
+    c->failed++;
+}
+
+static void pool_workers_watch_for_the_next_job(void) {
+  weft_loop_t *loop;
+  weft_pool_t *pool;
+  weft_pool_options o = options(0, 4, 0);
+  struct chain c = {NULL, 200, 0};
+  uint64_t t0;
+  loop_thread = pthread_self();
+  ASSERT_OK(weft_loop_new(&loop));
+  o.spin_us = 10u * 1000 * 1000; /* 10 s: longer than the test */
+  ASSERT_OK(weft_pool_new(loop, &o, &pool));
+  c.pool = pool;
+  ASSERT_OK(weft_pool_submit(pool, quick_fn, chain_done, &c, NULL));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(c.left, 0);
+  ASSERT_EQ(c.failed, 0);
+  /* A watching worker counts as idle: no second thread was started. */
+  ASSERT_EQ(weft_pool_threads(pool), 1);
+  /* Closing stops the watch at once, not after spin_us. */
+  t0 = mono_ms();
+  ASSERT_OK(weft_pool_close(pool));
+  ASSERT_LT(mono_ms() - t0, 5000);
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  test_free_loop(loop);
+}
+
+static void pool_takes_an_older_options_struct(void) {
+  weft_loop_t *loop;
+  weft_pool_t *pool;
+  weft_pool_options o = options(0, 1, 0);
+  struct chain c = {NULL, 3, 0};
+  loop_thread = pthread_self();
+  ASSERT_OK(weft_loop_new(&loop));
+  /* A host built before spin_us existed: its size ends before it. */
+  o.spin_us = 12345;
+  o.size = offsetof(weft_pool_options, spin_us);
+  ASSERT_OK(weft_pool_new(loop, &o, &pool));
+  c.pool = pool;
+  ASSERT_OK(weft_pool_submit(pool, quick_fn, chain_done, &c, NULL));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(c.left, 0);
+  ASSERT_OK(weft_pool_close(pool));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  test_free_loop(loop);
+}
+
 static void pool_rejects_bad_options(void) {
   weft_loop_t *loop;
   weft_pool_t *pool = NULL;
@@ -175,6 +249,8 @@ static void pool_rejects_bad_options(void) {
   o = options(3, 2, 0);
   ASSERT_EQ(weft_pool_new(loop, &o, &pool), WEFT_EINVAL);
   o = options(0, 1, 0);
+  o.size = offsetof(weft_pool_options, spin_us) - 1;
+  ASSERT_EQ(weft_pool_new(loop, &o, &pool), WEFT_EINVAL);
   o.size = 4;
   ASSERT_EQ(weft_pool_new(loop, &o, &pool), WEFT_EINVAL);
   ASSERT(pool == NULL);
@@ -348,7 +424,9 @@ static void chan_unwait_withdraws(void) {
 }
 
 TEST_MAIN(T(pool_runs_jobs_and_finishes_on_the_loop) T(pool_reaps_idle_threads)
-              T(pool_cancel_and_close) T(pool_rejects_bad_options)
+              T(pool_cancel_and_close) T(pool_workers_watch_for_the_next_job)
+                  T(pool_takes_an_older_options_struct)
+                      T(pool_rejects_bad_options)
                   T(chan_passes_messages_between_threads)
                       T(chan_limits_and_close) T(chan_wakes_a_loop_in_batches)
                           T(chan_unwait_withdraws))

@@ -105,16 +105,31 @@ describe("pool:run", function()
 
   it("close cancels queued jobs and finishes running ones", function()
     local one = weft.pool { max = 1 }
-    local ch = weft.thread.channel()
-    local running = one:run(function(c) c:recv() return "finished" end, ch)
+    local ch, ready = weft.thread.channel(), weft.thread.channel()
+    local started = weft.thread.channel()
+    local running = one:run(function(c, s)
+      s:send(true)
+      c:recv()
+      return "finished"
+    end, ch, started)
     local queued = one:run(function() return "never" end)
+    -- A helper lets the running job end once close has started waiting
+    -- (close blocks this thread, so the go cannot come from here).
+    local helper = weft.pool { max = 1 }
+    local go = helper:run(function(c, r)
+      r:recv()
+      require("weft").delay(100)
+      c:send("go")
+    end, ch, ready)
     weft.run(function()
-      weft.delay(10)
-      ch:send("go") -- lets the running job end while close waits
+      started:recv()
+      ready:send(true)
       assert.is_true(one:close())
       assert.equal("finished", weft.await(running))
       assert.is_true(weft.is_cancelled(select(2, pcall(weft.await, queued))))
+      weft.await(go)
     end)
+    helper:close()
     assert.is_false(one:close())
     assert.has_error(function() one:run(print) end, "attempt to use a closed pool")
   end)
@@ -202,6 +217,25 @@ describe("pool:run", function()
       "bad argument #1 to 'pool' (field 'min' must be an integer in 0..max)")
     assert.has_error(function() weft.pool { maxx = 2 } end,
       "bad argument #1 to 'pool' (unknown option 'maxx')")
+    for _, bad in ipairs { -1, 1.5, "50", 1000001 } do
+      assert.has_error(function() weft.pool { spin_us = bad } end,
+        "bad argument #1 to 'pool' (field 'spin_us' must be an integer from 0 to 1000000)")
+    end
+    -- The loop still works, and so do pools.
+    local p = weft.pool { max = 1, spin_us = 0 }
+    assert.equal(3, weft.await(p:run(function(a, b) return a + b end, 1, 2)))
+    p:close()
+  end)
+
+  it("runs back-to-back jobs on one watching worker", function()
+    -- A worker that watches for the next job counts as idle: a job queued
+    -- meanwhile goes to it, not to a new thread.
+    local p = weft.pool { max = 4, spin_us = 1000000 }
+    for i = 1, 50 do
+      assert.equal(i, weft.await(p:run(function(k) return k end, i)))
+    end
+    assert.equal(1, p:threads())
+    p:close()
   end)
 end)
 
