@@ -53,7 +53,7 @@ struct weft_chan_wait_s {
 static void init_mutex(pthread_mutex_t *mu) {
   pthread_mutexattr_t ma;
   pthread_mutexattr_init(&ma);
-#ifdef PTHREAD_MUTEX_ADAPTIVE_NP
+#ifdef __GLIBC__ /* (an enum constant there, not a macro) */
   pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
 #endif
   pthread_mutex_init(mu, &ma);

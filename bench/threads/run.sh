@@ -1,7 +1,8 @@
 #!/bin/sh
 # Thread benchmarks, ROUNDS interleaved: (a) 1,000 workers, each with its
 # own Lua state, started and given a trivial job; (b) no-op job round trip
-# (p50/p99) against luv's uv.new_work; (c) small values from a worker to a
+# (p50/p99) against luv's uv.new_work and against a bare C condition
+# variable round trip (what a sleeping worker costs at least); (c) small values from a worker to a
 # task over a channel; (d) two CPU-bound jobs on 1 worker, then 2
 # (speed-up), against luv's uv.new_work.  lua-lanes and lua-effil are not
 # packaged by Debian, so they are not here.
@@ -31,7 +32,9 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "== round $r"
   run "start 1000 workers + jobs, ms" lua5.4 "$here/threads_weft.lua" start 1000
   run "no-op job p50 µs: weft pool" lua5.4 "$here/threads_weft.lua" latency 20000
+  run "no-op job p50 µs: weft pool, spin_us=0" lua5.4 "$here/threads_weft.lua" latency 20000 0
   run "no-op job p50 µs: luv new_work" lua5.4 "$here/threads_luv.lua" latency 20000
+  run "floor: C condvar round trip p50 µs" "$BUILD/bench/bench_wake_c" 20000
   run "channel worker -> task, msgs/s" lua5.4 "$here/threads_weft.lua" channel 1000000
   run "CPU speed-up, 2 workers: weft" lua5.4 "$here/threads_weft.lua" speedup 40000000
   run "CPU speed-up, 2 threads: luv new_work" lua5.4 "$here/threads_luv.lua" speedup 40000000

@@ -1,6 +1,7 @@
 -- weft threads benchmarks.  usage: lua5.4 threads_weft.lua MODE [N]
 --   start    N workers (own Lua state each) started, a trivial job on each: ms
 --   latency  N no-op jobs one after the other: p50 / p99 round trip, µs
+--            (a third argument sets the pool's spin_us)
 --   channel  N small values worker -> main task over a channel: msgs/s
 --   speedup  two CPU-bound jobs on 1 worker, then on 2: the ratio
 package.path = arg[0]:gsub("[^/]*$", "") .. "../lib/?.lua;" .. package.path
@@ -26,7 +27,7 @@ if mode == "start" then
   C.result("ms", ms, ("workers=%d threads=%d"):format(n, threads))
 elseif mode == "latency" then
   n = n or 10000
-  local pool = weft.pool { max = 1, min = 1 }
+  local pool = weft.pool { max = 1, min = 1, spin_us = tonumber(arg[3]) }
   local noop = function() end
   weft.await(pool:run(noop)) -- warm
   local t = {}
