@@ -215,6 +215,9 @@ int lweft_run_once(lua_State *L, lweft_state *st, const char *fname);
 weft_id_t lweft_once(lua_State *L, lweft_state *st, int msidx, int fnidx);
 int lweft_delay_fired(lua_State *L);
 
+/* Pushes "file:line" where the task at idx is suspended, or "[C]". */
+void lweft_push_task_where(lua_State *L, int idx);
+
 /* Cancels a watcher this state created, dropping what it kept for it. */
 void lweft_cancel(lua_State *L, lweft_state *st, weft_id_t id);
 

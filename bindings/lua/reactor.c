@@ -291,7 +291,9 @@ static int registered(lua_State *L, lweft_state *st, weft_id_t id, int cbarg,
    * weft.watchers() asks (formatting here would cost more than the rest of
    * the call). */
   r->line = 0;
-  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "fl", &ar)) {
+  /* (A task's delay: the task tells where it waits, when asked.) */
+  if (lua_type(L, cbarg) != LUA_TUSERDATA && lua_getstack(L, 1, &ar) &&
+      lua_getinfo(L, "fl", &ar)) {
     lua_rawseti(L, -2, 2 * s + 2);
     r->line = ar.currentline;
   }
@@ -577,6 +579,13 @@ static void push_where(lua_State *L, lweft_state *st, int ours, weft_id_t id) {
     lua_pushliteral(L, "host");
     return;
   }
+  get_ref(L, st->ref_w, 2 * s + 1);
+  if (lua_type(L, -1) == LUA_TUSERDATA) { /* a task's delay */
+    lweft_push_task_where(L, lua_gettop(L));
+    lua_remove(L, -2);
+    return;
+  }
+  lua_pop(L, 1);
   get_ref(L, st->ref_w, 2 * s + 2);
   if (st->recs[s].line > 0 && lua_getinfo(L, ">S", &ar)) {
     lua_pushfstring(L, "%s:%d", ar.short_src, st->recs[s].line);

@@ -1346,6 +1346,17 @@ static int lw_t_traceback(lua_State *L) {
   return 1;
 }
 
+void lweft_push_task_where(lua_State *L, int idx) {
+  int top = lua_gettop(L);
+  lua_State *co = suspended_co(L, lua_touserdata(L, idx), idx);
+  if (co && lweft_push_where(L, co, 0) == 2)
+    lua_pushfstring(L, "%s:%d", lua_tostring(L, -2), (int)lua_tointeger(L, -1));
+  else
+    lua_pushliteral(L, "[C]");
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+}
+
 static int lw_t_where(lua_State *L) {
   lpromise *t = check_promise(L, 1);
   return lweft_push_where(L, suspended_co(L, t, 1), 0);

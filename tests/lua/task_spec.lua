@@ -314,6 +314,20 @@ describe("weft.await", function()
 end)
 
 describe("weft.delay", function()
+  it("shows in weft.watchers() where the task waits", function()
+    local t = weft.async(function()
+      weft.delay(10000) -- the line the listing names
+    end)
+    local line = debug.getinfo(1, "l").currentline - 2
+    weft.await(weft.async(function() end)) -- t is suspended now
+    local list = weft.watchers()
+    assert.equal(1, #list)
+    assert.equal("once", list[1].kind)
+    assert.matches("task_spec.lua:" .. line .. "$", list[1].where)
+    t:cancel()
+    assert.same({}, weft.watchers())
+  end)
+
   it("suspends a task for ms", function()
     local t = weft.async(function()
       local start = weft.now()
