@@ -83,9 +83,18 @@ typedef struct lweft_drain {
 #define lweft_state_of(L) ((lweft_state *)lua_touserdata(L, lua_upvalueindex(1)))
 
 /* Pushes the file and line of the innermost Lua function of thread (NULL
- * allowed), looking from stack level `from`; or nil.  Returns how many
+ * allowed) that is not one of weft's own Lua parts (unless only those
+ * have lines), looking from stack level `from`; or nil.  Returns how many
  * values it pushed. */
 int lweft_push_where(lua_State *L, lua_State *thread, int from);
+
+/* Classes checked on hot paths keep their metatable under a light
+ * userdata key too (lweft_class_key, after luaL_newmetatable(name)), so
+ * that a check compares two tables: luaL_testudata looks the name up,
+ * which costs a strcmp on every call.  lweft_testudata returns the
+ * userdata at idx if it has that class, else NULL. */
+void *lweft_testudata(lua_State *L, int idx, const void *key);
+void lweft_class_key(lua_State *L, const char *name, const void *key);
 
 /* Makes sure registry[key] is a table with weak `mode` ("k", "v", "kv");
  * leaves the stack as it was. */
@@ -164,6 +173,13 @@ int lweft_io_suspend(lua_State *L, void *task,
  * it; nothing happens once the Lua state is closing).  Returns 1 if it
  * woke one. */
 int lweft_io_wake(lweft_state *st, void *data);
+/* The same wait for a caller that keeps the task reachable itself (a
+ * waiter holds it as a user value): nothing is kept under data, and
+ * lweft_io_wake_task(L, idx) wakes the task at idx if it still waits. */
+int lweft_io_park(lua_State *L, void *task,
+                  void (*cancel)(lua_State *L, void *data), void *data,
+                  lua_KContext ctx, lua_KFunction k);
+void lweft_io_wake_task(lua_State *L, int idx);
 /* The main chunk's side of an I/O wait: runs the loop, protected, while
  * *flag == value.  Returns lua_pcall's status, the error on top if not
  * LUA_OK. */
@@ -210,12 +226,21 @@ void lweft_callback_error(lua_State *L, lweft_state *st);
 int lweft_run_once(lua_State *L, lweft_state *st, const char *fname);
 
 /* Creates a once watcher firing the Lua function at fnidx after the delay
- * at msidx, like weft.once; returns its id.  A task (a userdata) at fnidx
- * is woken instead: lweft_delay_fired(task) runs, under a protected call. */
+ * at msidx, like weft.once; returns its id.  For a task or a waiter (a
+ * userdata) at fnidx, lweft_timer_fired(it) runs instead, protected: the
+ * task wakes from its delay, the waiter's wait times out
+ * (lweft_waiter_fired). */
 weft_id_t lweft_once(lua_State *L, lweft_state *st, int msidx, int fnidx);
-int lweft_delay_fired(lua_State *L);
+int lweft_timer_fired(lua_State *L);
+int lweft_waiter_fired(lua_State *L);
 
-/* Pushes "file:line" where the task at idx is suspended, or "[C]". */
+/* Makes the waiter class (waiter.c) for the state at -1; leaves the
+ * stack as it was.  lweft_push_waiter_ctor pushes its constructor. */
+void lweft_open_waiter(lua_State *L);
+void lweft_push_waiter_ctor(lua_State *L);
+
+/* Pushes "file:line" where the task at idx is suspended (for a waiter:
+ * the task parked on it, its user value 1), or "[C]". */
 void lweft_push_task_where(lua_State *L, int idx);
 
 /* Cancels a watcher this state created, dropping what it kept for it. */

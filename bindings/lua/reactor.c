@@ -130,8 +130,9 @@ static void dispatch(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
   lua_pushcfunction(L, msgh);             /* top + 1 */
   lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_w); /* top + 2 */
   if (lua_rawgeti(L, top + 2, 2 * s + 1) == LUA_TUSERDATA) {
-    /* A task's delay: the task is the callback (task.c). */
-    lua_pushcfunction(L, lweft_delay_fired);
+    /* A task's delay, or a waiter's timeout: the task or the waiter is
+     * the callback (task.c, waiter.c). */
+    lua_pushcfunction(L, lweft_timer_fired);
     lua_insert(L, -2);
     forget(L, st, id);
     if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) lweft_callback_error(L, st);
@@ -580,7 +581,7 @@ static void push_where(lua_State *L, lweft_state *st, int ours, weft_id_t id) {
     return;
   }
   get_ref(L, st->ref_w, 2 * s + 1);
-  if (lua_type(L, -1) == LUA_TUSERDATA) { /* a task's delay */
+  if (lua_type(L, -1) == LUA_TUSERDATA) { /* a task's delay, a waiter's */
     lweft_push_task_where(L, lua_gettop(L));
     lua_remove(L, -2);
     return;

@@ -1,12 +1,11 @@
--- sync.lua: waits on watchers, and the sync primitives, built on
--- promises and weft.await (which brings timeouts and cancellation).  This
--- chunk is compiled into weft.so and run by luaopen_weft with the module
--- table; it adds its functions to that table.
+-- sync.lua: waits on watchers, and the sync primitives, built on waiters
+-- (waiter.c: a task parked until woken, with a timeout, cancellable).
+-- This chunk is compiled into weft.so and run by luaopen_weft with the
+-- module table; it adds its functions to that table.
 local weft, internals = ...
 
-local await, promise, is_timeout = weft.await, weft.promise, weft.is_timeout
 local cancel = weft.cancel
-local pcall, error, type = pcall, error, type
+local error, type = error, type
 local setmetatable, tostring = setmetatable, tostring
 
 -- Raises a bad-argument error the way luaL_argerror words it.
@@ -21,30 +20,27 @@ local function check_timeout(v, n, fname)
   end
 end
 
--- Waits for p, a waiter's promise, with an optional timeout; returns true,
--- or nil, "timeout"; other errors (a cancellation) propagate.  A waiter
--- that gives up withdraws itself; if what it waited for was handed to it
--- just as it gave up, release() passes it on.
-local function wait(p, timeout, release)
-  local ok, err = pcall(await, p, timeout)
+-- Parks on the waiter w (see waiter.c) with an optional timeout: true, or
+-- nil, "timeout".  A cancellation (or, in the main chunk, a loop error)
+-- propagates; if a wake was handed to w just as it gave up, release()
+-- passes it on first, so nothing is lost.
+local new_waiter = internals.waiter
+local function wait(w, timeout, release)
+  local ok, err, woken = w:park(timeout)
   if ok then return true end
-  if p:status() == "pending" then
-    p:cancel()
-  elseif p:status() == "fulfilled" and release then
-    release()
-  end
-  if is_timeout(err) then return nil, "timeout" end
+  if ok == nil then return nil, err end
+  if woken and release then release() end
   error(err, 0)
 end
 
 -- One-shot wait on a watcher: make(cb) registers it and returns its id.
 local function watch_once(make, timeout)
-  local p = promise()
-  local id = make(function(_, arg) p:resolve(arg) end)
-  local ok, err = pcall(await, p, timeout)
+  local w, got = new_waiter(), nil
+  local id = make(function(_, arg) got = arg; w:wake() end)
+  local ok, err = w:park(timeout)
   cancel(id)
-  if ok then return err end
-  if is_timeout(err) then return nil, "timeout" end
+  if ok then return got end
+  if ok == nil then return nil, err end
   error(err, 0)
 end
 
@@ -66,7 +62,8 @@ function weft.signal(sig, timeout)
   return watch_once(function(cb) return weft.on_signal(sig, cb) end, timeout)
 end
 
--- A FIFO of waiters: { promise, value } pairs, skipping abandoned ones.
+-- A FIFO of waiters: items { w = waiter, ... }, skipping those that gave
+-- up (timed out or cancelled).
 local function queue() return { first = 1, last = 0 } end
 local function push(q, item) q.last = q.last + 1; q[q.last] = item end
 local function shift(q)
@@ -74,7 +71,7 @@ local function shift(q)
     local item = q[q.first]
     q[q.first] = nil
     q.first = q.first + 1
-    if item.p:status() == "pending" then return item end
+    if item.w:waiting() then return item end
   end
 end
 
@@ -96,9 +93,9 @@ function Mutex:lock(timeout)
     self.owner = holder()
     return self
   end
-  local p = promise()
-  push(self.waiters, { p = p, who = holder() })
-  local ok, why = wait(p, timeout, function() self:unlock() end)
+  local w = new_waiter()
+  push(self.waiters, { w = w, who = holder() })
+  local ok, why = wait(w, timeout, function() self:unlock() end)
   if not ok then return nil, why end
   return self -- unlock handed it over
 end
@@ -110,7 +107,7 @@ function Mutex:unlock()
   local next = shift(self.waiters)
   if next then
     self.owner = next.who
-    next.p:resolve()
+    next.w:wake()
   else
     self.owner = false
   end
@@ -140,16 +137,16 @@ function Semaphore:acquire(timeout)
     self.count = self.count - 1
     return true
   end
-  local p = promise()
-  push(self.waiters, { p = p })
-  local ok, why = wait(p, timeout, function() self:release() end)
+  local w = new_waiter()
+  push(self.waiters, { w = w })
+  local ok, why = wait(w, timeout, function() self:release() end)
   if not ok then return nil, why end
   return true
 end
 
 function Semaphore:release()
   local next = shift(self.waiters)
-  if next then next.p:resolve() else self.count = self.count + 1 end
+  if next then next.w:wake() else self.count = self.count + 1 end
 end
 
 -- ---- event ------------------------------------------------------------------
@@ -165,7 +162,7 @@ end
 function Event:set()
   self.flag = true
   local w = shift(self.waiters)
-  while w do w.p:resolve(); w = shift(self.waiters) end
+  while w do w.w:wake(); w = shift(self.waiters) end
 end
 
 function Event:clear() self.flag = false end
@@ -174,9 +171,9 @@ function Event:is_set() return self.flag end
 function Event:wait(timeout)
   check_timeout(timeout, 1, "wait")
   if self.flag then return true end
-  local p = promise()
-  push(self.waiters, { p = p })
-  local ok, why = wait(p, timeout)
+  local w = new_waiter()
+  push(self.waiters, { w = w })
+  local ok, why = wait(w, timeout)
   if not ok then return nil, why end
   return true
 end
@@ -201,7 +198,7 @@ end
 function Channel:try_send(v)
   if self.closed then return false end
   local r = shift(self.receivers)
-  if r then r.p:resolve(v); return true end
+  if r then r.v = v; r.w:wake(); return true end
   if self.n < self.capacity then
     push(self.buf, { v = v })
     self.n = self.n + 1
@@ -213,11 +210,26 @@ end
 function Channel:send(v)
   if self.closed then error("send on a closed channel", 2) end
   if self:try_send(v) then return true end
-  local p = promise()
-  push(self.senders, { p = p, v = v })
-  local ok, err = pcall(await, p)
-  if not ok then p:cancel(); error(err, 0) end
+  local item = { w = new_waiter(), v = v }
+  push(self.senders, item)
+  local ok, err = item.w:park()
+  if not ok then error(err, 0) end
+  if item.closed then error("send on a closed channel", 2) end
   return true
+end
+
+-- Hands v to the next receiver that waits, or puts it back at the head of
+-- the buffer: a value a receiver was given as it gave up.
+local function pass_on(self, v)
+  local r = shift(self.receivers)
+  if r then
+    r.v = v
+    r.w:wake()
+  else
+    self.buf.first = self.buf.first - 1
+    self.buf[self.buf.first] = { v = v }
+    self.n = self.n + 1
+  end
 end
 
 -- The next value, in order; nil once the channel is closed and drained.
@@ -229,31 +241,18 @@ function Channel:recv(timeout)
     self.buf.first = self.buf.first + 1
     self.n = self.n - 1
     local s = shift(self.senders) -- room now: let one sender in
-    if s then push(self.buf, { v = s.v }); self.n = self.n + 1; s.p:resolve() end
+    if s then push(self.buf, { v = s.v }); self.n = self.n + 1; s.w:wake() end
     return item.v
   end
   local s = shift(self.senders) -- rendezvous: take the value from a sender
-  if s then s.p:resolve(); return s.v end
+  if s then s.w:wake(); return s.v end
   if self.closed then return nil end
-  local p = promise()
-  push(self.receivers, { p = p })
-  local ok, err = pcall(await, p, timeout)
-  if ok then return err end
-  if p:status() == "pending" then
-    p:cancel()
-  elseif p:status() == "fulfilled" then
-    -- Handed a value just as we gave up: pass it on, nothing is lost.
-    local v = p:await()
-    local r = shift(self.receivers)
-    if r then
-      r.p:resolve(v)
-    else
-      self.buf.first = self.buf.first - 1
-      self.buf[self.buf.first] = { v = v }
-      self.n = self.n + 1
-    end
-  end
-  if is_timeout(err) then return nil, "timeout" end
+  local item = { w = new_waiter() }
+  push(self.receivers, item)
+  local ok, err, woken = item.w:park(timeout)
+  if ok then return item.v end
+  if ok == nil then return nil, err end
+  if woken and not self.closed then pass_on(self, item.v) end
   error(err, 0)
 end
 
@@ -261,9 +260,9 @@ function Channel:close()
   if self.closed then return end
   self.closed = true
   local r = shift(self.receivers)
-  while r do r.p:resolve(nil); r = shift(self.receivers) end
+  while r do r.w:wake(); r = shift(self.receivers) end
   local s = shift(self.senders)
-  while s do s.p:reject("send on a closed channel"); s = shift(self.senders) end
+  while s do s.closed = true; s.w:wake(); s = shift(self.senders) end
 end
 
 -- `for v in ch do ... end` receives until the channel is closed and drained.
@@ -307,7 +306,7 @@ function Group:wait()
     local batch = {}
     for i = seen + 1, #self.children do batch[#batch + 1] = self.children[i] end
     seen = #self.children
-    await(weft.settle(batch))
+    weft.await(weft.settle(batch))
   end
   if self.failed ~= nil then
     local err = self.failed

@@ -94,8 +94,16 @@ static const char suspend_marker = 0;
 static const char conts_marker = 0;
 static int task_count;
 
+/* The registry key of the promise metatable (see lweft_testudata). */
+static const char promise_key = 0;
+
+static lpromise *test_promise(lua_State *L, int idx) {
+  return lweft_testudata(L, idx, &promise_key);
+}
+
 static lpromise *check_promise(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, PROMISE_MT);
+  lpromise *p = test_promise(L, idx);
+  return p ? p : luaL_checkudata(L, idx, PROMISE_MT); /* raises */
 }
 
 static lpromise *new_promise(lua_State *L, lweft_state *st, int nuv) {
@@ -619,7 +627,7 @@ static void resume_stackful(lua_State *L, int idx, int src, lua_State *co) {
       t->cancel_raise = 0;
       src = idx;
     }
-    if (luaL_testudata(L, src, PROMISE_MT)) {
+    if (test_promise(L, src)) {
       nargs = push_outcome(L, src);
     } else {
       lua_pushboolean(L, 1);
@@ -663,7 +671,7 @@ static void resume_task(lua_State *L, int idx, int src) {
       t->cancel_raise = 0;
       src = idx;
     }
-    if (luaL_testudata(L, src, PROMISE_MT)) {
+    if (test_promise(L, src)) {
       nargs = push_outcome(L, src);
     } else {
       lua_pushboolean(L, 1);
@@ -864,7 +872,7 @@ static void run_entry(lua_State *L, int p, int e) {
     lua_remove(L, fn + 1); /* the ok flag */
     if (lua_pcall(L, n, LUA_MULTRET, 0) != LUA_OK)
       fail(L, target, -1, REJECTED);
-    else if (lua_gettop(L) == fn && luaL_testudata(L, fn, PROMISE_MT))
+    else if (lua_gettop(L) == fn && test_promise(L, fn))
       add_cont(L, fn, K_NEXT, 0, 0, target); /* follow a returned promise */
     else
       fulfil(L, target, fn, lua_gettop(L) - fn + 1);
@@ -1082,7 +1090,7 @@ static int lw_await(lua_State *L) {
   lpromise *p, *t;
   int has_ms = !lua_isnoneornil(L, 2);
   if (has_ms) check_ms_arg(L, 2, "timeout");
-  if (lua_istable(L, 1) && !luaL_testudata(L, 1, PROMISE_MT)) {
+  if (lua_istable(L, 1) && !test_promise(L, 1)) {
     combine(L, 1, C_ALL); /* await({p1, p2}): every outcome, or the first error */
     lua_replace(L, 1);
   }
@@ -1110,9 +1118,11 @@ static int lw_await(lua_State *L) {
 
 /* The timer of a task's delay is a reactor watcher (so that it shows in
  * weft.watchers() and ends with the Lua state) whose callback is the task
- * itself: no closure per delay.  The reactor calls this with the task. */
-int lweft_delay_fired(lua_State *L) {
-  lpromise *t = lua_touserdata(L, 1);
+ * itself: no closure per delay.  The reactor calls this with the task, or
+ * with a waiter (waiter.c), whose timeout is a watcher the same way. */
+int lweft_timer_fired(lua_State *L) {
+  lpromise *t = test_promise(L, 1);
+  if (!t) return lweft_waiter_fired(L);
   t->timer = 0;
   ready(L, 1, 0);
   return 0;
@@ -1176,7 +1186,7 @@ static int check_list(lua_State *L, int arg) {
   n = (int)luaL_len(L, arg);
   for (int i = 1; i <= n; i++) {
     lua_geti(L, arg, i);
-    if (!luaL_testudata(L, -1, PROMISE_MT))
+    if (!test_promise(L, -1))
       luaL_argerror(L, arg, lua_pushfstring(L, "element %d is not a "
                                                "weft.promise", i));
     lua_pop(L, 1);
@@ -1348,7 +1358,12 @@ static int lw_t_traceback(lua_State *L) {
 
 void lweft_push_task_where(lua_State *L, int idx) {
   int top = lua_gettop(L);
-  lua_State *co = suspended_co(L, lua_touserdata(L, idx), idx);
+  lua_State *co = NULL;
+  idx = lua_absindex(L, idx);
+  if (!test_promise(L, idx)) { /* a waiter: where its parked task is */
+    if (lua_getiuservalue(L, idx, 1) == LUA_TUSERDATA) idx = lua_gettop(L);
+  }
+  if (test_promise(L, idx)) co = suspended_co(L, lua_touserdata(L, idx), idx);
   if (co && lweft_push_where(L, co, 0) == 2)
     lua_pushfstring(L, "%s:%d", lua_tostring(L, -2), (int)lua_tointeger(L, -1));
   else
@@ -1482,6 +1497,8 @@ void lweft_push_task_internals(lua_State *L) {
   lua_setfield(L, -2, "adopt");
   lua_pushlightuserdata(L, (void *)&suspend_marker);
   lua_setfield(L, -2, "suspend_marker");
+  lweft_push_waiter_ctor(L);
+  lua_setfield(L, -2, "waiter");
   luaL_getmetatable(L, ERROR_MT);
   lua_setfield(L, -2, "error_mt");
 }
@@ -1496,14 +1513,17 @@ void *lweft_io_begin(lua_State *L, const char *fname) {
   return t;
 }
 
-int lweft_io_suspend(lua_State *L, void *task,
-                     void (*cancel)(lua_State *L, void *data), void *data,
-                     lua_KContext ctx, lua_KFunction k) {
-  lpromise *t = task;
+/* Suspends the task on top (popped) in a WAIT_IO wait; keep: under data
+ * in the io_waits table, for lweft_io_wake. */
+static int io_suspend(lua_State *L, lpromise *t, int keep,
+                      void (*cancel)(lua_State *L, void *data), void *data,
+                      lua_KContext ctx, lua_KFunction k) {
   if (t->done) return luaL_error(L, "task collected while suspended");
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &io_waits_key);
-  lua_insert(L, -2);
-  lua_rawsetp(L, -2, data); /* the task lweft_io_begin pushed */
+  if (keep) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &io_waits_key);
+    lua_insert(L, -2);
+    lua_rawsetp(L, -2, data); /* the task lweft_io_begin pushed */
+  }
   lua_pop(L, 1);
   t->wait = WAIT_IO;
   t->io_cancel = cancel;
@@ -1515,6 +1535,25 @@ int lweft_io_suspend(lua_State *L, void *task,
   }
   lua_pushlightuserdata(L, (void *)&suspend_marker);
   return lua_yieldk(L, 1, ctx, k);
+}
+
+int lweft_io_suspend(lua_State *L, void *task,
+                     void (*cancel)(lua_State *L, void *data), void *data,
+                     lua_KContext ctx, lua_KFunction k) {
+  return io_suspend(L, task, 1, cancel, data, ctx, k);
+}
+
+int lweft_io_park(lua_State *L, void *task,
+                  void (*cancel)(lua_State *L, void *data), void *data,
+                  lua_KContext ctx, lua_KFunction k) {
+  return io_suspend(L, task, 0, cancel, data, ctx, k);
+}
+
+void lweft_io_wake_task(lua_State *L, int idx) {
+  lpromise *t = lua_touserdata(L, idx);
+  if (t->wait != WAIT_IO) return;
+  t->io_cancel = NULL;
+  ready(L, idx, 0);
 }
 
 int lweft_io_wake(lweft_state *st, void *data) {
@@ -1569,7 +1608,7 @@ lua_State *lweft_take_ref(lweft_state *st, int ref) {
 int lweft_settle(lua_State *L, int idx, int n) {
   int r;
   idx = lua_absindex(L, idx);
-  if (!luaL_testudata(L, idx, PROMISE_MT)) {
+  if (!test_promise(L, idx)) {
     lua_pop(L, n < 0 ? 1 : n);
     return 0;
   }
@@ -1631,6 +1670,7 @@ void lweft_open_task(lua_State *L) {
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
+  lweft_class_key(L, PROMISE_MT, &promise_key);
   lweft_weak_table(L, &fibertasks_key, "v");
   lweft_weak_table(L, &unhandled_key, "k");
   lua_newtable(L);

@@ -1,6 +1,8 @@
 /* weft.c: luaopen_weft: version check, the binding's state, the module. */
 #include "lweft.h"
 
+#include <string.h>
+
 /* sync.lua and stream.lua, compiled in by cmake/embed.cmake. */
 extern const char lweft_sync_lua[];
 extern const size_t lweft_sync_lua_len;
@@ -58,16 +60,46 @@ static int state_gc(lua_State *L) {
 
 int lweft_push_where(lua_State *L, lua_State *thread, int from) {
   lua_Debug ar;
+  int own = 0; /* the first of weft's own frames, if only those have lines */
   for (int level = from; thread && lua_getstack(thread, level, &ar); level++) {
     lua_getinfo(thread, "Sl", &ar);
-    if (ar.currentline > 0) {
-      lua_pushstring(L, ar.short_src);
-      lua_pushinteger(L, ar.currentline);
-      return 2;
+    if (ar.currentline <= 0) continue;
+    /* weft's own Lua parts (a channel's recv, a stream's read) are not
+     * where the caller waits: their caller is (unless a tail call left
+     * none). */
+    if (strncmp(ar.source, "=weft/", 6) == 0) {
+      if (!own) {
+        lua_pushstring(L, ar.short_src);
+        lua_pushinteger(L, ar.currentline);
+        own = 1;
+      }
+      continue;
     }
+    if (own) lua_pop(L, 2);
+    lua_pushstring(L, ar.short_src);
+    lua_pushinteger(L, ar.currentline);
+    return 2;
   }
+  if (own) return 2;
   lua_pushnil(L);
   return 1;
+}
+
+void *lweft_testudata(lua_State *L, int idx, const void *key) {
+  void *p = lua_touserdata(L, idx);
+  if (p && lua_getmetatable(L, idx)) {
+    int same;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+    same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (same) return p;
+  }
+  return NULL;
+}
+
+void lweft_class_key(lua_State *L, const char *name, const void *key) {
+  luaL_getmetatable(L, name);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
 }
 
 void lweft_weak_table(lua_State *L, const void *key, const char *mode) {
@@ -143,6 +175,7 @@ __attribute__((visibility("default"))) int luaopen_weft(lua_State *L) {
   lweft_open_reactor(L);
   lweft_open_fiber(L);
   lweft_open_task(L);
+  lweft_open_waiter(L);
   lweft_open_stream(L); /* pushes the stream primitives */
   lua_remove(L, -2);    /* the state */
   /* The parts written in Lua: they add their functions to the module. */

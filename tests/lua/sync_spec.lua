@@ -277,3 +277,64 @@ describe("a channel receiver cancelled as a value reaches it", function()
     assert.equal("precious", ch:recv(100))
   end)
 end)
+
+describe("a lock or permit handed to a task cancelled before it resumes", function()
+  it("passes a mutex on to the next waiter", function()
+    local m, log = weft.mutex(), {}
+    m:lock()
+    local doomed = weft.async(function() m:lock(); log[#log + 1] = "doomed" end)
+    local next = weft.async(function() m:lock(); log[#log + 1] = "next"; m:unlock() end)
+    weft.tick(true) -- both wait
+    m:unlock()      -- handed to doomed...
+    doomed:cancel() -- ...which never resumes to take it
+    weft.run()
+    assert.same({ "next" }, log)
+    assert.is_false(m:locked())
+    assert.equal("cancelled", doomed:status())
+    assert.equal("fulfilled", next:status())
+  end)
+
+  it("gives a semaphore's permit back", function()
+    local s = weft.semaphore(0)
+    local doomed = weft.async(function() s:acquire() end)
+    weft.tick(true)
+    s:release()
+    doomed:cancel()
+    weft.run()
+    assert.is_true(s:acquire(0))
+  end)
+end)
+
+describe("where a task waits on a sync object", function()
+  it("names the caller's line, not weft's own code", function()
+    local m = weft.mutex()
+    m:lock()
+    local t = weft.async(function()
+      m:lock() -- this line
+      m:unlock()
+    end)
+    local line = debug.getinfo(1, "l").currentline - 3
+    weft.tick(true)
+    local file, at = t:where()
+    assert.matches("sync_spec.lua$", file)
+    assert.equal(line, at)
+    m:unlock()
+    weft.run()
+  end)
+
+  it("shows a timed wait in weft.watchers() at the caller's line", function()
+    local ch = weft.channel()
+    local t = weft.async(function()
+      local v = ch:recv(60000) -- this line
+      return v
+    end)
+    local line = debug.getinfo(1, "l").currentline - 3
+    weft.tick(true)
+    local list = weft.watchers()
+    assert.equal(1, #list)
+    assert.matches("sync_spec.lua:" .. line .. "$", list[1].where)
+    ch:send("v")
+    assert.equal("v", weft.await(t))
+    assert.same({}, weft.watchers())
+  end)
+end)
