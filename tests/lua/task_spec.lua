@@ -623,6 +623,23 @@ describe("stackful tasks", function()
     assert.equal("1 2 3", weft.await(t))
   end)
 
+  it("wait on a channel and a mutex inside a table.sort comparator", function()
+    local ch, m = weft.channel(), weft.mutex()
+    weft.async(function() m:lock(); weft.delay(5); m:unlock() end)
+    local t = weft.spawn({ stackful = true }, function(list)
+      table.sort(list, function(a, b)
+        local _ <close> = m:lock()
+        return ch:recv() and a < b
+      end)
+      return table.concat(list, " ")
+    end, { 3, 1, 2 })
+    weft.async(function()
+      for _ = 1, 10 do weft.delay(1); ch:send(true) end
+    end)
+    assert.equal("1 2 3", weft.await(t))
+    weft.run() -- the sender's last sends
+  end)
+
   it("delay inside a string.gsub callback and a metamethod", function()
     local t = weft.spawn({ stackful = true }, function()
       local s = ("ab"):gsub(".", function(c) weft.delay(1); return c:upper() end)
