@@ -1002,14 +1002,16 @@ WEFT_EXTERN int weft_chan_send(weft_chan_t *chan, const void *data,
 /* Takes the oldest message, waiting while there is none up to timeout_ms
  * (-1: no limit; 0: never wait); stores its bytes (free them with
  * weft_chan_free) and length.  Returns 0, WEFT_EAGAIN, WEFT_ETIMEDOUT,
- * WEFT_ECLOSED once closed and drained, or WEFT_EINVAL. */
+ * WEFT_ECLOSED once closed and drained, WEFT_ENOMEM (nothing taken) or
+ * WEFT_EINVAL. */
 WEFT_EXTERN int weft_chan_recv(weft_chan_t *chan, int64_t timeout_ms,
                                void **data, size_t *len);
 
-/* Takes up to max waiting messages at once, without waiting: one lock for
- * a burst.  Stores each one's bytes (free with weft_chan_free) and length
- * in data[i] and len[i].  Returns how many (> 0), WEFT_EAGAIN when none
- * is waiting, WEFT_ECLOSED once closed and drained, or WEFT_EINVAL. */
+/* Takes up to max (at most 64) waiting messages at once, without
+ * waiting: one lock for a burst.  Stores each one's bytes (free with
+ * weft_chan_free) and length in data[i] and len[i].  Returns how many
+ * (> 0), WEFT_EAGAIN when none is waiting, WEFT_ECLOSED once closed and
+ * drained, WEFT_ENOMEM (nothing taken) or WEFT_EINVAL. */
 WEFT_EXTERN int weft_chan_recv_many(weft_chan_t *chan, void **data,
                                     size_t *len, size_t max);
 

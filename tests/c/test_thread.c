@@ -299,6 +299,57 @@ static void chan_passes_messages_between_threads(void) {
   weft_chan_unref(ch);
 }
 
+/* Message i: (i % 101) bytes, each (i + k) & 0xff: short ones go in the
+ * ring's slots, long ones in their own blocks. */
+static size_t fill_message(unsigned char *b, int i) {
+  size_t n = (size_t)(i % 101);
+  for (size_t k = 0; k < n; k++) b[k] = (unsigned char)((i + (int)k) & 0xff);
+  return n;
+}
+
+static void check_message(const void *data, size_t len, int i) {
+  unsigned char want[128];
+  ASSERT_EQ(len, fill_message(want, i));
+  ASSERT(memcmp(data, want, len) == 0);
+}
+
+static void chan_keeps_order_across_sizes_and_growth(void) {
+  weft_chan_t *ch;
+  unsigned char b[128];
+  void *many[64];
+  size_t lens[64];
+  int sent = 0, got = 0;
+  ASSERT_OK(weft_chan_new(SIZE_MAX, &ch));
+  for (int round = 0; round < 3; round++) {
+    /* 10,000 at once: the ring grows past the size it keeps when empty */
+    for (int i = 0; i < 10000; i++, sent++)
+      ASSERT_OK(weft_chan_send(ch, b, fill_message(b, sent), 0));
+    ASSERT_EQ(weft_chan_count(ch), 10000u);
+    while (got < sent) {
+      if (got % 3 == 0) {
+        void *data;
+        size_t len;
+        ASSERT_OK(weft_chan_recv(ch, 0, &data, &len));
+        check_message(data, len, got++);
+        weft_chan_free(data);
+      } else {
+        int n = weft_chan_recv_many(ch, many, lens, 64);
+        ASSERT_GT(n, 0);
+        for (int k = 0; k < n; k++) {
+          check_message(many[k], lens[k], got++);
+          weft_chan_free(many[k]);
+        }
+      }
+    }
+    ASSERT_EQ(weft_chan_count(ch), 0u);
+    ASSERT_EQ(weft_chan_recv_many(ch, many, lens, 64), WEFT_EAGAIN);
+  }
+  /* what is left when the last reference goes is freed with it */
+  for (int i = 0; i < 100; i++, sent++)
+    ASSERT_OK(weft_chan_send(ch, b, fill_message(b, sent), 0));
+  weft_chan_unref(ch);
+}
+
 static void chan_limits_and_close(void) {
   weft_chan_t *ch;
   void *data;
@@ -428,5 +479,6 @@ TEST_MAIN(T(pool_runs_jobs_and_finishes_on_the_loop) T(pool_reaps_idle_threads)
                   T(pool_takes_an_older_options_struct)
                       T(pool_rejects_bad_options)
                   T(chan_passes_messages_between_threads)
+                  T(chan_keeps_order_across_sizes_and_growth)
                       T(chan_limits_and_close) T(chan_wakes_a_loop_in_batches)
                           T(chan_unwait_withdraws))
