@@ -36,6 +36,7 @@ for r in $(seq 1 "$ROUNDS"); do
   run "no-op job p50 µs: luv new_work" lua5.4 "$here/threads_luv.lua" latency 20000
   run "floor: C condvar round trip p50 µs" "$BUILD/bench/bench_wake_c" 20000
   run "channel worker -> task, msgs/s" lua5.4 "$here/threads_weft.lua" channel 1000000
+  run "channel task -> worker, msgs/s" lua5.4 "$here/threads_weft.lua" channel_in 1000000
   run "CPU speed-up, 2 workers: weft" lua5.4 "$here/threads_weft.lua" speedup 40000000
   run "CPU speed-up, 2 threads: luv new_work" lua5.4 "$here/threads_luv.lua" speedup 40000000
 done

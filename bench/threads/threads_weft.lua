@@ -3,6 +3,7 @@
 --   latency  N no-op jobs one after the other: p50 / p99 round trip, µs
 --            (a third argument sets the pool's spin_us)
 --   channel  N small values worker -> main task over a channel: msgs/s
+--   channel_in  N small values main task -> worker: msgs/s
 --   speedup  two CPU-bound jobs on 1 worker, then on 2: the ratio
 package.path = arg[0]:gsub("[^/]*$", "") .. "../lib/?.lua;" .. package.path
 local C = require "common"
@@ -60,6 +61,29 @@ elseif mode == "channel" then
   assert(got == n and sum == n * (n + 1) // 2)
   pool:close()
   C.result("msgs_per_s", n / s, ("msgs=%d secs=%.3f"):format(n, s))
+elseif mode == "channel_in" then
+  n = n or 1000000
+  local pool = weft.pool { max = 1 }
+  local ch = weft.thread.channel()
+  local t0 = C.now()
+  local job = pool:run(function(c)
+    local got, sum = 0, 0
+    while true do
+      local v = c:recv()
+      if v == nil then break end
+      got, sum = got + 1, sum + v
+    end
+    return got, sum
+  end, ch)
+  weft.run(function()
+    for i = 1, n do ch:send(i) end
+    ch:close()
+  end)
+  local got, sum = weft.await(job)
+  local s = C.now() - t0
+  assert(got == n and sum == n * (n + 1) // 2)
+  pool:close()
+  C.result("msgs_per_s", n / s, ("msgs=%d secs=%.3f"):format(n, s))
 elseif mode == "speedup" then
   n = n or 30000000
   local function burn(k) local x = 0 for i = 1, k do x = x + i % 7 end return x end
@@ -76,5 +100,5 @@ elseif mode == "speedup" then
   two:close()
   C.result("speedup", serial / parallel, ("serial_s=%.3f parallel_s=%.3f"):format(serial, parallel))
 else
-  error("mode: start | latency | channel | speedup")
+  error("mode: start | latency | channel | channel_in | speedup")
 end
