@@ -1,12 +1,13 @@
 /* chan.c: channels of byte messages between threads.
  *
- * A channel is a mutex, a condition and a FIFO of copied messages, shared
- * by reference count.  A thread without a loop blocks on the condition; a
- * loop waits without blocking: weft_chan_wait registers a one-shot waiter
- * with its own uv_async, and whichever thread makes the waiter's condition
- * true wakes that loop.  libuv coalesces async sends, so a burst of
- * messages costs the loop one wake-up, and a receiver drains the burst
- * with weft_chan_try_recv before it waits again. */
+ * A channel is an (adaptive) mutex, a condition and a FIFO ring of copied
+ * messages, shared by reference count.  A thread without a loop blocks on
+ * the condition, after watching the channel for a moment; a loop waits
+ * without blocking: weft_chan_wait registers a one-shot waiter with its
+ * own uv_async, and whichever thread makes the waiter's condition true
+ * wakes that loop.  libuv coalesces async sends, so a burst of messages
+ * costs the loop one wake-up, and a receiver drains the burst with
+ * weft_chan_recv_many before it waits again. */
 #include "internal.h"
 
 #include <errno.h>
