@@ -2,7 +2,7 @@
  *
  * A channel is an (adaptive) mutex, a condition and a FIFO ring of copied
  * messages, shared by reference count.  A thread without a loop blocks on
- * the condition, after watching the channel for a moment; a loop waits
+ * the condition; a loop waits
  * without blocking: weft_chan_wait registers a one-shot waiter with its
  * own uv_async, and whichever thread makes the waiter's condition true
  * wakes that loop.  libuv coalesces async sends, so a burst of messages
@@ -219,23 +219,6 @@ int weft_chan_send(weft_chan_t *ch, const void *data, size_t len,
   return 0;
 }
 
-/* A receiver about to sleep on an empty channel watches it a little
- * first: when a sender streams values from another thread, the next one
- * is that close, and going to sleep would cost a futex wait here and a
- * wake-up on the sender's side for nearly every value (a task -> worker
- * stream ran at 1M values/s sleeping, 2.5M+ watching). */
-#define WATCH_NS 20000
-
-static void watch_for_message(weft_chan_t *ch) {
-  uint64_t end = uv_hrtime() + WATCH_NS;
-  do {
-    for (int i = 0; i < 64; i++) {
-      if (atomic_load_explicit(&ch->avail, memory_order_acquire) > 0) return;
-      weft__cpu_relax();
-    }
-  } while (uv_hrtime() < end);
-}
-
 /* A receiver allocates the blocks it hands out before it takes the lock
  * (short messages are copied into them): on its own thread, where the
  * frees come back to, and before anything is taken, so that running out
@@ -246,9 +229,6 @@ int weft_chan_recv(weft_chan_t *ch, int64_t timeout_ms, void **data,
   void *spare, *big;
   if (!ch || !data || !len) return WEFT_EINVAL;
   if (timeout_ms > 0) t = weft__deadline((uint64_t)timeout_ms);
-  if (timeout_ms != 0 &&
-      atomic_load_explicit(&ch->avail, memory_order_acquire) == 0)
-    watch_for_message(ch);
   spare = weft__malloc(INLINE_MAX);
   if (!spare) return WEFT_ENOMEM;
   pthread_mutex_lock(&ch->mu);

@@ -70,15 +70,6 @@ static inline void weft__list_splice(weft__link *dst, weft__link *src,
 
 #include <time.h>
 
-/* The pause a busy-wait loop takes between two looks: it lets the other
- * hyperthread run and saves power. */
-static inline void weft__cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
 
 /* The CLOCK_MONOTONIC time ms from now, for timed condition waits (their
  * condition variables are made with pthread_condattr_setclock). */

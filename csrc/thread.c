@@ -59,19 +59,29 @@ struct weft_pool_s {
   uint64_t inflight; /* jobs submitted whose callback has not run */
 };
 
-/* Watches the queue, without the lock, for up to spin_us: 1 if a job
- * came (or the pool is closing) meanwhile. */
-static int watch_queue(weft_pool_t *p) {
+/* The pause a busy-wait loop takes between two looks: it lets the other
+ * hyperthread run and saves power. */
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* Watches the queue, without the lock, for up to spin_us: sleeping and
+ * being woken for the next job costs tens of microseconds on some
+ * machines.  Stops early for a job, or when the pool closes. */
+static void watch_queue(weft_pool_t *p) {
   uint64_t end = uv_hrtime() + (uint64_t)p->spin_us * 1000;
   do {
     for (int i = 0; i < 64; i++) {
       if (atomic_load_explicit(&p->queued, memory_order_relaxed) > 0 ||
           atomic_load_explicit(&p->stop_watching, memory_order_relaxed))
-        return 1;
-      weft__cpu_relax();
+        return;
+      cpu_relax();
     }
   } while (uv_hrtime() < end);
-  return 0;
 }
 
 static void *worker(void *arg) {
