@@ -147,6 +147,48 @@ describe("s:read", function()
     w:close()
   end)
 
+  it("a cancelled reader hands its turn to the reader queued behind it", function()
+    local r, w = weft.pipe()
+    weft.run(function()
+      local first = weft.async(function() return r:read("l") end)
+      local second = weft.async(function() return r:read("l") end)
+      weft.delay(1) -- first waits with the turn, second waits for the turn
+      first:cancel()
+      w:write("for second\n")
+      assert.equal("for second", weft.await(second))
+      assert.equal("cancelled", first:status())
+    end)
+    r:close()
+    w:close()
+  end)
+
+  it("a read that cannot wait raises and leaves the stream usable", function()
+    local r, w = weft.pipe()
+    weft.run(function()
+      -- a cancellation due at the task's next wait
+      local t = weft.async(function()
+        weft.current():cancel("stop")
+        return r:read("l")
+      end)
+      assert.is_true(weft.is_cancelled(select(2, pcall(weft.await, t))))
+      -- a default task reading inside a sort comparator
+      local u = weft.async(function()
+        local ok, err = pcall(table.sort, { 2, 1 }, function(a, b)
+          r:read("l")
+          return a < b
+        end)
+        return ok, err
+      end)
+      local ok, err = weft.await(u)
+      assert.is_false(ok)
+      assert.matches("read: a default task cannot suspend inside a C call", err)
+      w:write("still here\n")
+      assert.equal("still here", r:read("l"))
+    end)
+    r:close()
+    w:close()
+  end)
+
   it("waits in a stackful task, even inside a sort comparator", function()
     local r, w = weft.pipe()
     local got = {}
