@@ -292,7 +292,8 @@ static int registered(lua_State *L, lweft_state *st, weft_id_t id, int cbarg,
    * weft.watchers() asks (formatting here would cost more than the rest of
    * the call). */
   r->line = 0;
-  /* (A task's delay: the task tells where it waits, when asked.) */
+  /* (A task's delay, a waiter's timeout: the task tells where it waits,
+   * when asked.) */
   if (lua_type(L, cbarg) != LUA_TUSERDATA && lua_getstack(L, 1, &ar) &&
       lua_getinfo(L, "fl", &ar)) {
     lua_rawseti(L, -2, 2 * s + 2);

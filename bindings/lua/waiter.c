@@ -31,6 +31,11 @@ static lwaiter *check_waiter(lua_State *L) {
   return w ? w : luaL_checkudata(L, 1, WAITER_MT); /* raises */
 }
 
+/* Parked, or about to park: a wake would reach it. */
+static int waiting(const lwaiter *w) {
+  return w->state == PARKED || w->state == IDLE;
+}
+
 static void stop_timer(lua_State *L, lwaiter *w) {
   if (w->timer) lweft_cancel(L, w->st, w->timer);
   w->timer = 0;
@@ -60,7 +65,7 @@ int lweft_waiter_fired(lua_State *L) {
 static void give_up(lua_State *L, void *data) {
   lwaiter *w = data;
   stop_timer(L, w);
-  if (w->state == PARKED || w->state == IDLE) w->state = GAVE_UP;
+  if (waiting(w)) w->state = GAVE_UP;
 }
 
 static int push_result(lua_State *L, lwaiter *w) {
@@ -119,7 +124,7 @@ static int lw_park(lua_State *L) {
 
 static int lw_wake(lua_State *L) {
   lwaiter *w = check_waiter(L);
-  int took = w->state == PARKED || w->state == IDLE;
+  int took = waiting(w);
   if (took) {
     stop_timer(L, w);
     end_wait(L, w, WOKEN);
@@ -128,10 +133,8 @@ static int lw_wake(lua_State *L) {
   return 1;
 }
 
-/* Still waiting (parked, or about to park). */
 static int lw_waiting(lua_State *L) {
-  lwaiter *w = check_waiter(L);
-  lua_pushboolean(L, w->state == PARKED || w->state == IDLE);
+  lua_pushboolean(L, waiting(check_waiter(L)));
   return 1;
 }
 

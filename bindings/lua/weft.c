@@ -59,30 +59,31 @@ static int state_gc(lua_State *L) {
 }
 
 int lweft_push_where(lua_State *L, lua_State *thread, int from) {
-  lua_Debug ar;
-  int own = 0; /* the first of weft's own frames, if only those have lines */
+  lua_Debug ar, first; /* first: the innermost frame with a line */
+  int found = 0;
   for (int level = from; thread && lua_getstack(thread, level, &ar); level++) {
     lua_getinfo(thread, "Sl", &ar);
     if (ar.currentline <= 0) continue;
     /* weft's own Lua parts (a channel's recv, a stream's read) are not
      * where the caller waits: their caller is (unless a tail call left
-     * none). */
-    if (strncmp(ar.source, "=weft/", 6) == 0) {
-      if (!own) {
-        lua_pushstring(L, ar.short_src);
-        lua_pushinteger(L, ar.currentline);
-        own = 1;
-      }
-      continue;
+     * none, and weft's frame is all there is). */
+    if (strncmp(ar.source, "=weft/", 6) != 0) {
+      first = ar;
+      found = 1;
+      break;
     }
-    if (own) lua_pop(L, 2);
-    lua_pushstring(L, ar.short_src);
-    lua_pushinteger(L, ar.currentline);
-    return 2;
+    if (!found) {
+      first = ar;
+      found = 1;
+    }
   }
-  if (own) return 2;
-  lua_pushnil(L);
-  return 1;
+  if (!found) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushstring(L, first.short_src);
+  lua_pushinteger(L, first.currentline);
+  return 2;
 }
 
 void *lweft_testudata(lua_State *L, int idx, const void *key) {
