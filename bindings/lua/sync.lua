@@ -22,14 +22,14 @@ end
 
 -- Parks on the waiter w (see waiter.c) with an optional timeout: true, or
 -- nil, "timeout".  A cancellation (or, in the main chunk, a loop error)
--- propagates; if a wake was handed to w just as it gave up, release()
--- passes it on first, so nothing is lost.
+-- propagates; if a wake was handed to w just as it gave up,
+-- release(a, b) passes it on first, so nothing is lost.
 local new_waiter = internals.waiter
-local function wait(w, timeout, release)
+local function wait(w, timeout, release, a, b)
   local ok, err, woken = w:park(timeout)
   if ok then return true end
   if ok == nil then return nil, err end
-  if woken and release then release() end
+  if woken and release then release(a, b) end
   error(err, 0)
 end
 
@@ -95,7 +95,7 @@ function Mutex:lock(timeout)
   end
   local w = new_waiter()
   push(self.waiters, { w = w, who = holder() })
-  local ok, why = wait(w, timeout, function() self:unlock() end)
+  local ok, why = wait(w, timeout, self.unlock, self)
   if not ok then return nil, why end
   return self -- unlock handed it over
 end
@@ -139,7 +139,7 @@ function Semaphore:acquire(timeout)
   end
   local w = new_waiter()
   push(self.waiters, { w = w })
-  local ok, why = wait(w, timeout, function() self:release() end)
+  local ok, why = wait(w, timeout, self.release, self)
   if not ok then return nil, why end
   return true
 end
@@ -218,9 +218,12 @@ function Channel:send(v)
   return true
 end
 
--- Hands v to the next receiver that waits, or puts it back at the head of
--- the buffer: a value a receiver was given as it gave up.
-local function pass_on(self, v)
+-- Hands the value a receiver (item) was given as it gave up to the next
+-- receiver that waits, or puts it back at the head of the buffer; unless
+-- the wake was the channel's close.
+local function pass_on(self, item)
+  if self.closed then return end
+  local v = item.v
   local r = shift(self.receivers)
   if r then
     r.v = v
@@ -249,11 +252,9 @@ function Channel:recv(timeout)
   if self.closed then return nil end
   local item = { w = new_waiter() }
   push(self.receivers, item)
-  local ok, err, woken = item.w:park(timeout)
-  if ok then return item.v end
-  if ok == nil then return nil, err end
-  if woken and not self.closed then pass_on(self, item.v) end
-  error(err, 0)
+  local ok, why = wait(item.w, timeout, pass_on, self, item)
+  if not ok then return nil, why end
+  return item.v
 end
 
 function Channel:close()
