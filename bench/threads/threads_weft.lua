@@ -39,34 +39,10 @@ elseif mode == "latency" then
   end
   pool:close()
   C.result("p50_us", pct(t, 0.5), ("p99_us=%.1f jobs=%d"):format(pct(t, 0.99), n))
-elseif mode == "channel" then
-  n = n or 1000000
-  local pool = weft.pool { max = 1 }
-  local ch = weft.thread.channel()
-  local t0 = C.now()
-  local job = pool:run(function(c, count)
-    for i = 1, count do c:send(i) end
-    c:close()
-  end, ch, n)
-  local got, sum = 0, 0
-  weft.run(function()
-    while true do
-      local v = ch:recv()
-      if v == nil then break end
-      got, sum = got + 1, sum + v
-    end
-    weft.await(job)
-  end)
-  local s = C.now() - t0
-  assert(got == n and sum == n * (n + 1) // 2)
-  pool:close()
-  C.result("msgs_per_s", n / s, ("msgs=%d secs=%.3f"):format(n, s))
-elseif mode == "channel_in" then
-  n = n or 1000000
-  local pool = weft.pool { max = 1 }
-  local ch = weft.thread.channel()
-  local t0 = C.now()
-  local job = pool:run(function(c)
+elseif mode == "channel" or mode == "channel_in" then
+  -- n values one way; the receiving side counts and sums them (this
+  -- function has no upvalues, so it runs in a worker as well).
+  local function drain(c)
     local got, sum = 0, 0
     while true do
       local v = c:recv()
@@ -74,12 +50,25 @@ elseif mode == "channel_in" then
       got, sum = got + 1, sum + v
     end
     return got, sum
-  end, ch)
+  end
+  local function fill(c, count)
+    for i = 1, count do c:send(i) end
+    c:close()
+  end
+  n = n or 1000000
+  local pool = weft.pool { max = 1 }
+  local ch = weft.thread.channel()
+  -- "channel": the worker fills, this task drains; "channel_in": the other way
+  local here, there = drain, fill
+  if mode == "channel_in" then here, there = fill, drain end
+  local t0 = C.now()
+  local job = pool:run(there, ch, n)
+  local got, sum
   weft.run(function()
-    for i = 1, n do ch:send(i) end
-    ch:close()
+    local g1, s1 = here(ch, n)
+    local g2, s2 = weft.await(job)
+    got, sum = g1 or g2, s1 or s2 -- (fill returns nothing)
   end)
-  local got, sum = weft.await(job)
   local s = C.now() - t0
   assert(got == n and sum == n * (n + 1) // 2)
   pool:close()
