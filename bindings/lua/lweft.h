@@ -66,6 +66,12 @@ typedef struct lweft_state {
   int ref_fifo;
   lua_Integer fifo_head, fifo_n, fifo_cap;
   struct lweft_drain *drain; /* the queued drain of it, if any */
+  weft_id_t later;            /* or the drain deferred to the next iteration */
+  int budget;                 /* runs left in this drain turn */
+  /* the coroutine of the task a drain turn is resuming, and whether it
+   * runs the queue itself meanwhile (task.c: handoff) */
+  lua_State *drained;
+  int hosting;
   /* coroutines of tasks that returned, kept for the next tasks (task.c) */
   int ref_idle;
   int nidle;
@@ -238,6 +244,25 @@ int lweft_waiter_fired(lua_State *L);
  * stack as it was.  lweft_push_waiter_ctor pushes its constructor. */
 void lweft_open_waiter(lua_State *L);
 void lweft_push_waiter_ctor(lua_State *L);
+
+/* Waiters from C.  lweft_waiter_new pushes a new one.  lweft_waiter_park
+ * parks the running task (or runs the loop for the main chunk) on the
+ * waiter at base, with the timeout at base + 1 (nil: none) on top of the
+ * stack; k(L, status, ctx) gets control once the wait ends, with the
+ * outcome above those two, for lweft_waiter_outcome to read: 1 woken,
+ * 0 timed out, or -1 when the wait failed (a cancellation, or the main
+ * chunk's loop raised): the waiter gave up, the error is on top, and
+ * *woken tells whether a wake reached it first.  lweft_waiter_wake wakes
+ * the waiter at idx and returns 1, or returns 0 if it no longer waits. */
+void lweft_waiter_new(lua_State *L, lweft_state *st);
+int lweft_waiter_park(lua_State *L, int base, lua_KContext ctx, lua_KFunction k);
+int lweft_waiter_outcome(lua_State *L, int base, int *woken);
+int lweft_waiter_wake(lua_State *L, int idx);
+int lweft_waiter_waiting(lua_State *L, int idx);
+
+/* Adds weft.channel (channel.c) to the module table at -2, with the
+ * state at -1 as its upvalue; leaves the stack as it was. */
+void lweft_open_channel(lua_State *L);
 
 /* Pushes "file:line" where the task at idx is suspended (for a waiter:
  * the task parked on it, its user value 1), or "[C]". */

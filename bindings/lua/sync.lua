@@ -178,97 +178,6 @@ function Event:wait(timeout)
   return true
 end
 
--- ---- channel ------------------------------------------------------------------
-
-local Channel = {}
-Channel.__index = Channel
-Channel.__name = "weft.channel"
-
--- capacity nil: unbounded; 0: rendezvous (send waits for a receiver).
-function weft.channel(capacity)
-  if capacity ~= nil and (type(capacity) ~= "number" or capacity < 0 or capacity % 1 ~= 0) then
-    argerror(1, "channel", "capacity must be an integer >= 0 or nil")
-  end
-  return setmetatable({ capacity = capacity or math.huge, buf = queue(), n = 0,
-    senders = queue(), receivers = queue(), closed = false }, Channel)
-end
-
--- Sends v only if that needs no wait: true, or false when the buffer is
--- full (or the channel closed) and no receiver waits.
-function Channel:try_send(v)
-  if self.closed then return false end
-  local r = shift(self.receivers)
-  if r then r.v = v; r.w:wake(); return true end
-  if self.n < self.capacity then
-    push(self.buf, { v = v })
-    self.n = self.n + 1
-    return true
-  end
-  return false
-end
-
-function Channel:send(v)
-  if self.closed then error("send on a closed channel", 2) end
-  if self:try_send(v) then return true end
-  local item = { w = new_waiter(), v = v }
-  push(self.senders, item)
-  local ok, err = item.w:park()
-  if not ok then error(err, 0) end
-  if item.closed then error("send on a closed channel", 2) end
-  return true
-end
-
--- Hands the value a receiver (item) was given as it gave up to the next
--- receiver that waits, or puts it back at the head of the buffer; unless
--- the wake was the channel's close.
-local function pass_on(self, item)
-  if self.closed then return end
-  local v = item.v
-  local r = shift(self.receivers)
-  if r then
-    r.v = v
-    r.w:wake()
-  else
-    self.buf.first = self.buf.first - 1
-    self.buf[self.buf.first] = { v = v }
-    self.n = self.n + 1
-  end
-end
-
--- The next value, in order; nil once the channel is closed and drained.
-function Channel:recv(timeout)
-  check_timeout(timeout, 1, "recv")
-  if self.n > 0 then
-    local item = self.buf[self.buf.first]
-    self.buf[self.buf.first] = nil
-    self.buf.first = self.buf.first + 1
-    self.n = self.n - 1
-    local s = shift(self.senders) -- room now: let one sender in
-    if s then push(self.buf, { v = s.v }); self.n = self.n + 1; s.w:wake() end
-    return item.v
-  end
-  local s = shift(self.senders) -- rendezvous: take the value from a sender
-  if s then s.w:wake(); return s.v end
-  if self.closed then return nil end
-  local item = { w = new_waiter() }
-  push(self.receivers, item)
-  local ok, why = wait(item.w, timeout, pass_on, self, item)
-  if not ok then return nil, why end
-  return item.v
-end
-
-function Channel:close()
-  if self.closed then return end
-  self.closed = true
-  local r = shift(self.receivers)
-  while r do r.w:wake(); r = shift(self.receivers) end
-  local s = shift(self.senders)
-  while s do s.closed = true; s.w:wake(); s = shift(self.senders) end
-end
-
--- `for v in ch do ... end` receives until the channel is closed and drained.
-Channel.__call = function(self) return self:recv() end
-
 -- ---- group (a nursery) ---------------------------------------------------------
 
 local Group = {}
@@ -321,7 +230,7 @@ end
 Group.__close = function(self) self:wait() end
 
 for mt, name in pairs { [Mutex] = "weft.mutex", [Semaphore] = "weft.semaphore",
-  [Event] = "weft.event", [Channel] = "weft.channel", [Group] = "weft.group" } do
+  [Event] = "weft.event", [Group] = "weft.group" } do
   mt.__tostring = function(self)
     local saved = getmetatable(self)
     setmetatable(self, nil)

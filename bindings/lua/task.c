@@ -265,11 +265,11 @@ static void resume_task(lua_State *L, int idx, int src);
 
 static void drain(weft_loop_t *loop, void *data);
 
-/* Queues a drain of the run queue on the core's, unless one is queued.
- * Returns 0, or -1 when out of memory. */
+/* Queues a drain of the run queue on the core's, unless one is queued or
+ * deferred.  Returns 0, or -1 when out of memory. */
 static int queue_drain(lweft_state *st) {
   lweft_drain *d;
-  if (st->drain) return 0;
+  if (st->drain || st->later) return 0;
   d = malloc(sizeof *d); /* not Lua's allocator: it may outlive the state */
   if (!d) return -1;
   d->st = st;
@@ -288,6 +288,8 @@ static void schedule_drain(lua_State *L, lweft_state *st) {
 void lweft_forget_drain(lweft_state *st) {
   if (st->drain) st->drain->st = NULL;
   st->drain = NULL;
+  if (st->later) weft_watch_cancel(st->loop, st->later);
+  st->later = 0;
 }
 
 /* Doubles the ring of the run queue (the table at -1, replaced there),
@@ -329,46 +331,78 @@ static void enqueue(lua_State *L, lweft_state *st, int a, int b) {
   schedule_drain(L, st);
 }
 
-/* Runs the queued pairs in FIFO order, including those they queue, up to a
- * budget; the rest gets a new turn.  Under a protected call. */
+/* Pushes the pair at the head of the run queue, removing it. */
+static void dequeue(lua_State *L, lweft_state *st) {
+  lua_Integer slot = 2 * st->fifo_head;
+  /* (fetched each time: a run may grow the ring into a new table) */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_fifo);
+  lua_rawgeti(L, -1, slot + 1);
+  lua_rawgeti(L, -2, slot + 2);
+  lua_pushnil(L);
+  lua_rawseti(L, -4, slot + 1);
+  lua_pushnil(L);
+  lua_rawseti(L, -4, slot + 2);
+  lua_remove(L, -3);
+  st->fifo_head = (st->fifo_head + 1) & (st->fifo_cap - 1);
+  st->fifo_n--;
+}
+
+/* How many tasks and continuations one drain runs before the rest waits
+ * for the loop's next iteration. */
+#define DRAIN_BUDGET 65536
+
+/* Runs the queued pairs in FIFO order, including those they queue, up to
+ * the budget.  Under a protected call. */
 static int drain_protected(lua_State *L) {
   lweft_state *st = lua_touserdata(L, 1);
-  int budget = 65536;
-  while (st->fifo_n > 0 && budget-- > 0) {
-    lua_Integer slot = 2 * st->fifo_head;
+  st->budget = DRAIN_BUDGET;
+  while (st->fifo_n > 0 && st->budget > 0) {
+    st->budget--;
     lua_settop(L, 1);
-    /* (fetched each time: a run may grow the ring into a new table) */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_fifo); /* 2 */
-    lua_rawgeti(L, 2, slot + 1);                      /* 3 */
-    lua_rawgeti(L, 2, slot + 2);                      /* 4 */
-    lua_pushnil(L);
-    lua_rawseti(L, 2, slot + 1);
-    lua_pushnil(L);
-    lua_rawseti(L, 2, slot + 2);
-    st->fifo_head = (st->fifo_head + 1) & (st->fifo_cap - 1);
-    st->fifo_n--;
-    if (lua_touserdata(L, 4) == &conts_marker)
-      run_conts(L, 3);
+    dequeue(L, st); /* 2, 3 */
+    if (lua_touserdata(L, 3) == &conts_marker)
+      run_conts(L, 2);
     else
-      resume_task(L, 3, 4);
+      resume_task(L, 2, 3);
   }
   return 0;
+}
+
+static void drain_later(weft_loop_t *loop, weft_id_t id, int arg, void *data);
+
+static void run_drain(lweft_state *st) {
+  lua_State *L = st->L;
+  lua_pushcfunction(L, drain_protected);
+  lua_pushlightuserdata(L, st);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lweft_callback_error(L, st);
+  st->drained = NULL;
+  st->hosting = 0;
+  if (st->fifo_n == 0) return;
+  /* Out of budget: the rest waits until the loop has polled, so tasks that
+   * keep each other busy cannot starve timers and I/O (the core's run
+   * queue would run a drain queued now in this same pass).  An error cut
+   * the turn short: the rest goes on at once. */
+  if (st->budget <= 0 && !st->later &&
+      weft_immediately(st->loop, drain_later, st, 0, &st->later) == 0)
+    return;
+  queue_drain(st);
 }
 
 static void drain(weft_loop_t *loop, void *data) {
   lweft_drain *d = data;
   lweft_state *st = d->st;
-  lua_State *L;
   (void)loop;
   free(d);
   if (!st) return; /* the Lua state closed meanwhile */
   st->drain = NULL;
-  L = st->L;
-  lua_pushcfunction(L, drain_protected);
-  lua_pushlightuserdata(L, st);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lweft_callback_error(L, st);
-  /* Out of budget, or an error cut the turn short: the rest goes on. */
-  if (st->fifo_n > 0) queue_drain(st);
+  run_drain(st);
+}
+
+static void drain_later(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
+  lweft_state *st = data;
+  (void)loop, (void)id, (void)arg;
+  st->later = 0;
+  run_drain(st);
 }
 
 /* ---- settling ------------------------------------------------------------ */
@@ -615,6 +649,19 @@ static void *stackful_main(weft_fiber_t *cf, void *arg) {
   return NULL;
 }
 
+/* Pushes what the task t at idx is resumed with: the outcome of the
+ * promise at src (true if there is none), or its own cancellation if one
+ * is due.  Returns how many values. */
+static int push_wake(lua_State *L, lpromise *t, int idx, int src) {
+  if (t->cancel_raise) { /* deliver the cancellation instead */
+    t->cancel_raise = 0;
+    src = idx;
+  }
+  if (test_promise(L, src)) return push_outcome(L, src);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* Resumes a stackful task: its values go to the thread that waits. */
 static void resume_stackful(lua_State *L, int idx, int src, lua_State *co) {
   lpromise *t = lua_touserdata(L, idx);
@@ -623,16 +670,7 @@ static void resume_stackful(lua_State *L, int idx, int src, lua_State *co) {
     t->started = 1;
     t->susp = co;
   } else {
-    if (t->cancel_raise) {
-      t->cancel_raise = 0;
-      src = idx;
-    }
-    if (test_promise(L, src)) {
-      nargs = push_outcome(L, src);
-    } else {
-      lua_pushboolean(L, 1);
-      nargs = 1;
-    }
+    nargs = push_wake(L, t, idx, src);
     lua_xmove(L, t->susp, nargs);
   }
   weft_fiber_resume(t->cf, NULL, NULL);
@@ -644,7 +682,8 @@ static void resume_stackful(lua_State *L, int idx, int src, lua_State *co) {
  * nil there: with true). */
 static void resume_task(lua_State *L, int idx, int src) {
   lpromise *t = lua_touserdata(L, idx);
-  lua_State *co;
+  lweft_state *st = t->st;
+  lua_State *co, *drained;
   int status, nres, nargs;
   idx = lua_absindex(L, idx);
   src = lua_absindex(L, src);
@@ -667,19 +706,15 @@ static void resume_task(lua_State *L, int idx, int src) {
     t->started = 1;
     nargs = lua_gettop(co) - 1; /* the coroutine holds fn and its args */
   } else {
-    if (t->cancel_raise) { /* deliver the cancellation instead */
-      t->cancel_raise = 0;
-      src = idx;
-    }
-    if (test_promise(L, src)) {
-      nargs = push_outcome(L, src);
-    } else {
-      lua_pushboolean(L, 1);
-      nargs = 1;
-    }
+    nargs = push_wake(L, t, idx, src);
     lua_xmove(L, co, nargs);
   }
+  /* A task the drain resumes may run the queue when it waits (handoff);
+   * one that such a task runs may not. */
+  drained = st->drained;
+  if (!st->hosting) st->drained = co;
   status = lua_resume(co, L, nargs, &nres);
+  st->drained = drained;
   if (status == LUA_YIELD) {
     lua_pop(co, nres);
     /* A plain coroutine.yield in a task: run again in the next turn. */
@@ -687,6 +722,59 @@ static void resume_task(lua_State *L, int idx, int src) {
     return;
   }
   finished(L, idx, status, co, nres);
+}
+
+/* Runs the head of the run queue on the waiting task t's own stack, as the
+ * drain would have, until t's own wake-up comes to the head: then t goes
+ * on without a switch.  Arguments: t.  Returns the values t is woken with,
+ * or nothing if the queue ran out or reached an entry that only the drain
+ * runs. */
+static int handoff_protected(lua_State *L) {
+  lpromise *t = lua_touserdata(L, 1);
+  lweft_state *st = t->st;
+  while (st->fifo_n > 0 && st->budget > 0) {
+    lpromise *next;
+    lua_settop(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_fifo);
+    lua_rawgeti(L, 2, 2 * st->fifo_head + 1);
+    next = lua_touserdata(L, 3);
+    if (next == t) {
+      lua_settop(L, 1);
+      dequeue(L, st); /* 2, 3 */
+      t->wait = WAIT_NONE;
+      return push_wake(L, t, 2, 3);
+    }
+    lua_rawgeti(L, 2, 2 * st->fifo_head + 2);
+    if (lua_touserdata(L, 4) == &conts_marker || next->cf) return 0;
+    lua_settop(L, 1);
+    st->budget--;
+    dequeue(L, st);
+    resume_task(L, 2, 3);
+  }
+  return 0;
+}
+
+/* A default task about to yield in a wait, resumed straight from the
+ * drain, runs the tasks queued ahead of its own wake-up itself.  A ping-pong
+ * of two tasks then costs one switch a hop instead of two (out through the
+ * drain, back in to the other task), and the order is the drain's.
+ * Returns how many values t was woken with (pushed), or -1 if it must yield
+ * after all. */
+static int handoff(lua_State *L, lpromise *t) {
+  lweft_state *st = t->st;
+  int top = lua_gettop(L), n;
+  if (st->drained != L || st->hosting || st->fifo_n == 0) return -1;
+  if (!lua_checkstack(L, LUA_MINSTACK)) return -1;
+  st->hosting = 1;
+  lua_pushcfunction(L, handoff_protected);
+  lua_pushlightuserdata(L, t);
+  if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) {
+    lweft_callback_error(L, st);
+    lua_settop(L, top);
+  }
+  st->hosting = 0;
+  n = lua_gettop(L) - top;
+  return n > 0 ? n : -1;
 }
 
 /* Creates a task running the function at fnidx with the n values after it
@@ -1048,6 +1136,7 @@ static int suspend_task(lua_State *L, lpromise *t) {
     weft_fiber_suspend(NULL, NULL);
     return wait_k(L, LUA_OK, 0); /* the resume pushed ok, values... */
   }
+  if (handoff(L, t) >= 0) return wait_k(L, LUA_YIELD, 0);
   lua_pushlightuserdata(L, (void *)&suspend_marker);
   return lua_yieldk(L, 1, 0, wait_k);
 }
@@ -1333,7 +1422,8 @@ static lua_State *suspended_co(lua_State *L, lpromise *t, int idx) {
     lua_pop(L, 1);
     return NULL;
   }
-  if (lua_status(co) != LUA_YIELD) {
+  /* (A task that runs the queue while it waits is suspended too.) */
+  if (lua_status(co) != LUA_YIELD && !(t->st->hosting && co == t->st->drained)) {
     lua_pop(L, 1);
     return NULL;
   }
@@ -1533,6 +1623,7 @@ static int io_suspend(lua_State *L, lpromise *t, int keep,
     weft_fiber_suspend(NULL, NULL);
     return k(L, LUA_OK, ctx);
   }
+  if (handoff(L, t) >= 0) return k(L, LUA_YIELD, ctx);
   lua_pushlightuserdata(L, (void *)&suspend_marker);
   return lua_yieldk(L, 1, ctx, k);
 }

@@ -10,7 +10,8 @@
  * error (false, err, woken: woken tells whether a wake was handed to it
  * first, so that the caller can pass it on before it raises err).
  * w:wake() returns whether the waiter took the wake: false once it gave
- * up, so the waker tries the next one and nothing is lost. */
+ * up, so the waker tries the next one and nothing is lost.  C code (the
+ * channel) uses the same steps through lweft_waiter_*. */
 #include "lweft.h"
 
 #define WAITER_MT "weft.waiter"
@@ -22,7 +23,8 @@ typedef struct lwaiter {
   int state;
   weft_id_t timer; /* the timeout: a reactor watcher whose callback is w */
 } lwaiter;
-/* User value 1: the task parked on it (what wakes reach it by). */
+/* User value 1: the task parked on it (what wakes reach it by); user
+ * value 2 is the owner's (channel.c keeps the value handed over there). */
 
 static const char ctor_key = 0, class_key = 0;
 
@@ -41,12 +43,12 @@ static void stop_timer(lua_State *L, lwaiter *w) {
   w->timer = 0;
 }
 
-/* Ends the wait of the waiter at 1 in state `to`: wakes its task. */
-static void end_wait(lua_State *L, lwaiter *w, int to) {
+/* Ends the wait of the waiter at idx in state `to`: wakes its task. */
+static void end_wait(lua_State *L, int idx, lwaiter *w, int to) {
   w->state = to;
-  if (lua_getiuservalue(L, 1, 1) == LUA_TUSERDATA) {
+  if (lua_getiuservalue(L, idx, 1) == LUA_TUSERDATA) {
     lua_pushnil(L);
-    lua_setiuservalue(L, 1, 1);
+    lua_setiuservalue(L, idx, 1);
     lweft_io_wake_task(L, lua_gettop(L));
   }
   lua_pop(L, 1); /* (the main chunk watches the state instead) */
@@ -55,7 +57,7 @@ static void end_wait(lua_State *L, lwaiter *w, int to) {
 int lweft_waiter_fired(lua_State *L) {
   lwaiter *w = lua_touserdata(L, 1);
   w->timer = 0;
-  if (w->state == PARKED) end_wait(L, w, TIMED_OUT);
+  if (w->state == PARKED) end_wait(L, 1, w, TIMED_OUT);
   return 0;
 }
 
@@ -68,8 +70,54 @@ static void give_up(lua_State *L, void *data) {
   if (waiting(w)) w->state = GAVE_UP;
 }
 
-static int push_result(lua_State *L, lwaiter *w) {
-  if (w->state == WOKEN) {
+int lweft_waiter_outcome(lua_State *L, int base, int *woken) {
+  lwaiter *w = lua_touserdata(L, base);
+  if (lua_toboolean(L, base + 2)) return w->state == WOKEN;
+  *woken = w->state == WOKEN;
+  give_up(L, w);
+  lua_settop(L, base + 3);
+  return -1;
+}
+
+int lweft_waiter_park(lua_State *L, int base, lua_KContext ctx,
+                      lua_KFunction k) {
+  lwaiter *w = lua_touserdata(L, base);
+  void *task;
+  if (w->state == WOKEN) { /* woken before it parked */
+    lua_pushboolean(L, 1);
+    return k(L, LUA_OK, ctx);
+  }
+  if (w->state != IDLE) return luaL_error(L, "a waiter parks only once");
+  /* If the task cannot wait here, it raises: wakers must skip it. */
+  w->state = GAVE_UP;
+  task = lweft_io_begin(L, "wait"); /* at base + 2, if any */
+  w->state = PARKED;
+  if (!lua_isnil(L, base + 1)) w->timer = lweft_once(L, w->st, base + 1, base);
+  if (!task) {
+    if (lweft_io_run_while(L, w->st, &w->state, PARKED, "wait") != LUA_OK) {
+      lua_pushboolean(L, 0);
+      lua_insert(L, base + 2); /* false, err */
+    } else {
+      lua_pushboolean(L, 1);
+    }
+    return k(L, LUA_OK, ctx);
+  }
+  lua_pushvalue(L, base + 2);
+  lua_setiuservalue(L, base, 1);
+  return lweft_io_park(L, task, give_up, w, ctx, k);
+}
+
+/* w:park's results: true; nil, "timeout"; or false, err, woken. */
+static int park_k(lua_State *L, int status, lua_KContext ctx) {
+  int woken = 0, r = lweft_waiter_outcome(L, 1, &woken);
+  (void)status, (void)ctx;
+  if (r < 0) {
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    lua_pushboolean(L, woken);
+    return 3;
+  }
+  if (r) {
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -78,58 +126,33 @@ static int push_result(lua_State *L, lwaiter *w) {
   return 2;
 }
 
-/* false, err, woken: the wait ended by the error at erridx. */
-static int push_failure(lua_State *L, lwaiter *w, int erridx) {
-  int woken = w->state == WOKEN;
-  give_up(L, w);
-  lua_pushboolean(L, 0);
-  lua_pushvalue(L, erridx);
-  lua_pushboolean(L, woken);
-  return 3;
-}
-
-static int park_k(lua_State *L, int status, lua_KContext ctx) {
-  lwaiter *w = lua_touserdata(L, 1);
-  (void)status, (void)ctx;
-  /* Resumed with ok (at 3), or false and the cancellation (at 4). */
-  if (!lua_toboolean(L, 3)) return push_failure(L, w, 4);
-  return push_result(L, w);
-}
-
 static int lw_park(lua_State *L) {
-  lwaiter *w = check_waiter(L);
-  lweft_state *st = w->st;
-  void *task;
+  check_waiter(L);
   if (!lua_isnoneornil(L, 2)) {
     lua_Number n = luaL_checknumber(L, 2);
     luaL_argcheck(L, n >= 0, 2, "timeout must be >= 0");
   }
-  if (w->state == WOKEN) return push_result(L, w); /* woken before it parked */
-  if (w->state != IDLE) return luaL_error(L, "a waiter parks only once");
   lua_settop(L, 2);
-  /* If the task cannot wait here, it raises: wakers must skip it. */
-  w->state = GAVE_UP;
-  task = lweft_io_begin(L, "wait"); /* at 3, if any */
-  w->state = PARKED;
-  if (!lua_isnil(L, 2)) w->timer = lweft_once(L, st, 2, 1);
-  if (!task) {
-    if (lweft_io_run_while(L, st, &w->state, PARKED, "wait") != LUA_OK)
-      return push_failure(L, w, lua_gettop(L));
-    return push_result(L, w);
-  }
-  lua_pushvalue(L, 3);
-  lua_setiuservalue(L, 1, 1);
-  return lweft_io_park(L, task, give_up, w, 0, park_k);
+  return lweft_waiter_park(L, 1, 0, park_k);
 }
 
-static int lw_wake(lua_State *L) {
-  lwaiter *w = check_waiter(L);
+int lweft_waiter_wake(lua_State *L, int idx) {
+  lwaiter *w = lua_touserdata(L, idx);
   int took = waiting(w);
   if (took) {
     stop_timer(L, w);
-    end_wait(L, w, WOKEN);
+    end_wait(L, lua_absindex(L, idx), w, WOKEN);
   }
-  lua_pushboolean(L, took);
+  return took;
+}
+
+int lweft_waiter_waiting(lua_State *L, int idx) {
+  return waiting(lua_touserdata(L, idx));
+}
+
+static int lw_wake(lua_State *L) {
+  check_waiter(L);
+  lua_pushboolean(L, lweft_waiter_wake(L, 1));
   return 1;
 }
 
@@ -138,12 +161,17 @@ static int lw_waiting(lua_State *L) {
   return 1;
 }
 
-static int lw_new(lua_State *L) {
-  lwaiter *w = lua_newuserdatauv(L, sizeof *w, 1);
-  w->st = lweft_state_of(L);
+void lweft_waiter_new(lua_State *L, lweft_state *st) {
+  lwaiter *w = lua_newuserdatauv(L, sizeof *w, 2);
+  w->st = st;
   w->state = IDLE;
   w->timer = 0;
-  luaL_setmetatable(L, WAITER_MT);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &class_key);
+  lua_setmetatable(L, -2);
+}
+
+static int lw_new(lua_State *L) {
+  lweft_waiter_new(L, lweft_state_of(L));
   return 1;
 }
 

@@ -146,6 +146,10 @@ static void push_state(lua_State *L) {
   st->nidle = 0;
   st->fifo_head = st->fifo_n = st->fifo_cap = 0;
   st->drain = NULL;
+  st->later = 0;
+  st->budget = 0;
+  st->drained = NULL;
+  st->hosting = 0;
   st->running = 0;
   st->closing = 0;
   if (lua_getfield(L, LUA_REGISTRYINDEX, LWEFT_LOOP_KEY) == LUA_TLIGHTUSERDATA) {
@@ -177,6 +181,7 @@ __attribute__((visibility("default"))) int luaopen_weft(lua_State *L) {
   lweft_open_fiber(L);
   lweft_open_task(L);
   lweft_open_waiter(L);
+  lweft_open_channel(L);
   lweft_open_stream(L); /* pushes the stream primitives */
   lua_remove(L, -2);    /* the state */
   /* The parts written in Lua: they add their functions to the module. */

@@ -188,6 +188,156 @@ describe("weft.channel", function()
   it("rejects a bad capacity", function()
     assert.has_error(function() weft.channel(-1) end,
       "bad argument #1 to 'channel' (capacity must be an integer >= 0 or nil)")
+    assert.has_error(function() weft.channel(1.5) end,
+      "bad argument #1 to 'channel' (capacity must be an integer >= 0 or nil)")
+    assert.has_error(function() weft.channel("2") end,
+      "bad argument #1 to 'channel' (capacity must be an integer >= 0 or nil)")
+  end)
+
+  it("rejects a bad timeout and a bad self, and still works after", function()
+    local ch = weft.channel()
+    assert.has_error(function() ch:recv("soon") end,
+      "bad argument #1 to 'recv' (number expected, got string)")
+    assert.has_error(function() ch:recv(-1) end,
+      "bad argument #1 to 'recv' (timeout must be >= 0)")
+    assert.has_error(function() ch.send({}, 1) end)
+    ch:send("still")
+    assert.equal("still", ch:recv())
+  end)
+
+  it("carries nil and false, and wakes a blocked sender when room frees", function()
+    local ch, got = weft.channel(1), {}
+    weft.run(function()
+      local sender = weft.async(function()
+        ch:send(false); ch:send(nil); ch:send("last") -- the second waits
+      end)
+      weft.delay(1)
+      for _ = 1, 3 do got[#got + 1] = tostring(ch:recv()) end
+      weft.await(sender)
+    end)
+    assert.same({ "false", "nil", "last" }, got)
+  end)
+
+  it("wakes every waiting receiver with nil and every sender with an error on close", function()
+    local empty, full, got = weft.channel(0), weft.channel(0), {}
+    local function add(s) got[#got + 1] = s end
+    weft.run(function()
+      for i = 1, 2 do weft.async(function() add("r" .. i .. ":" .. tostring(empty:recv())) end) end
+      local s = weft.async(function() full:send("never") end)
+      weft.delay(1)
+      empty:close()
+      empty:close() -- twice is fine
+      full:close()
+      local ok, err = pcall(weft.await, s)
+      add(ok and "sent" or err:match("send on a closed channel"))
+    end)
+    assert.same({ "r1:nil", "r2:nil", "send on a closed channel" }, got)
+  end)
+
+  it("keeps order across a large burst, in and out of the main chunk", function()
+    local ch, n = weft.channel(), 5000
+    for i = 1, n do ch:send(i) end
+    local sum, ok = 0, true
+    weft.run(function()
+      for i = 1, n do local v = ch:recv(); ok = ok and v == i; sum = sum + v end
+    end)
+    assert.is_true(ok)
+    assert.equal(n * (n + 1) // 2, sum)
+    assert.matches("^weft%.channel %(0x%x+%)$", tostring(ch))
+  end)
+end)
+
+describe("tasks that wake each other", function()
+  -- A task that waits runs the tasks queued before its own wake-up itself
+  -- (the handoff in task.c); what runs, and in which order, stays the
+  -- drain's.
+  it("run in the order the run queue gives", function()
+    local ch, back, log = weft.channel(0), weft.channel(0), {}
+    local function add(s) log[#log + 1] = s end
+    weft.run(function()
+      weft.async(function()
+        add("b waits")
+        add("b got " .. ch:recv())
+        back:send("done")
+      end)
+      weft.delay(1)                            -- b waits in recv
+      weft.async(function() add("c runs") end) -- queued first
+      ch:send("x")                             -- b queued after c
+      add("a waits")
+      add("a got " .. back:recv())
+    end)
+    assert.same({ "b waits", "a waits", "c runs", "b got x", "a got done" }, log)
+  end)
+
+  it("pass a token round a ring of tasks without nesting deeper", function()
+    local n, laps, chans, count = 50, 100, {}, 0
+    for i = 1, n do chans[i] = weft.channel(0) end
+    weft.run(function()
+      for i = 1, n do
+        weft.async(function()
+          local inbox, outbox = chans[i], chans[i % n + 1]
+          for v in inbox do
+            count = count + 1
+            if v == n * laps then outbox:close() else outbox:send(v + 1) end
+          end
+          if i < n then outbox:close() end
+        end)
+      end
+      chans[1]:send(1)
+    end)
+    assert.equal(n * laps, count)
+  end)
+
+  it("still let timers fire while they ping-pong", function()
+    local ping, pong, stop, trips = weft.channel(0), weft.channel(0), false, 0
+    weft.once(20, function() stop = true end)
+    weft.run(function()
+      weft.async(function()
+        while true do
+          local v = ping:recv()
+          pong:send(v)
+          if v == "end" then return end
+        end
+      end)
+      -- (a cap, so that a regression fails instead of spinning for ever)
+      while not stop and trips < 1000000 do ping:send(1); pong:recv(); trips = trips + 1 end
+      ping:send("end"); pong:recv()
+    end)
+    assert.is_true(stop)
+    assert.is_true(trips > 0)
+  end)
+
+  it("show where the waiting task that runs them waits", function()
+    local ch, back, seen, line = weft.channel(0), weft.channel(0), {}, nil
+    weft.run(function()
+      local a = weft.current()
+      weft.async(function()
+        ch:recv()
+        seen.file, seen.line = a:where()
+        seen.traceback = a:traceback()
+        back:send(true)
+      end)
+      weft.delay(1)
+      ch:send(1)
+      line = debug.getinfo(1, "l").currentline + 1
+      back:recv() -- a runs the other task from here
+    end)
+    assert.matches("sync_spec.lua$", seen.file)
+    assert.equal(line, seen.line)
+    assert.matches("suspended", seen.traceback)
+  end)
+
+  it("deliver a cancellation from the task a waiting task runs", function()
+    local ch, a = weft.channel(0), nil
+    weft.run(function()
+      weft.async(function() ch:recv(); a:cancel("by b") end)
+      weft.delay(1) -- b waits in recv
+      a = weft.async(function() ch:send(1); ch:recv() end)
+      local ok, err = pcall(weft.await, a)
+      assert.is_false(ok)
+      assert.is_true(weft.is_cancelled(err))
+    end)
+    assert.equal("cancelled", a:status())
   end)
 end)
 
