@@ -290,8 +290,10 @@ describe("tasks that wake each other", function()
 
   it("still let timers fire while they ping-pong", function()
     local ping, pong, stop, trips = weft.channel(0), weft.channel(0), false, 0
-    weft.once(20, function() stop = true end)
     weft.run(function()
+      -- (armed here, from the loop's own clock, so that it cannot be due
+      -- before the first trip however slow the machine is)
+      weft.once(20, function() stop = true end)
       weft.async(function()
         while true do
           local v = ping:recv()
