@@ -331,18 +331,22 @@ static void enqueue(lua_State *L, lweft_state *st, int a, int b) {
   schedule_drain(L, st);
 }
 
-/* Pushes the pair at the head of the run queue, removing it. */
-static void dequeue(lua_State *L, lweft_state *st) {
+/* Pushes the run queue's table and the pair at its head (not empty).
+ * The table is fetched each time: a run may grow the ring into a new one. */
+static void peek(lua_State *L, lweft_state *st) {
   lua_Integer slot = 2 * st->fifo_head;
-  /* (fetched each time: a run may grow the ring into a new table) */
   lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_fifo);
   lua_rawgeti(L, -1, slot + 1);
   lua_rawgeti(L, -2, slot + 2);
+}
+
+/* Removes the head pair from the run queue's table at tidx (from peek). */
+static void drop_head(lua_State *L, lweft_state *st, int tidx) {
+  lua_Integer slot = 2 * st->fifo_head;
   lua_pushnil(L);
-  lua_rawseti(L, -4, slot + 1);
+  lua_rawseti(L, tidx, slot + 1);
   lua_pushnil(L);
-  lua_rawseti(L, -4, slot + 2);
-  lua_remove(L, -3);
+  lua_rawseti(L, tidx, slot + 2);
   st->fifo_head = (st->fifo_head + 1) & (st->fifo_cap - 1);
   st->fifo_n--;
 }
@@ -359,11 +363,12 @@ static int drain_protected(lua_State *L) {
   while (st->fifo_n > 0 && st->budget > 0) {
     st->budget--;
     lua_settop(L, 1);
-    dequeue(L, st); /* 2, 3 */
-    if (lua_touserdata(L, 3) == &conts_marker)
-      run_conts(L, 2);
+    peek(L, st); /* 2 table, 3 and 4 the pair */
+    drop_head(L, st, 2);
+    if (lua_touserdata(L, 4) == &conts_marker)
+      run_conts(L, 3);
     else
-      resume_task(L, 2, 3);
+      resume_task(L, 3, 4);
   }
   return 0;
 }
@@ -735,21 +740,17 @@ static int handoff_protected(lua_State *L) {
   while (st->fifo_n > 0 && st->budget > 0) {
     lpromise *next;
     lua_settop(L, 1);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_fifo);
-    lua_rawgeti(L, 2, 2 * st->fifo_head + 1);
+    peek(L, st); /* 2 table, 3 and 4 the pair */
     next = lua_touserdata(L, 3);
     if (next == t) {
-      lua_settop(L, 1);
-      dequeue(L, st); /* 2, 3 */
+      drop_head(L, st, 2);
       t->wait = WAIT_NONE;
-      return push_wake(L, t, 2, 3);
+      return push_wake(L, t, 3, 4);
     }
-    lua_rawgeti(L, 2, 2 * st->fifo_head + 2);
     if (lua_touserdata(L, 4) == &conts_marker || next->cf) return 0;
-    lua_settop(L, 1);
     st->budget--;
-    dequeue(L, st);
-    resume_task(L, 2, 3);
+    drop_head(L, st, 2);
+    resume_task(L, 3, 4);
   }
   return 0;
 }
