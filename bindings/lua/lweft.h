@@ -72,6 +72,10 @@ typedef struct lweft_state {
    * runs the queue itself meanwhile (task.c: handoff) */
   lua_State *drained;
   int hosting;
+  /* the weak table of running tasks by coroutine, and the table of tasks
+   * in I/O waits by wait (task.c), under registry references: reached
+   * through the registry's array part, they cost no hashing on hot paths */
+  int ref_tasks, ref_io_waits;
   /* coroutines of tasks that returned, kept for the next tasks (task.c) */
   int ref_idle;
   int nidle;
@@ -166,19 +170,23 @@ void lweft_fs_prims(lua_State *L);
  * default task's "cannot suspend here"), pushes the task and returns it;
  * elsewhere it returns NULL and pushes nothing, and the caller runs the
  * loop itself with lweft_io_run_while.  The caller arms its wait and
- * returns lweft_io_suspend(...), which keeps the task under the wait's
- * data pointer: the task suspends until lweft_io_wake(st, data) queues it,
- * then k(L, LUA_OK, ctx) runs with the stack as it was below the task
- * plus ok, values...: ok is false (and the next value the error) when the
- * task was cancelled meanwhile, after cancel(L, data) withdrew the wait. */
-void *lweft_io_begin(lua_State *L, const char *fname);
-int lweft_io_suspend(lua_State *L, void *task,
+ * returns lweft_io_suspend(...), which keeps the task under w (a field of
+ * the caller's wait, zeroed before first use, alive while the task
+ * waits): the task suspends until lweft_io_wake(st, w) queues it, then
+ * k(L, LUA_OK, ctx) runs with the stack as it was below the task plus ok,
+ * values...: ok is false (and the next value the error) when the task was
+ * cancelled meanwhile, after cancel(L, data) withdrew the wait. */
+typedef struct lweft_iowait {
+  int ref; /* the task's key in the binding's table of I/O waits, or 0 */
+} lweft_iowait;
+void *lweft_io_begin(lua_State *L, lweft_state *st, const char *fname);
+int lweft_io_suspend(lua_State *L, void *task, lweft_iowait *w,
                      void (*cancel)(lua_State *L, void *data), void *data,
                      lua_KContext ctx, lua_KFunction k);
-/* Wakes the task waiting under data, if one does (a core callback calls
- * it; nothing happens once the Lua state is closing).  Returns 1 if it
- * woke one. */
-int lweft_io_wake(lweft_state *st, void *data);
+/* Wakes the task waiting under w, if one does (a core callback calls it;
+ * nothing happens once the Lua state is closing).  Returns 1 if it woke
+ * one. */
+int lweft_io_wake(lweft_state *st, lweft_iowait *w);
 /* The same wait for a caller that keeps the task reachable itself (a
  * waiter holds it as a user value): nothing is kept under data, and
  * lweft_io_wake_task(L, idx) wakes the task at idx if it still waits. */

@@ -29,6 +29,7 @@ typedef struct wcell {
   int event;
   int pending;
   int status; /* how the last wait ended */
+  lweft_iowait iow;
 } wcell;
 
 typedef struct lhandle {
@@ -36,12 +37,19 @@ typedef struct lhandle {
   lweft_state *st;
   size_t scanned; /* buffered bytes already searched for a newline */
   wcell cell[2];  /* WEFT_STREAM_READ - 1, WEFT_STREAM_WRITE - 1 */
+  /* whether a call holds the direction's turn (stream.lua's acquire and
+   * release; the methods' fast paths below) */
+  unsigned char turn[2];
 } lhandle;
 
 
 
+/* HANDLE_MT's metatable, for lweft_testudata (no name lookup). */
+static const char handle_key = 0;
+
 static lhandle *check_handle(lua_State *L, int idx) {
-  lhandle *h = luaL_checkudata(L, idx, HANDLE_MT);
+  lhandle *h = lweft_testudata(L, idx, &handle_key);
+  if (!h) luaL_typeerror(L, idx, HANDLE_MT);
   if (!h->s) luaL_error(L, "attempt to use a closed stream");
   return h;
 }
@@ -95,48 +103,36 @@ static void take(lua_State *L, lhandle *h, size_t n, size_t drop) {
   h->scanned = 0;
 }
 
-/* A fill that met no data: returns what read() returns for it. */
-static int fill_failed(lua_State *L, int r) {
-  if (r == WEFT_EAGAIN) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  return push_fail(L, r);
-}
-
-/* read(h, fmt): tries to satisfy one format from the buffer and the
- * descriptor without waiting.  Returns true, value (nil at end of file),
- * or false when it must wait for readability, or nil, message, code. */
-static int lw_read(lua_State *L) {
-  lhandle *h = check_handle(L, 1);
+/* Reads one format (the value at idx: a byte count, or "l", "L", "a" with
+ * or without '*') from the buffer and the descriptor without waiting.
+ * Returns 1 with the value pushed (nil at end of file), 0 when it must
+ * wait for readability, or a negative error code, pushing nothing. */
+static int read_fmt(lua_State *L, lhandle *h, int idx) {
   size_t len;
   const char *b;
   int r;
-  if (lua_type(L, 2) == LUA_TNUMBER) {
-    lua_Integer n = lua_tointeger(L, 2);
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    lua_Integer n = lua_tointeger(L, idx);
     for (;;) {
       b = weft_stream_buffered(h->s, &len);
       if (n > 0 && len >= (size_t)n) {
-        lua_pushboolean(L, 1);
         take(L, h, (size_t)n, 0);
-        return 2;
+        return 1;
       }
       if (n <= 0 && len > 0) { /* 0: "" unless at EOF; -n: up to n now */
-        lua_pushboolean(L, 1);
         take(L, h, n == 0 ? 0 : (len < (size_t)-n ? len : (size_t)-n), 0);
-        return 2;
+        return 1;
       }
       r = weft_stream_fill(h->s);
       if (r == 0) { /* end of file: what there is, or nil */
-        lua_pushboolean(L, 1);
         if (len > 0) take(L, h, len, 0);
         else lua_pushnil(L);
-        return 2;
+        return 1;
       }
-      if (r < 0) return fill_failed(L, r);
+      if (r < 0) return r == WEFT_EAGAIN ? 0 : r;
     }
   } else {
-    const char *fmt = lua_tostring(L, 2);
+    const char *fmt = lua_tostring(L, idx);
     int keep;
     if (*fmt == '*') fmt++;
     keep = *fmt == 'L';
@@ -145,10 +141,9 @@ static int lw_read(lua_State *L) {
       if (*fmt == 'a') {
         r = weft_stream_fill(h->s);
         if (r == 0) {
-          lua_pushboolean(L, 1);
           if (len > 0) take(L, h, len, 0);
           else lua_pushliteral(L, "");
-          return 2;
+          return 1;
         }
       } else {
         const char *nl =
@@ -156,22 +151,31 @@ static int lw_read(lua_State *L) {
                              : NULL;
         if (nl) {
           size_t n = (size_t)(nl - b);
-          lua_pushboolean(L, 1);
           take(L, h, keep ? n + 1 : n, keep ? 0 : 1);
-          return 2;
+          return 1;
         }
         h->scanned = len;
         r = weft_stream_fill(h->s);
         if (r == 0) { /* a last line without its newline, or nil */
-          lua_pushboolean(L, 1);
           if (len > 0) take(L, h, len, 0);
           else lua_pushnil(L);
-          return 2;
+          return 1;
         }
       }
-      if (r < 0) return fill_failed(L, r);
+      if (r < 0) return r == WEFT_EAGAIN ? 0 : r;
     }
   }
+}
+
+/* read(h, fmt): true, value (nil at end of file), or false when it must
+ * wait for readability, or nil, message, code. */
+static int lw_read(lua_State *L) {
+  lhandle *h = check_handle(L, 1);
+  int r = read_fmt(L, h, 2);
+  if (r < 0) return push_fail(L, r);
+  lua_pushboolean(L, r);
+  if (r) lua_insert(L, -2);
+  return 1 + r;
 }
 
 /* write(h, s, offset) -> new offset, or nil, message, code.  Writes s from
@@ -210,7 +214,7 @@ static void on_wait(weft_stream_t *s, int event, int status, void *data) {
   (void)s, (void)event;
   c->pending = 0;
   c->status = status;
-  lweft_io_wake(c->h->st, c);
+  lweft_io_wake(c->h->st, &c->iow);
 }
 
 /* A cancelled task withdraws its wait. */
@@ -250,7 +254,7 @@ static int lw_waitio(lua_State *L) {
   if (!h->s) return push_wait_result(L, WEFT_ECLOSED);
   c = &h->cell[event - 1];
   lua_settop(L, 4);
-  task = lweft_io_begin(L, fname); /* at 5, if any */
+  task = lweft_io_begin(L, h->st, fname); /* at 5, if any */
   err = weft_stream_wait(h->s, event, ms, on_wait, c);
   if (err) {
     lua_settop(L, 4);
@@ -265,7 +269,251 @@ static int lw_waitio(lua_State *L) {
     }
     return push_wait_result(L, c->status);
   }
-  return lweft_io_suspend(L, task, cancel_wait, c, event, waitio_k);
+  return lweft_io_suspend(L, task, &c->iow, cancel_wait, c, event, waitio_k);
+}
+
+/* ---- the methods' fast paths ------------------------------------------- */
+
+/* Stream:read and Stream:write are C closures over stream.lua's objects
+ * (tables { h = handle, rq, wq, timeout, ... }): a call that
+ * the buffer or one syscall satisfies, and a read that waits in a task,
+ * never enter the Lua VM.  The rest (several formats or values, a turn
+ * that is taken, waits in the main chunk, a write the queue cannot take
+ * whole) goes to stream.lua's implementation, after the arguments were
+ * checked here.  Upvalues: */
+enum {
+  UP_MT = 1,  /* the Stream metatable */
+  UP_SLOW,    /* stream.lua's implementation of the method */
+  UP_REST,    /* write: stream.lua's write of a string from an offset */
+  UP_RELEASE, /* stream.lua's release(s, dir): hands a turn on */
+  UP_KH,      /* the keys "h", the queue ("rq" / "wq") and "timeout" */
+  UP_KQ,
+  UP_KTIMEOUT,
+  UP_HMT, /* the handles' metatable */
+  UP_COUNT = UP_HMT
+};
+
+/* Raises "bad argument #n to 'fname' (msg)", n counting after self as
+ * stream.lua's methods do. */
+static int method_argerror(lua_State *L, int n, const char *fname,
+                           const char *msg) {
+  return luaL_error(L, "bad argument #%d to '%s' (%s)", n, fname, msg);
+}
+
+/* The __name of the value at idx's metatable, or its type's name. */
+static const char *value_name(lua_State *L, int idx) {
+  const char *name = luaL_typename(L, idx);
+  int t = luaL_getmetafield(L, idx, "__name");
+  if (t == LUA_TSTRING) name = lua_tostring(L, -1); /* the metatable keeps it */
+  if (t != LUA_TNIL) lua_pop(L, 1);
+  return name;
+}
+
+/* The handle of the stream at 1; raises for something else or a closed
+ * stream. */
+static lhandle *method_self(lua_State *L, const char *fname) {
+  lhandle *h;
+  int same = lua_getmetatable(L, 1) &&
+             lua_rawequal(L, -1, lua_upvalueindex(UP_MT));
+  if (!same)
+    method_argerror(L, 1, fname, lua_pushfstring(L, "weft.stream expected, got %s",
+                                                 value_name(L, 1)));
+  lua_pop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(UP_KH));
+  lua_rawget(L, 1);
+  h = lua_touserdata(L, -1);
+  same = h && lua_getmetatable(L, -1);
+  if (same) {
+    same = lua_rawequal(L, -1, lua_upvalueindex(UP_HMT));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (!same || !h->s) luaL_error(L, "attempt to use a closed stream");
+  return h;
+}
+
+/* Gives the direction's turn back (dir: 1 read, 2 write): to the first
+ * call queued for it, if the object has a queue (stream.lua's release),
+ * else simply frees it. */
+static void end_turn(lua_State *L, lhandle *h, int dir) {
+  lua_pushvalue(L, lua_upvalueindex(UP_KQ));
+  if (lua_rawget(L, 1) != LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(UP_RELEASE));
+    lua_pushvalue(L, 1);
+    lua_pushinteger(L, dir);
+    lua_call(L, 2, 0);
+    return;
+  }
+  lua_pop(L, 1);
+  h->turn[dir - 1] = 0;
+}
+
+/* The stream's timeout in ms for a wait (s.timeout), -1 for none. */
+static int64_t stream_timeout(lua_State *L) {
+  int64_t ms = -1;
+  lua_pushvalue(L, lua_upvalueindex(UP_KTIMEOUT));
+  if (lua_rawget(L, 1) == LUA_TNUMBER) {
+    lua_Number n = lua_tonumber(L, -1);
+    ms = n >= 9e15 ? INT64_MAX / 2 : (int64_t)(n + 0.999999);
+  }
+  lua_pop(L, 1);
+  return ms;
+}
+
+static int method_slow_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status, (void)ctx;
+  return lua_gettop(L);
+}
+
+/* Hands the call (self and the n - 1 values after it) to stream.lua. */
+static int method_slow(lua_State *L, int n) {
+  lua_settop(L, n);
+  lua_pushvalue(L, lua_upvalueindex(UP_SLOW));
+  lua_insert(L, 1);
+  lua_callk(L, n, LUA_MULTRET, 0, method_slow_k);
+  return lua_gettop(L);
+}
+
+/* Pushes nil, "<op>: message", code; returns 3. */
+static int push_op_fail(lua_State *L, const char *op, int err) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", op, weft_strerror(err));
+  lua_pushstring(L, weft_err_name(err));
+  return 3;
+}
+
+static int read_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Waits, holding the read turn, for the task at 3 (popped) to read the
+ * format at 2. */
+static int read_wait(lua_State *L, lhandle *h, void *task) {
+  wcell *c = &h->cell[0];
+  int err = weft_stream_wait(h->s, WEFT_STREAM_READ, stream_timeout(L),
+                             on_wait, c);
+  if (err) {
+    lua_settop(L, 2);
+    end_turn(L, h, WEFT_STREAM_READ);
+    return push_wait_result(L, err);
+  }
+  c->pending = 1;
+  c->status = 0;
+  return lweft_io_suspend(L, task, &c->iow, cancel_wait, c, (lua_KContext)h,
+                          read_k);
+}
+
+/* A read woke from its wait (stack: s, fmt, ok, values...). */
+static int read_k(lua_State *L, int status, lua_KContext ctx) {
+  lhandle *h = (lhandle *)ctx;
+  int r;
+  void *task;
+  (void)status;
+  if (!lua_toboolean(L, 3)) { /* cancelled: the error is at 4 */
+    lua_settop(L, 4);
+    end_turn(L, h, WEFT_STREAM_READ);
+    return lua_error(L);
+  }
+  lua_settop(L, 2);
+  if (h->cell[0].status || !h->s) {
+    end_turn(L, h, WEFT_STREAM_READ);
+    return push_wait_result(L, h->s ? h->cell[0].status : WEFT_ECLOSED);
+  }
+  r = read_fmt(L, h, 2);
+  if (r == 0 && (task = lweft_io_begin(L, h->st, "read")) != NULL)
+    return read_wait(L, h, task);
+  if (r <= 0) { /* (0: cannot happen, the task is the same) */
+    end_turn(L, h, WEFT_STREAM_READ);
+    return push_op_fail(L, "read", r < 0 ? r : WEFT_EAGAIN);
+  }
+  end_turn(L, h, WEFT_STREAM_READ);
+  return 1;
+}
+
+static const char *const read_formats[] = {"l", "L", "a", "*l", "*L", "*a",
+                                           NULL};
+
+/* Stream:read(...) */
+static int lw_s_read(lua_State *L) {
+  int n = lua_gettop(L), i, r;
+  lhandle *h = method_self(L, "read");
+  void *task;
+  if (n == 1) {
+    lua_pushliteral(L, "l");
+    n = 2;
+  }
+  for (i = 2; i <= n; i++) {
+    if (lua_type(L, i) == LUA_TNUMBER) {
+      if (!lua_isinteger(L, i))
+        method_argerror(L, i - 1, "read", "number has no integer representation");
+    } else {
+      const char *f = lua_type(L, i) == LUA_TSTRING ? lua_tostring(L, i) : NULL;
+      int k = 0;
+      while (f && read_formats[k] && strcmp(f, read_formats[k])) k++;
+      if (!f || !read_formats[k]) method_argerror(L, i - 1, "read", "invalid format");
+    }
+  }
+  if (n != 2 || h->turn[0]) return method_slow(L, n);
+  r = read_fmt(L, h, 2);
+  if (r > 0) return 1;
+  if (r < 0) return push_op_fail(L, "read", r);
+  task = lweft_io_begin(L, h->st, "read"); /* at 3 */
+  if (!task) return method_slow(L, 2); /* the main chunk runs the loop */
+  h->turn[0] = 1;
+  return read_wait(L, h, task);
+}
+
+/* Stream:write(...) */
+static int lw_s_write(lua_State *L) {
+  int n = lua_gettop(L), i, err;
+  lhandle *h = method_self(L, "write");
+  size_t len, took;
+  const char *data;
+  for (i = 2; i <= n; i++) {
+    int t = lua_type(L, i);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER)
+      method_argerror(L, i - 1, "write",
+                      lua_pushfstring(L, "string expected, got %s",
+                                      value_name(L, i)));
+  }
+  if (n != 2 || lua_type(L, 2) != LUA_TSTRING || h->turn[1])
+    return method_slow(L, n);
+  data = lua_tolstring(L, 2, &len);
+  err = weft_stream_write(h->s, data, len, &took);
+  if (err) return push_op_fail(L, "write", err);
+  if (took == len) {
+    lua_settop(L, 1);
+    return 1;
+  }
+  /* The queue is full: stream.lua waits for room, from took on. */
+  lua_pushvalue(L, lua_upvalueindex(UP_REST));
+  lua_insert(L, 1);
+  lua_pushinteger(L, (lua_Integer)took);
+  lua_callk(L, 3, LUA_MULTRET, 0, method_slow_k);
+  return lua_gettop(L);
+}
+
+/* methods(Stream, slow) -> read, write: the fast methods, over slow =
+ * { read =, write =, write_rest =, release = } from stream.lua. */
+static int lw_methods(lua_State *L) {
+  static const struct {
+    lua_CFunction fn;
+    const char *slow, *q;
+  } m[] = {{lw_s_read, "read", "rq"}, {lw_s_write, "write", "wq"}};
+  int i;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  for (i = 0; i < 2; i++) {
+    lua_pushvalue(L, 1);
+    lua_getfield(L, 2, m[i].slow);
+    lua_getfield(L, 2, "write_rest");
+    lua_getfield(L, 2, "release");
+    lua_pushliteral(L, "h");
+    lua_pushstring(L, m[i].q);
+    lua_pushliteral(L, "timeout");
+    luaL_getmetatable(L, HANDLE_MT);
+    lua_pushcclosure(L, m[i].fn, UP_COUNT);
+  }
+  return 2;
 }
 
 /* close(h): pending waits get nil, "handle is closed", "ECLOSED" */
@@ -280,6 +528,25 @@ static int lw_fd(lua_State *L) {
   lhandle *h = luaL_checkudata(L, 1, HANDLE_MT);
   lua_pushinteger(L, h->s ? weft_stream_fd(h->s) : -1);
   return 1;
+}
+
+/* take_turn(h, dir) -> true if the turn was free (now taken), false if a
+ * call holds it.  end_turn(h, dir) frees it. */
+static int lw_take_turn(lua_State *L) {
+  lhandle *h = luaL_checkudata(L, 1, HANDLE_MT);
+  int dir = (int)luaL_checkinteger(L, 2);
+  luaL_argcheck(L, dir == 1 || dir == 2, 2, "bad direction");
+  lua_pushboolean(L, !h->turn[dir - 1]);
+  h->turn[dir - 1] = 1;
+  return 1;
+}
+
+static int lw_end_turn(lua_State *L) {
+  lhandle *h = luaL_checkudata(L, 1, HANDLE_MT);
+  int dir = (int)luaL_checkinteger(L, 2);
+  luaL_argcheck(L, dir == 1 || dir == 2, 2, "bad direction");
+  h->turn[dir - 1] = 0;
+  return 0;
 }
 
 static int lw_queued(lua_State *L) {
@@ -702,6 +969,7 @@ void lweft_open_stream(lua_State *L) {
       {"write", lw_write},     {"waitio", lw_waitio},
       {"close", lw_close},
       {"fd", lw_fd},           {"queued", lw_queued},
+      {"take_turn", lw_take_turn}, {"end_turn", lw_end_turn},
       {"shutdown", lw_shutdown},
       {"listen", lw_listen},   {"connect", lw_connect},
       {"sockerr", lw_sockerr}, {"accept", lw_accept},
@@ -709,7 +977,7 @@ void lweft_open_stream(lua_State *L) {
       {"pipe", lw_pipe},       {"fileno", lw_fileno},
       {"closefd", lw_closefd}, {"getaddrinfo", lw_getaddrinfo},
       {"getnameinfo", lw_getnameinfo}, {"sendto", lw_sendto},
-      {"recvfrom", lw_recvfrom},
+      {"recvfrom", lw_recvfrom}, {"methods", lw_methods},
       {NULL, NULL}};
   size_t i;
   if (luaL_newmetatable(L, HANDLE_MT)) {
@@ -717,6 +985,7 @@ void lweft_open_stream(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
+  lweft_class_key(L, HANDLE_MT, &handle_key);
   for (i = 0; i < sizeof poll_consts / sizeof *poll_consts; i++) {
     lua_pushinteger(L, poll_consts[i].value);
     lua_setfield(L, -3, poll_consts[i].name);

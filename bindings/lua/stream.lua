@@ -46,7 +46,17 @@ end
 -- task without a promise; a cancellation withdraws the wait and raises.
 local c_waitio = C.waitio
 
-local function release(s, busy, qname)
+-- Per-direction turns (dir READ or WRITE): a call holds its direction
+-- from its first byte to its last, so two readers never interleave.  The
+-- handle keeps whether a turn is taken (C.take_turn, C.end_turn: the fast
+-- paths in stream.c check it without entering Lua); the object keeps the
+-- queue of calls waiting for it (rq, wq: present only while not empty).
+local c_take_turn, c_end_turn = C.take_turn, C.end_turn
+local QNAME = { "rq", "wq" }
+
+-- Hands the turn to the first call still waiting for it, or frees it.
+local function release(s, dir)
+  local qname = QNAME[dir]
   local q = s[qname]
   if q then
     while q.first <= q.last do
@@ -54,23 +64,21 @@ local function release(s, busy, qname)
       q[q.first] = nil
       q.first = q.first + 1
       if p:status() == "pending" then
-        p:resolve() -- the turn passes to it; busy stays set
+        p:resolve() -- the turn passes to it: it stays taken
         return
       end
     end
+    s[qname] = nil
   end
-  s[busy] = false
+  c_end_turn(s.h, dir)
 end
 
--- Per-direction turns: a call holds its direction from its first byte to
--- its last, so two readers never interleave.  side is "r" or "w"; the
--- object keeps rbusy/rq and wbusy/wq.  Returns true, or nil, message, code
--- (the stream closed, or the turn did not come within the timeout).
-local function acquire(s, busy, qname)
-  if not s[busy] then
-    s[busy] = true
-    return true
-  end
+-- Takes the turn, waiting for it behind the calls queued first.  Returns
+-- true, or nil, message, code (the stream closed, or the turn did not
+-- come within the timeout).
+local function acquire(s, dir)
+  if c_take_turn(s.h, dir) then return true end
+  local qname = QNAME[dir]
   local q = s[qname]
   if not q then
     q = { first = 1, last = 0 }
@@ -85,13 +93,13 @@ local function acquire(s, busy, qname)
       p:cancel()
     elseif p:status() == "fulfilled" then
       -- handed the turn just as it gave up: pass it on
-      release(s, busy, qname)
+      release(s, dir)
     end
     if weft.is_timeout(err) then return nil, "timeout", "ETIMEDOUT" end
     error(err, 0)
   end
   if s.closed then
-    release(s, busy, qname)
+    release(s, dir)
     return nil, "closed", "ECLOSED"
   end
   return true
@@ -104,12 +112,11 @@ Stream.__index = Stream
 
 -- A stream's turns end through to-be-closed guards, so an error (a
 -- cancellation) inside a call gives its turn back without a pcall.
-local RGuard = { __close = function(g) release(g.s, "rbusy", "rq") end }
-local WGuard = { __close = function(g) release(g.s, "wbusy", "wq") end }
+local RGuard = { __close = function(g) release(g.s, READ) end }
+local WGuard = { __close = function(g) release(g.s, WRITE) end }
 
 local function new_stream(h, kind, file)
-  local s = setmetatable({ h = h, kind = kind, file = file, closed = false,
-    rbusy = false, wbusy = false }, Stream)
+  local s = setmetatable({ h = h, kind = kind, file = file, closed = false }, Stream)
   s.rguard = setmetatable({ s = s }, RGuard)
   s.wguard = setmetatable({ s = s }, WGuard)
   return s
@@ -144,31 +151,19 @@ local function read1(s, fmt)
   end
 end
 
-function Stream:read(...)
+-- Stream:read and Stream:write are C (stream.c: C.methods): they check
+-- the arguments, do what the buffer or one syscall can, and wait in a task
+-- for one format; the rest comes here.
+local slow = {}
+
+-- read with checked formats (at least one), when the turn is taken, for
+-- several formats, or to wait in the main chunk.
+function slow.read(self, ...)
   local n = select("#", ...)
-  local f1 = ...
-  -- Fast path: one format that the buffer or one read satisfies needs no
-  -- turn, since nothing waits.
-  if n == 1 and not self.rbusy and getmetatable(self) == Stream and not self.closed
-      and (formats[f1] or math_type(f1) == "integer") then
-    local ok, v, code = c_read(self.h, f1)
-    if ok then return v end
-    if ok == nil then return nil, "read: " .. v, code end
-    -- it must wait: take the (free) turn, wait, then read on
-    self.rbusy = true
-    local _ <close> = self.rguard
-    local r, m, c = c_waitio(self.h, READ, self.timeout, "read")
-    if not r then return nil, m, c end
-    return read1(self, f1)
-  end
-  check_stream(self, "read")
-  if n == 0 then f1 = "l" end
-  check_format(f1, 1)
-  for i = 2, n do check_format((select(i, ...)), i) end
-  local ok, msg, code = acquire(self, "rbusy", "rq")
+  local ok, msg, code = acquire(self, READ)
   if not ok then return nil, msg, code end
   local _ <close> = self.rguard
-  local v, m, c = read1(self, f1)
+  local v, m, c = read1(self, (...))
   if n <= 1 or v == nil then
     if v == nil and m then return nil, m, c end
     return v
@@ -201,32 +196,11 @@ local function write1(s, data, off)
   end
 end
 
-function Stream:write(...)
+-- write with checked values: several, a number, or while the turn is
+-- taken.
+function slow.write(self, ...)
   local n = select("#", ...)
-  -- Fast path: one string the kernel (or the queue) takes at once.
-  if n == 1 and not self.wbusy and getmetatable(self) == Stream and not self.closed then
-    local data = ...
-    if type(data) == "string" then
-      local new, msg, code = c_write(self.h, data, 0)
-      if new == #data then return self end
-      if not new then return nil, "write: " .. msg, code end
-      -- the rest must wait: take the (free) turn and go on from new
-      self.wbusy = true
-      local _ <close> = self.wguard
-      local r, m, c = write1(self, data, new)
-      if not r then return nil, m, c end
-      return self
-    end
-  end
-  check_stream(self, "write")
-  for i = 1, n do
-    local v = select(i, ...)
-    local t = type(v)
-    if t ~= "string" and t ~= "number" then
-      argerror(i, "write", "string expected, got " .. typename(v))
-    end
-  end
-  local ok, msg, code = acquire(self, "wbusy", "wq")
+  local ok, msg, code = acquire(self, WRITE)
   if not ok then return nil, msg, code end
   local _ <close> = self.wguard
   for i = 1, n do
@@ -237,14 +211,27 @@ function Stream:write(...)
   return self
 end
 
+-- The rest of a string from off, after the fast path met a full queue
+-- (the turn was free).
+function slow.write_rest(self, data, off)
+  c_take_turn(self.h, WRITE)
+  local _ <close> = self.wguard
+  local r, m, c = write1(self, data, off)
+  if not r then return nil, m, c end
+  return self
+end
+
+slow.release = release
+Stream.read, Stream.write = C.methods(Stream, slow)
+
 -- Waits until every queued byte reached the kernel.
 function Stream:flush()
   check_stream(self, "flush")
   if C.queued(self.h) == 0 then return self end
-  local ok, msg, code = acquire(self, "wbusy", "wq")
+  local ok, msg, code = acquire(self, WRITE)
   if not ok then return nil, msg, code end
   local done, r, m, c = pcall(c_waitio, self.h, WRITE, self.timeout, "flush")
-  release(self, "wbusy", "wq")
+  release(self, WRITE)
   if not done then error(r, 0) end
   if not r then return nil, m, c end
   return self
@@ -283,10 +270,9 @@ function Stream:close()
     argerror(1, "close", "weft.stream expected, got " .. typename(self))
   end
   if self.closed then return nil, "closed", "ECLOSED" end
-  if not self.wbusy and C.queued(self.h) > 0 then
-    self.wbusy = true
+  if C.queued(self.h) > 0 and c_take_turn(self.h, WRITE) then
     pcall(c_waitio, self.h, WRITE, self.timeout, "flush")
-    self.wbusy = false
+    c_end_turn(self.h, WRITE)
   end
   close_now(self)
   return true
@@ -409,7 +395,7 @@ function Server:accept(timeout)
   check_server(self, "accept")
   check_timeout(timeout, 1, "accept")
   local ms = timeout or self.timeout
-  local ok, msg, code = acquire(self, "rbusy", "rq")
+  local ok, msg, code = acquire(self, READ)
   if not ok then return nil, msg, code end
   local done, s, m, c = pcall(function()
     while true do
@@ -426,7 +412,7 @@ function Server:accept(timeout)
       if not r then return nil, wm, wc end
     end
   end)
-  release(self, "rbusy", "rq")
+  release(self, READ)
   if not done then error(s, 0) end
   return s, m, c
 end
@@ -624,7 +610,7 @@ function tcp.listen(host, port, opts)
     if fd then
       local h, omsg, ocode = C.open(fd, false)
       if not h then C.closefd(fd); return nil, "listen: " .. omsg, ocode end
-      return setmetatable({ h = h, kind = "tcp", closed = false, rbusy = false,
+      return setmetatable({ h = h, kind = "tcp", closed = false,
         nodelay = opts.nodelay ~= false }, Server)
     end
   end
@@ -659,7 +645,7 @@ function unix.listen(path, opts)
   if not fd then return nil, "listen: " .. msg, code end
   local h, omsg, ocode = C.open(fd, false)
   if not h then C.closefd(fd); return nil, "listen: " .. omsg, ocode end
-  return setmetatable({ h = h, kind = "unix", closed = false, rbusy = false,
+  return setmetatable({ h = h, kind = "unix", closed = false,
     path = path, unlink = opts.unlink ~= false }, Server)
 end
 
@@ -697,8 +683,7 @@ function udp.bind(host, port, opts)
     if fd then
       local h, omsg, ocode = C.open(fd, false)
       if not h then C.closefd(fd); return nil, "bind: " .. omsg, ocode end
-      local u = setmetatable({ h = h, family = a.family, closed = false,
-        rbusy = false, wbusy = false }, Udp)
+      local u = setmetatable({ h = h, family = a.family, closed = false }, Udp)
       if opts.broadcast then C.setoption(h, "broadcast", true) end
       return u
     end
@@ -741,7 +726,7 @@ function Udp:recvfrom(size, timeout)
     argerror(1, "recvfrom", "size must be an integer >= 1")
   end
   check_timeout(timeout, 2, "recvfrom")
-  local ok, msg, code = acquire(self, "rbusy", "rq")
+  local ok, msg, code = acquire(self, READ)
   if not ok then return nil, msg, code end
   local done, data, host, port = pcall(function()
     while true do
@@ -752,7 +737,7 @@ function Udp:recvfrom(size, timeout)
       if not r then return nil, m, c end
     end
   end)
-  release(self, "rbusy", "rq")
+  release(self, READ)
   if not done then error(data, 0) end
   return data, host, port
 end

@@ -58,6 +58,7 @@ typedef struct lpromise {
   /* a WAIT_IO wait: how a cancellation withdraws it */
   void (*io_cancel)(lua_State *L, void *data);
   void *io_data;
+  lweft_iowait *io_wait; /* where the task is kept, if it is */
 } lpromise;
 
 /* User values of a promise: a plain one has the first two. */
@@ -82,11 +83,10 @@ static const char fibertasks_key = 0;
 /* The registry key of the table of rejected promises nobody handled yet
  * (weak keys), reported when collected or when weft.run finishes. */
 static const char unhandled_key = 0;
-/* The registry key of the table of tasks suspended in an I/O wait: the
+/* (st->ref_io_waits is the table of tasks suspended in an I/O wait: the
  * wait's data pointer (a light userdata) -> the task.  It is how a core
  * callback finds the task to wake, and it keeps the task (and what its
- * stack holds, such as the handle the callback points into) alive. */
-static const char io_waits_key = 0;
+ * stack holds, such as the handle the callback points into) alive.) */
 /* The value a default task's wait yields, so that weft.coroutine.resume can
  * tell a task suspension from a plain yield and pass it through. */
 static const char suspend_marker = 0;
@@ -542,11 +542,17 @@ static void ready(lua_State *L, int idx, int src) {
   enqueue(L, t->st, idx, src);
 }
 
-/* Pushes the running task (the one whose coroutine is L), or returns NULL
- * pushing nothing. */
-static lpromise *push_running_task(lua_State *L) {
+/* Pushes the running task (the one whose coroutine is L; st is L's
+ * state, or NULL), or returns NULL pushing nothing. */
+/* Pushes the weak table of tasks by coroutine (st NULL: found by key). */
+static void push_tasks(lua_State *L, lweft_state *st) {
+  if (st) lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_tasks);
+  else lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
+}
+
+static lpromise *push_running_task(lua_State *L, lweft_state *st) {
   weft_fiber_t *cf;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
+  push_tasks(L, st);
   lua_pushthread(L);
   if (lua_rawget(L, -2) == LUA_TUSERDATA) {
     lua_remove(L, -2);
@@ -798,7 +804,7 @@ static lpromise *spawn(lua_State *L, lweft_state *st, int fnidx, int n,
     }
   }
   co = task_thread(L, st);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_tasks);
   lua_pushvalue(L, -2);
   lua_pushvalue(L, p);
   lua_rawset(L, -3);
@@ -1044,10 +1050,13 @@ static int lw_p_cancel(lua_State *L) {
     if (lp->wait == WAIT_IO) {
       void (*withdraw)(lua_State *, void *) = lp->io_cancel;
       lp->io_cancel = NULL;
-      lua_rawgetp(L, LUA_REGISTRYINDEX, &io_waits_key);
-      lua_pushnil(L);
-      lua_rawsetp(L, -2, lp->io_data);
-      lua_pop(L, 1);
+      if (lp->io_wait) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, lp->st->ref_io_waits);
+        luaL_unref(L, -1, lp->io_wait->ref);
+        lua_pop(L, 1);
+        lp->io_wait->ref = 0;
+        lp->io_wait = NULL;
+      }
       if (withdraw) withdraw(L, lp->io_data);
       ready(L, 1, 1);
     } else if (lp->wait == WAIT_PROMISE || lp->wait == WAIT_TIMER) {
@@ -1191,7 +1200,7 @@ static int lw_await(lua_State *L) {
   }
   p = lua_touserdata(L, 1);
   lua_settop(L, 1);
-  t = push_running_task(L); /* at 2, if any */
+  t = push_running_task(L, p->st); /* at 2, if any */
   if (!t) {
     run_until_settled(L, p->st, 1, "await");
     return deliver(L, 1);
@@ -1243,7 +1252,7 @@ static int lw_delay(lua_State *L) {
   lpromise *t;
   lua_settop(L, 1);
   if (!(ms >= 0)) luaL_argerror(L, 1, "delay must be >= 0");
-  t = push_running_task(L); /* at 2, if any */
+  t = push_running_task(L, st); /* at 2, if any */
   if (!t) {
     weft_id_t id;
     lua_newtable(L); /* 2: { done } */
@@ -1477,7 +1486,7 @@ static int lw_tasks(lua_State *L) {
   int n = 0, list;
   lua_newtable(L);
   list = lua_gettop(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
+  push_tasks(L, lweft_state_of(L));
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     lpromise *t = lua_touserdata(L, -1);
@@ -1564,7 +1573,7 @@ static int lw_defer(lua_State *L) {
 }
 
 static int lw_current(lua_State *L) {
-  if (!push_running_task(L)) lua_pushnil(L);
+  if (!push_running_task(L, lweft_state_of(L))) lua_pushnil(L);
   return 1;
 }
 
@@ -1572,8 +1581,8 @@ static int lw_current(lua_State *L) {
  * its waits suspend that task), and returns the suspension marker. */
 static int lw_adopt(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTHREAD);
-  if (push_running_task(L)) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
+  if (push_running_task(L, NULL)) {
+    push_tasks(L, NULL);
     lua_pushvalue(L, 1);
     lua_pushvalue(L, -3);
     lua_rawset(L, -3);
@@ -1594,8 +1603,8 @@ void lweft_push_task_internals(lua_State *L) {
   lua_setfield(L, -2, "error_mt");
 }
 
-void *lweft_io_begin(lua_State *L, const char *fname) {
-  lpromise *t = push_running_task(L);
+void *lweft_io_begin(lua_State *L, lweft_state *st, const char *fname) {
+  lpromise *t = push_running_task(L, st);
   int tidx;
   if (!t) return NULL;
   tidx = lua_gettop(L);
@@ -1604,21 +1613,22 @@ void *lweft_io_begin(lua_State *L, const char *fname) {
   return t;
 }
 
-/* Suspends the task on top (popped) in a WAIT_IO wait; keep: under data
- * in the io_waits table, for lweft_io_wake. */
-static int io_suspend(lua_State *L, lpromise *t, int keep,
+/* Suspends the task on top (popped) in a WAIT_IO wait; w (if not NULL)
+ * keeps it in the table of I/O waits, for lweft_io_wake. */
+static int io_suspend(lua_State *L, lpromise *t, lweft_iowait *w,
                       void (*cancel)(lua_State *L, void *data), void *data,
                       lua_KContext ctx, lua_KFunction k) {
   if (t->done) return luaL_error(L, "task collected while suspended");
-  if (keep) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &io_waits_key);
+  if (w) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->st->ref_io_waits);
     lua_insert(L, -2);
-    lua_rawsetp(L, -2, data); /* the task lweft_io_begin pushed */
+    w->ref = luaL_ref(L, -2); /* the task lweft_io_begin pushed */
   }
   lua_pop(L, 1);
   t->wait = WAIT_IO;
   t->io_cancel = cancel;
   t->io_data = data;
+  t->io_wait = w;
   if (t->cf) {
     t->susp = L;
     weft_fiber_suspend(NULL, NULL);
@@ -1629,42 +1639,46 @@ static int io_suspend(lua_State *L, lpromise *t, int keep,
   return lua_yieldk(L, 1, ctx, k);
 }
 
-int lweft_io_suspend(lua_State *L, void *task,
+int lweft_io_suspend(lua_State *L, void *task, lweft_iowait *w,
                      void (*cancel)(lua_State *L, void *data), void *data,
                      lua_KContext ctx, lua_KFunction k) {
-  return io_suspend(L, task, 1, cancel, data, ctx, k);
+  return io_suspend(L, task, w, cancel, data, ctx, k);
 }
 
 int lweft_io_park(lua_State *L, void *task,
                   void (*cancel)(lua_State *L, void *data), void *data,
                   lua_KContext ctx, lua_KFunction k) {
-  return io_suspend(L, task, 0, cancel, data, ctx, k);
+  return io_suspend(L, task, NULL, cancel, data, ctx, k);
 }
 
 void lweft_io_wake_task(lua_State *L, int idx) {
   lpromise *t = lua_touserdata(L, idx);
   if (t->wait != WAIT_IO) return;
   t->io_cancel = NULL;
+  t->io_wait = NULL;
   ready(L, idx, 0);
 }
 
-int lweft_io_wake(lweft_state *st, void *data) {
+int lweft_io_wake(lweft_state *st, lweft_iowait *w) {
   lua_State *L = st->L;
   lpromise *t;
   int top, woke = 0;
-  if (st->closing || !lua_checkstack(L, 4)) return 0;
+  if (w->ref <= 0 || st->closing || !lua_checkstack(L, 4)) return 0;
   top = lua_gettop(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &io_waits_key);
-  if (lua_rawgetp(L, top + 1, data) == LUA_TUSERDATA) {
-    lua_pushnil(L);
-    lua_rawsetp(L, top + 1, data);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_io_waits);
+  if (lua_rawgeti(L, top + 1, w->ref) == LUA_TUSERDATA) {
     t = lua_touserdata(L, top + 2);
-    if (t->wait == WAIT_IO) {
-      t->io_cancel = NULL;
-      ready(L, top + 2, 0);
-      woke = 1;
+    if (t->io_wait == w) {
+      luaL_unref(L, top + 1, w->ref);
+      t->io_wait = NULL;
+      if (t->wait == WAIT_IO) {
+        t->io_cancel = NULL;
+        ready(L, top + 2, 0);
+        woke = 1;
+      }
     }
   }
+  w->ref = 0;
   lua_settop(L, top);
   return woke;
 }
@@ -1735,6 +1749,7 @@ int lweft_settled_results(lua_State *L, int idx, const char *fname) {
 }
 
 void lweft_open_task(lua_State *L) {
+  lweft_state *st = lua_touserdata(L, -1);
   static const luaL_Reg methods[] = {
       {"resolve", lw_p_resolve}, {"reject", lw_p_reject},
       {"cancel", lw_p_cancel},   {"status", lw_p_status},
@@ -1766,13 +1781,15 @@ void lweft_open_task(lua_State *L) {
   lweft_weak_table(L, &fibertasks_key, "v");
   lweft_weak_table(L, &unhandled_key, "k");
   lua_newtable(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &io_waits_key);
+  st->ref_io_waits = luaL_ref(L, LUA_REGISTRYINDEX);
   if (luaL_newmetatable(L, ERROR_MT)) {
     lua_pushcfunction(L, error_tostring);
     lua_setfield(L, -2, "__tostring");
   }
   lua_pop(L, 1);
   lweft_weak_table(L, &tasks_key, "kv");
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
+  st->ref_tasks = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, -2);
   lua_pushvalue(L, -2);
   luaL_setfuncs(L, fns, 1);

@@ -205,6 +205,7 @@ typedef struct cwait {
   int pending;
   int status;
   int chan_live, lua_live;
+  lweft_iowait iow; /* the task waiting, if one does */
 } cwait;
 
 static void cw_release(cwait *cw) {
@@ -217,7 +218,7 @@ static void cw_end(cwait *cw, int status) {
   cw->status = status;
   if (cw->timer) weft_watch_cancel(cw->st->loop, cw->timer);
   cw->timer = 0;
-  lweft_io_wake(cw->st, cw);
+  lweft_io_wake(cw->st, &cw->iow);
 }
 
 static void on_chan_ready(weft_chan_t *ch, int event, int status, void *data) {
@@ -304,7 +305,7 @@ static int lw_chan_wait(lua_State *L) {
   }
   lua_settop(L, 3);
   lua_pushnil(L); /* 4: keeps the task's slot at 5 for the continuation */
-  task = lweft_io_begin(L, "channel"); /* at 5, if any */
+  task = lweft_io_begin(L, st, "channel"); /* at 5, if any */
   cw = calloc(1, sizeof *cw);
   if (!cw) return luaL_error(L, "not enough memory");
   cw->st = st;
@@ -330,7 +331,7 @@ static int lw_chan_wait(lua_State *L) {
     }
     return cw_result(L, cw);
   }
-  return lweft_io_suspend(L, task, cw_abandon, cw, (lua_KContext)cw,
+  return lweft_io_suspend(L, task, &cw->iow, cw_abandon, cw, (lua_KContext)cw,
                           chan_wait_k);
 }
 
@@ -424,6 +425,7 @@ typedef struct ljob {
   size_t len, rlen;
   int ok;
   int done_ran, lua_live;
+  lweft_iowait iow; /* the task waiting for it */
 } ljob;
 
 static void job_release(ljob *j) {
@@ -555,7 +557,7 @@ static void job_done(weft_loop_t *loop, weft_job_t *job, int status,
   j->done_ran = 1;
   j->job = NULL;
   if (status == WEFT_ECANCELED && !j->res) j->ok = 0;
-  if (j->lua_live) lweft_io_wake(j->st, j);
+  if (j->lua_live) lweft_io_wake(j->st, &j->iow);
   job_release(j);
 }
 
@@ -656,7 +658,7 @@ static int lw_pool_wait(lua_State *L) {
   lua_settop(L, 1);
   if (j->done_ran) return job_result(L, j); /* it finished first */
   lua_pushnil(L); /* 2: keeps the task's slot at 3 for the continuation */
-  task = lweft_io_begin(L, "run");
+  task = lweft_io_begin(L, j->st, "run");
   if (!task) {
     if (lweft_io_run_while(L, j->st, &j->done_ran, 0, "run") != LUA_OK) {
       job_stop(j);
@@ -664,7 +666,8 @@ static int lw_pool_wait(lua_State *L) {
     }
     return job_result(L, j);
   }
-  return lweft_io_suspend(L, task, job_abandon, j, (lua_KContext)j, job_k);
+  return lweft_io_suspend(L, task, &j->iow, job_abandon, j, (lua_KContext)j,
+                          job_k);
 }
 
 static void free_cfg(poolcfg *c) {

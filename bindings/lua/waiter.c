@@ -90,7 +90,7 @@ int lweft_waiter_park(lua_State *L, int base, lua_KContext ctx,
   if (w->state != IDLE) return luaL_error(L, "a waiter parks only once");
   /* If the task cannot wait here, it raises: wakers must skip it. */
   w->state = GAVE_UP;
-  task = lweft_io_begin(L, "wait"); /* at base + 2, if any */
+  task = lweft_io_begin(L, w->st, "wait"); /* at base + 2, if any */
   w->state = PARKED;
   if (!lua_isnil(L, base + 1)) w->timer = lweft_once(L, w->st, base + 1, base);
   if (!task) {
