@@ -76,6 +76,10 @@ typedef struct lweft_state {
    * in I/O waits by wait (task.c), under registry references: reached
    * through the registry's array part, they cost no hashing on hot paths */
   int ref_tasks, ref_io_waits;
+  /* free slots of the I/O waits table (a stack; slots above io_top were
+   * never used), so that keeping a task there costs one rawseti */
+  int *io_free;
+  int io_nfree, io_capfree, io_top;
   /* coroutines of tasks that returned, kept for the next tasks (task.c) */
   int ref_idle;
   int nidle;

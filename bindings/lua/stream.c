@@ -312,23 +312,19 @@ static const char *value_name(lua_State *L, int idx) {
 /* The handle of the stream at 1; raises for something else or a closed
  * stream. */
 static lhandle *method_self(lua_State *L, const char *fname) {
-  lhandle *h;
-  int same = lua_getmetatable(L, 1) &&
-             lua_rawequal(L, -1, lua_upvalueindex(UP_MT));
-  if (!same)
+  lhandle *h = NULL;
+  int top = lua_gettop(L);
+  /* (Metatables compared by address: cheaper than lua_rawequal.) */
+  if (!lua_getmetatable(L, 1) ||
+      lua_topointer(L, -1) != lua_topointer(L, lua_upvalueindex(UP_MT)))
     method_argerror(L, 1, fname, lua_pushfstring(L, "weft.stream expected, got %s",
                                                  value_name(L, 1)));
-  lua_pop(L, 1);
   lua_pushvalue(L, lua_upvalueindex(UP_KH));
-  lua_rawget(L, 1);
-  h = lua_touserdata(L, -1);
-  same = h && lua_getmetatable(L, -1);
-  if (same) {
-    same = lua_rawequal(L, -1, lua_upvalueindex(UP_HMT));
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  if (!same || !h->s) luaL_error(L, "attempt to use a closed stream");
+  if (lua_rawget(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, -1) &&
+      lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(UP_HMT)))
+    h = lua_touserdata(L, top + 2);
+  lua_settop(L, top);
+  if (!h || !h->s) luaL_error(L, "attempt to use a closed stream");
   return h;
 }
 

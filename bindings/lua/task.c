@@ -18,6 +18,7 @@
  * promise's continuations.  Queueing allocates nothing but table slots. */
 #include "lweft.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1031,6 +1032,37 @@ static int lw_p_reject(lua_State *L) {
   return 1;
 }
 
+/* ---- the table of I/O waits ------------------------------------------------ */
+
+/* Keeps the value on top (popped) in a free slot of the I/O waits table
+ * and notes the slot in w.  The free slots are a stack in C with room for
+ * every slot ever used, so that io_unkeep cannot fail. */
+static void io_keep(lua_State *L, lweft_state *st, lweft_iowait *w) {
+  if (st->io_nfree == 0) {
+    if (st->io_top == st->io_capfree) {
+      int cap = !st->io_capfree ? 64
+                : st->io_capfree < INT_MAX / 2 ? 2 * st->io_capfree : 0;
+      int *p = cap ? realloc(st->io_free, (size_t)cap * sizeof *p) : NULL;
+      if (!p) luaL_error(L, "not enough memory");
+      st->io_free = p;
+      st->io_capfree = cap;
+    }
+    st->io_free[st->io_nfree++] = ++st->io_top;
+  }
+  w->ref = st->io_free[--st->io_nfree];
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_io_waits);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, w->ref);
+  lua_pop(L, 1);
+}
+
+/* Frees slot ref of the I/O waits table at idx. */
+static void io_unkeep(lua_State *L, lweft_state *st, int idx, int ref) {
+  lua_pushnil(L);
+  lua_rawseti(L, idx, ref);
+  st->io_free[st->io_nfree++] = ref;
+}
+
 /* Ends a suspended task's delay timer (and what anchors the task to it). */
 static void drop_timer(lua_State *L, lpromise *t) {
   if (t->timer) lweft_cancel(L, t->st, t->timer);
@@ -1052,7 +1084,7 @@ static int lw_p_cancel(lua_State *L) {
       lp->io_cancel = NULL;
       if (lp->io_wait) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, lp->st->ref_io_waits);
-        luaL_unref(L, -1, lp->io_wait->ref);
+        io_unkeep(L, lp->st, lua_gettop(L), lp->io_wait->ref);
         lua_pop(L, 1);
         lp->io_wait->ref = 0;
         lp->io_wait = NULL;
@@ -1619,12 +1651,8 @@ static int io_suspend(lua_State *L, lpromise *t, lweft_iowait *w,
                       void (*cancel)(lua_State *L, void *data), void *data,
                       lua_KContext ctx, lua_KFunction k) {
   if (t->done) return luaL_error(L, "task collected while suspended");
-  if (w) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->st->ref_io_waits);
-    lua_insert(L, -2);
-    w->ref = luaL_ref(L, -2); /* the task lweft_io_begin pushed */
-  }
-  lua_pop(L, 1);
+  if (w) io_keep(L, t->st, w); /* the task lweft_io_begin pushed */
+  else lua_pop(L, 1);
   t->wait = WAIT_IO;
   t->io_cancel = cancel;
   t->io_data = data;
@@ -1669,7 +1697,7 @@ int lweft_io_wake(lweft_state *st, lweft_iowait *w) {
   if (lua_rawgeti(L, top + 1, w->ref) == LUA_TUSERDATA) {
     t = lua_touserdata(L, top + 2);
     if (t->io_wait == w) {
-      luaL_unref(L, top + 1, w->ref);
+      io_unkeep(L, st, top + 1, w->ref);
       t->io_wait = NULL;
       if (t->wait == WAIT_IO) {
         t->io_cancel = NULL;

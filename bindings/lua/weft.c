@@ -1,6 +1,7 @@
 /* weft.c: luaopen_weft: version check, the binding's state, the module. */
 #include "lweft.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* sync.lua and stream.lua, compiled in by cmake/embed.cmake. */
@@ -49,6 +50,10 @@ static int state_gc(lua_State *L) {
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_misc);
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_fifo);
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_idle);
+  luaL_unref(L, LUA_REGISTRYINDEX, st->ref_tasks);
+  luaL_unref(L, LUA_REGISTRYINDEX, st->ref_io_waits);
+  free(st->io_free);
+  st->io_free = NULL;
   if (st->recs) {
     void *ud;
     lua_Alloc alloc = lua_getallocf(L, &ud);
@@ -127,9 +132,9 @@ static void push_state(lua_State *L) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &state_key) != LUA_TNIL) return;
   lua_pop(L, 1);
   st = lua_newuserdatauv(L, sizeof *st, 0);
-  st->loop = NULL; /* closed until the loop exists, so __gc is safe */
-  st->recs = NULL;
-  st->nrecs = 0;
+  /* all zero: no loop yet (closed until it exists, so __gc is safe), no
+   * arrays, no drain */
+  memset(st, 0, sizeof *st);
   luaL_newmetatable(L, "weft.state");
   lua_pushcfunction(L, state_gc);
   lua_setfield(L, -2, "__gc");
