@@ -220,6 +220,22 @@ describe("s:read", function()
     r:close()
     w:close()
   end)
+
+  it("raises for a bad self, and for a stream whose handle was replaced", function()
+    local r, w = weft.pipe()
+    assert.has_error(function() r.read(5) end,
+      "bad argument #1 to 'read' (weft.stream expected, got number)")
+    assert.has_error(function() w.write({}, "x") end,
+      "bad argument #1 to 'write' (weft.stream expected, got table)")
+    local h = r.h
+    r.h = io.stdout -- a userdata of another kind is not taken for a handle
+    assert.has_error(function() r:read() end, "attempt to use a closed stream")
+    r.h = h
+    w:write("still works\n")
+    assert.equal("still works", r:read())
+    r:close()
+    w:close()
+  end)
 end)
 
 describe("s:write", function()
