@@ -36,7 +36,7 @@ wait_port() { # port pid
 }
 
 serve() { # workload label cmd... (the port is appended)
-  local w=$1 label=$2 value load="" cpu=NA
+  local w=$1 label=$2 value load="" cpu=$'NA\tNA'
   shift 2
   port=$((port + 1))
   taskset -c 0 "$@" "$port" >/dev/null 2>"$tmp/err" &
@@ -47,15 +47,19 @@ serve() { # workload label cmd... (the port is appended)
     return
   fi
   if [ "$w" = echo ]; then
-    local line t0 t1
-    t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    local line u0 s0 u1 s1
+    read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
     line=$(taskset -c 1 "$tmp/loadgen" -p "$port" -c 100 -d "$DUR" -w 1 -s 64 | grep '^RESULT ')
-    t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
     value=$(printf '%s' "$line" | sed -n 's/^RESULT .*value=\([0-9.]*\).*/\1/p')
     # The server's CPU per message over warm-up + run (at the measured
-    # rate): the efficiency figure when the load generator is the bound.
-    [ -n "$value" ] && cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" \
-      -v v="$value" -v d="$DUR" 'BEGIN { printf "%.1f", (b - a) / hz / ((d + 1) * v) * 1e6 }')
+    # rate): the efficiency figure when the load generator is the bound;
+    # and its user part, the server's own code (the system part is mostly
+    # the kernel's TCP path, the same two calls a message for every peer).
+    [ -n "$value" ] && cpu=$(awk -v u0="$u0" -v s0="$s0" -v u1="$u1" -v s1="$s1" \
+      -v hz="$(getconf CLK_TCK)" -v v="$value" -v d="$DUR" 'BEGIN {
+        n = (d + 1) * v * hz / 1e6
+        printf "%.1f\t%.2f", (u1 - u0 + s1 - s0) / n, (u1 - u0) / n }')
     # A load generator at ~100% of its core bounds the figure, not the server.
     load=", load generator CPU $(printf '%s' "$line" | sed -n 's/.*client_cpu=\([0-9]*%\).*/\1/p')"
   else
@@ -66,7 +70,7 @@ serve() { # workload label cmd... (the port is appended)
   local rss; rss=$(awk '/VmHWM/{print $2}' "/proc/$pid/status" 2>/dev/null)
   kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
   printf '%s\t%s\t%s\t%s\t%s\n' "$w" "$label" "${value:-NA}" "${rss:-NA}" "$cpu" >> "$raw"
-  [ "$w" = echo ] && load="$load, server CPU $cpu µs/msg"
+  [ "$w" = echo ] && load="$load, server CPU ${cpu%%$'\t'*} µs/msg (user ${cpu##*$'\t'})"
   printf '  %-5s %-26s %s (peak RSS %s KiB%s)\n' "$w" "$label" "${value:-FAILED}" "$rss" "$load"
 }
 
@@ -98,28 +102,30 @@ done
 lua5.4 - "$raw" "$root/bench/lib/common.lua" <<'LUA'
 local rows, order = {}, {}
 for line in io.lines(arg[1]) do
-  local w, label, v, rss, cpu = line:match("^(.-)\t(.-)\t(.-)\t(.-)\t(.*)$")
+  local w, label, v, rss, cpu, ucpu = line:match("^(.-)\t(.-)\t(.-)\t(.-)\t(.-)\t(.*)$")
   local key = w .. "\t" .. label
-  if not rows[key] then rows[key] = { v = {}, rss = {}, cpu = {} }; order[#order + 1] = key end
+  if not rows[key] then rows[key] = { v = {}, rss = {}, cpu = {}, ucpu = {} }; order[#order + 1] = key end
   if tonumber(v) then table.insert(rows[key].v, tonumber(v)) end
   if tonumber(rss) then table.insert(rows[key].rss, tonumber(rss)) end
   if tonumber(cpu) then table.insert(rows[key].cpu, tonumber(cpu)) end
+  if tonumber(ucpu) then table.insert(rows[key].ucpu, tonumber(ucpu)) end
 end
 local median = dofile(arg[2]).median
-print("\n| workload | system | median /s | min | max | peak RSS MiB | weft / this | server CPU µs/msg |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+print("\n| workload | system | median /s | min | max | peak RSS MiB | weft / this | server CPU µs/msg | of which user |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for _, key in ipairs(order) do
   local w, label = key:match("^(.-)\t(.*)$")
   local r = rows[key]
   local m = median(r.v)
   local weft = median(rows[w .. "\tweft tasks"].v)
-  local rss, cpu = median(r.rss), median(r.cpu)
-  print(string.format("| %s | %s | %s | %s | %s | %s | %s | %s |", w, label,
+  local rss, cpu, ucpu = median(r.rss), median(r.cpu), median(r.ucpu)
+  print(string.format("| %s | %s | %s | %s | %s | %s | %s | %s | %s |", w, label,
     m and string.format("%.0f", m) or "FAILED",
     r.v[1] and string.format("%.0f", r.v[1]) or "-",
     r.v[#r.v] and string.format("%.0f", r.v[#r.v]) or "-",
     rss and string.format("%.1f", rss / 1024) or "-",
     (m and weft) and string.format("%.2fx", weft / m) or "-",
-    cpu and string.format("%.1f", cpu) or "-"))
+    cpu and string.format("%.1f", cpu) or "-",
+    ucpu and string.format("%.2f", ucpu) or "-"))
 end
 LUA
