@@ -235,6 +235,12 @@ static int waitio_k(lua_State *L, int status, lua_KContext ctx) {
   return push_wait_result(L, h->cell[ctx - 1].status);
 }
 
+/* A wait's timeout in whole ms (rounded up; a huge one is no limit that
+ * can overflow), from a number >= 0. */
+static int64_t wait_ms(lua_Number n) {
+  return n >= 9e15 ? INT64_MAX / 2 : (int64_t)(n + 0.999999);
+}
+
 /* waitio(h, event, timeout_ms|nil, fname) -> true, or nil, "timeout",
  * "ETIMEDOUT" / nil, "closed", "ECLOSED" / nil, message, code.  Suspends
  * the running task (cancellable), or runs the loop in the main chunk. */
@@ -247,10 +253,7 @@ static int lw_waitio(lua_State *L) {
   void *task;
   if (event != WEFT_STREAM_READ && event != WEFT_STREAM_WRITE)
     return luaL_argerror(L, 2, "bad event");
-  if (!lua_isnil(L, 3)) {
-    lua_Number n = luaL_checknumber(L, 3);
-    ms = n >= 9e15 ? INT64_MAX / 2 : (int64_t)(n + 0.999999);
-  }
+  if (!lua_isnil(L, 3)) ms = wait_ms(luaL_checknumber(L, 3));
   if (!h->s) return push_wait_result(L, WEFT_ECLOSED);
   c = &h->cell[event - 1];
   lua_settop(L, 4);
@@ -349,10 +352,7 @@ static void end_turn(lua_State *L, lhandle *h, int dir) {
 static int64_t stream_timeout(lua_State *L) {
   int64_t ms = -1;
   lua_pushvalue(L, lua_upvalueindex(UP_KTIMEOUT));
-  if (lua_rawget(L, 1) == LUA_TNUMBER) {
-    lua_Number n = lua_tonumber(L, -1);
-    ms = n >= 9e15 ? INT64_MAX / 2 : (int64_t)(n + 0.999999);
-  }
+  if (lua_rawget(L, 1) == LUA_TNUMBER) ms = wait_ms(lua_tonumber(L, -1));
   lua_pop(L, 1);
   return ms;
 }

@@ -84,10 +84,10 @@ static const char fibertasks_key = 0;
 /* The registry key of the table of rejected promises nobody handled yet
  * (weak keys), reported when collected or when weft.run finishes. */
 static const char unhandled_key = 0;
-/* (st->ref_io_waits is the table of tasks suspended in an I/O wait: the
- * wait's data pointer (a light userdata) -> the task.  It is how a core
- * callback finds the task to wake, and it keeps the task (and what its
- * stack holds, such as the handle the callback points into) alive.) */
+/* (st->ref_io_waits is the table of tasks suspended in an I/O wait, each
+ * in the slot its lweft_iowait notes: it is how a core callback finds the
+ * task to wake, and it keeps the task (and what its stack holds, such as
+ * the handle the callback points into) alive.) */
 /* The value a default task's wait yields, so that weft.coroutine.resume can
  * tell a task suspension from a plain yield and pass it through. */
 static const char suspend_marker = 0;
@@ -543,14 +543,14 @@ static void ready(lua_State *L, int idx, int src) {
   enqueue(L, t->st, idx, src);
 }
 
-/* Pushes the running task (the one whose coroutine is L; st is L's
- * state, or NULL), or returns NULL pushing nothing. */
 /* Pushes the weak table of tasks by coroutine (st NULL: found by key). */
 static void push_tasks(lua_State *L, lweft_state *st) {
   if (st) lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_tasks);
   else lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
 }
 
+/* Pushes the running task (the one whose coroutine is L; st is L's
+ * state, or NULL), or returns NULL pushing nothing. */
 static lpromise *push_running_task(lua_State *L, lweft_state *st) {
   weft_fiber_t *cf;
   push_tasks(L, st);
@@ -1056,11 +1056,16 @@ static void io_keep(lua_State *L, lweft_state *st, lweft_iowait *w) {
   lua_pop(L, 1);
 }
 
-/* Frees slot ref of the I/O waits table at idx. */
-static void io_unkeep(lua_State *L, lweft_state *st, int idx, int ref) {
+/* Frees the slot of the I/O waits table (at idx) that keeps task t, which
+ * is no longer kept for its wait. */
+static void io_unkeep(lua_State *L, lpromise *t, int idx) {
+  lweft_state *st = t->st;
+  lweft_iowait *w = t->io_wait;
   lua_pushnil(L);
-  lua_rawseti(L, idx, ref);
-  st->io_free[st->io_nfree++] = ref;
+  lua_rawseti(L, idx, w->ref);
+  st->io_free[st->io_nfree++] = w->ref;
+  w->ref = 0;
+  t->io_wait = NULL;
 }
 
 /* Ends a suspended task's delay timer (and what anchors the task to it). */
@@ -1084,10 +1089,8 @@ static int lw_p_cancel(lua_State *L) {
       lp->io_cancel = NULL;
       if (lp->io_wait) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, lp->st->ref_io_waits);
-        io_unkeep(L, lp->st, lua_gettop(L), lp->io_wait->ref);
+        io_unkeep(L, lp, lua_gettop(L));
         lua_pop(L, 1);
-        lp->io_wait->ref = 0;
-        lp->io_wait = NULL;
       }
       if (withdraw) withdraw(L, lp->io_data);
       ready(L, 1, 1);
@@ -1697,8 +1700,7 @@ int lweft_io_wake(lweft_state *st, lweft_iowait *w) {
   if (lua_rawgeti(L, top + 1, w->ref) == LUA_TUSERDATA) {
     t = lua_touserdata(L, top + 2);
     if (t->io_wait == w) {
-      io_unkeep(L, st, top + 1, w->ref);
-      t->io_wait = NULL;
+      io_unkeep(L, t, top + 1);
       if (t->wait == WAIT_IO) {
         t->io_cancel = NULL;
         ready(L, top + 2, 0);
