@@ -18,6 +18,7 @@ typedef struct lfiber {
   int nin;          /* values the resume handed in */
   int throwing;     /* the resume is a throw: suspend raises its value */
   int failed;       /* fn raised */
+  int in_gc;        /* resumed from inside a __gc finalizer */
 } lfiber;
 
 /* The registry key of the table cfiber -> fiber userdata (weak values):
@@ -54,25 +55,39 @@ static void *entry(weft_fiber_t *cf, void *arg) {
   return NULL;
 }
 
+size_t lweft_check_stack_size(lua_State *L, int arg, const char *fname) {
+  if (!lua_isinteger(L, -1) ||
+      lua_tointeger(L, -1) < (lua_Integer)LWEFT_MIN_STACK ||
+      lua_tointeger(L, -1) > (lua_Integer)WEFT_FIBER_MAX_STACK)
+    lweft_argerror(L, arg, fname,
+                   lua_pushfstring(L, "field 'stack_size' must be an integer "
+                                      "from %d to %d",
+                                   (int)LWEFT_MIN_STACK,
+                                   (int)WEFT_FIBER_MAX_STACK));
+  return (size_t)lua_tointeger(L, -1);
+}
+
 static int lw_fiber_new(lua_State *L) {
   size_t stack = LWEFT_FIBER_STACK;
   lfiber *lf;
   int err;
   lua_remove(L, 1); /* weft.fiber itself: called through __call */
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (lua_type(L, 1) != LUA_TFUNCTION)
+    lweft_argerror(L, 1, "fiber",
+                   lua_pushfstring(L, "function expected, got %s",
+                                   luaL_typename(L, 1)));
   if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!lua_istable(L, 2))
+      lweft_argerror(L, 2, "fiber",
+                     lua_pushfstring(L, "table expected, got %s",
+                                     luaL_typename(L, 2)));
     lua_pushnil(L);
     while (lua_next(L, 2)) {
       const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
       if (strcmp(key, "stack_size") != 0)
-        luaL_argerror(L, 2, lua_pushfstring(L, "unknown option '%s'", key));
-      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < (lua_Integer)WEFT_FIBER_MIN_STACK ||
-          lua_tointeger(L, -1) > (lua_Integer)WEFT_FIBER_MAX_STACK)
-        luaL_argerror(L, 2, lua_pushfstring(L, "field 'stack_size' must be an integer "
-                                               "from %d to %d", (int)WEFT_FIBER_MIN_STACK,
-                                            (int)WEFT_FIBER_MAX_STACK));
-      stack = (size_t)lua_tointeger(L, -1);
+        lweft_argerror(L, 2, "fiber",
+                       lua_pushfstring(L, "unknown option '%s'", key));
+      stack = lweft_check_stack_size(L, 2, "fiber");
       lua_pop(L, 1);
     }
   }
@@ -120,6 +135,7 @@ static int transfer(lua_State *L, int throwing) {
     lf->nin = n;
     lf->throwing = throwing;
   }
+  lf->in_gc = lweft_in_finalizer(L);
   weft_fiber_resume(lf->cf, NULL, NULL);
   if (weft_fiber_status(lf->cf) != WEFT_FIBER_TERMINATED) {
     from = lf->susp;
@@ -170,6 +186,8 @@ static int lw_fiber_suspend(lua_State *L) {
   int n;
   if (!lf) return luaL_error(L, "attempt to suspend outside a fiber");
   lua_pop(L, 1);
+  if (lweft_in_finalizer(L) && !lf->in_gc)
+    return luaL_error(L, "attempt to suspend inside a __gc finalizer");
   lf->susp = L;
   lf->nout = lua_gettop(L);
   weft_fiber_suspend(NULL, NULL);

@@ -29,12 +29,13 @@ typedef struct lweft_rec {
   unsigned char has_arg;  /* a descriptor value is in the arg table */
 } lweft_rec;
 
-/* The default C stack of Lua fibers and stackful tasks.  Lua 5.4 itself
- * uses up to ~404 KiB of C stack before raising "C stack overflow"
- * (recursive string.gsub callbacks, measured on x86_64), so this covers it
- * with room for weft's frames; it is reserved, and committed only as far
- * as it is touched.  Under ASan, 2 MiB: its instrumented frames are
- * larger. */
+/* The C stack of Lua fibers and stackful tasks: the default, and the
+ * least a script may ask for.  Lua 5.4 raises "C stack overflow" only
+ * after 200 nested C calls, whatever the stack: recursive string.gsub
+ * callbacks need about 412 KiB for that (measured on x86_64), so a smaller
+ * stack would fault in its guard page before Lua's own check could fire.
+ * The stack is reserved, and committed only as far as it is touched.
+ * Under ASan, 2 MiB: its instrumented frames are larger. */
 #if defined(__SANITIZE_ADDRESS__)
 #define LWEFT_FIBER_STACK ((size_t)2048 * 1024)
 #elif defined(__has_feature)
@@ -45,6 +46,7 @@ typedef struct lweft_rec {
 #ifndef LWEFT_FIBER_STACK
 #define LWEFT_FIBER_STACK ((size_t)512 * 1024)
 #endif
+#define LWEFT_MIN_STACK LWEFT_FIBER_STACK
 
 /* The binding's state for one Lua state (one per lua_State that required
  * weft), a full userdata kept in the registry.  Lua values it keeps for
@@ -121,6 +123,22 @@ void lweft_open_reactor(lua_State *L);
 /* Adds weft.fiber to the module table at -2 (the state is at -1); leaves
  * the stack as it was. */
 void lweft_open_fiber(lua_State *L);
+
+/* Whether a __gc finalizer is running (or the state is closing): Lua
+ * 5.4.4 stops the collector meanwhile, and lua_gc answers -1.  A fiber
+ * that suspended there would leave the collector stopped for good, so
+ * suspensions check it against what it was when the fiber was resumed. */
+#define lweft_in_finalizer(L) (lua_gc((L), LUA_GCCOUNT, 0) < 0)
+
+/* The value on top as a stack_size option of argument arg: an integer
+ * from LWEFT_MIN_STACK to WEFT_FIBER_MAX_STACK, else raises an argument
+ * error that gives the range (fname names the function when Lua cannot). */
+size_t lweft_check_stack_size(lua_State *L, int arg, const char *fname);
+
+/* As luaL_argerror, naming the function fname when Lua cannot name it
+ * (a function called through pcall, or a __call metamethod). */
+int lweft_argerror(lua_State *L, int arg, const char *fname,
+                   const char *extramsg);
 
 /* Disowns a queued drain: the Lua state is closing. */
 void lweft_forget_drain(lweft_state *st);

@@ -47,6 +47,7 @@ typedef struct lpromise {
   unsigned char wait;         /* what a suspended task waits on (WAIT_*) */
   unsigned char cancel_raise; /* raise the cancellation at the next suspension */
   unsigned char handled;      /* an await or continuation took the outcome */
+  unsigned char in_gc;        /* a stackful task resumed inside a __gc */
   int nvals;                  /* values of a fulfilled promise */
   int id;
   int line;                   /* where a task was spawned (with UV_WHERE) */
@@ -685,6 +686,7 @@ static void resume_stackful(lua_State *L, int idx, int src, lua_State *co) {
     nargs = push_wake(L, t, idx, src);
     lua_xmove(L, t->susp, nargs);
   }
+  t->in_gc = lweft_in_finalizer(L);
   weft_fiber_resume(t->cf, NULL, NULL);
   if (weft_fiber_status(t->cf) == WEFT_FIBER_TERMINATED)
     finished(L, idx, t->fstatus, co, t->fstatus == LUA_OK ? lua_gettop(co) : 1);
@@ -1188,6 +1190,8 @@ static int suspend_task(lua_State *L, lpromise *t) {
 
 /* A default task is a coroutine: it cannot suspend across a C call. */
 static void check_yieldable(lua_State *L, lpromise *t, const char *fname) {
+  if (lweft_in_finalizer(L) && !(t->cf && t->in_gc))
+    luaL_error(L, "%s: a task cannot suspend inside a __gc finalizer", fname);
   if (!t->cf && !lua_isyieldable(L))
     luaL_error(L, "%s: a default task cannot suspend inside a C call here "
                   "(a table.sort comparator, a gsub callback, a metamethod); "
@@ -1566,14 +1570,7 @@ static int lw_spawn(lua_State *L) {
         luaL_argerror(L, 1, "field 'stackful' must be a boolean");
       stackful = lua_toboolean(L, -1);
     } else if (strcmp(key, "stack_size") == 0) {
-      if (!lua_isinteger(L, -1) ||
-          lua_tointeger(L, -1) < (lua_Integer)WEFT_FIBER_MIN_STACK ||
-          lua_tointeger(L, -1) > (lua_Integer)WEFT_FIBER_MAX_STACK)
-        luaL_argerror(L, 1, lua_pushfstring(L, "field 'stack_size' must be an "
-                                               "integer from %d to %d",
-                                            (int)WEFT_FIBER_MIN_STACK,
-                                            (int)WEFT_FIBER_MAX_STACK));
-      stack = (size_t)lua_tointeger(L, -1);
+      stack = lweft_check_stack_size(L, 1, "spawn");
     } else {
       luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s'", key));
     }

@@ -120,6 +120,17 @@ void lweft_weak_table(lua_State *L, const void *key, const char *mode) {
   lua_pop(L, 1);
 }
 
+int lweft_argerror(lua_State *L, int arg, const char *fname,
+                   const char *extramsg) {
+  lua_Debug ar;
+  if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar)) {
+    if (ar.namewhat && strcmp(ar.namewhat, "method") == 0 && --arg == 0)
+      return luaL_error(L, "calling '%s' on bad self (%s)", ar.name, extramsg);
+    if (ar.name) fname = ar.name;
+  }
+  return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, fname, extramsg);
+}
+
 static int new_table_ref(lua_State *L) {
   lua_newtable(L);
   return luaL_ref(L, LUA_REGISTRYINDEX);

@@ -1,5 +1,6 @@
 -- weft.fiber: the PHP Fiber model, stackful, driven by hand.
 local weft = require "weft"
+local helper = require "helper"
 
 describe("weft.fiber", function()
   it("starts with arguments and hands values out and in", function()
@@ -173,8 +174,46 @@ describe("weft.fiber", function()
   end)
 
   it("takes a stack size", function()
-    local f = weft.fiber(function() return "small" end, { stack_size = 64 * 1024 })
-    assert.equal("small", f:start())
+    local f = weft.fiber(function() return "big" end, { stack_size = 4 * 1024 * 1024 })
+    assert.equal("big", f:start())
+  end)
+
+  it("reaches Lua's C stack limit as an error at the smallest stack it accepts", function()
+    local min = helper.min_stack(weft)
+    for name, deep in pairs(helper.deep_c_calls) do
+      local f = weft.fiber(function() return pcall(deep) end, { stack_size = min })
+      local ok, err = f:start()
+      assert.is_false(ok, name)
+      assert.matches("C stack overflow", err, 1, false, name)
+    end
+  end)
+
+  it("refuses to suspend inside a __gc finalizer, and the collector keeps running", function()
+    local errs = {}
+    local f = weft.fiber(function()
+      for _ = 1, 3 do
+        setmetatable({}, { __gc = function()
+          local ok, err = pcall(weft.fiber.suspend)
+          errs[#errs + 1] = ok or err
+        end })
+      end
+      collectgarbage()
+      return "done"
+    end)
+    assert.equal("done", f:start())
+    assert.same({ "attempt to suspend inside a __gc finalizer",
+                  "attempt to suspend inside a __gc finalizer",
+                  "attempt to suspend inside a __gc finalizer" }, errs)
+    assert.is_true(collectgarbage("isrunning"))
+  end)
+
+  it("may suspend in a fiber that a finalizer resumed", function()
+    local out
+    local g = weft.fiber(function() weft.fiber.suspend("in"); return "out" end)
+    setmetatable({}, { __gc = function() out = { g:start(), g:resume() } end })
+    collectgarbage()
+    assert.same({ "in", "out" }, out)
+    assert.is_true(collectgarbage("isrunning"))
   end)
 
   describe("misuse", function()
@@ -183,9 +222,23 @@ describe("weft.fiber", function()
         "bad argument #1 to 'fiber' (function expected, got number)")
     end)
 
-    it("rejects a bad stack size", function()
-      assert.has_error(function() weft.fiber(print, { stack_size = 10 }) end,
-        "bad argument #2 to 'fiber' (field 'stack_size' must be an integer from 16384 to 1073741824)")
+    it("rejects a bad stack size, or one too small for Lua's nested C calls", function()
+      local min = helper.min_stack(weft)
+      assert.is_true(min >= 512 * 1024)
+      local msg = "bad argument #2 to 'fiber' (field 'stack_size' must be an integer from "
+        .. min .. " to 1073741824)"
+      assert.has_error(function() weft.fiber(print, { stack_size = 10 }) end, msg)
+      assert.has_error(function() weft.fiber(print, { stack_size = min - 1 }) end, msg)
+      assert.has_error(function() weft.fiber(print, { stack_size = 1.5 }) end, msg)
+      assert.equal("init", weft.fiber(print, { stack_size = min }):status())
+    end)
+
+    it("names itself in errors even when called through pcall", function()
+      local ok, err = pcall(weft.fiber, 1)
+      assert.is_false(ok)
+      assert.equal("bad argument #1 to 'fiber' (function expected, got number)", err)
+      ok, err = pcall(weft.fiber, print, 5)
+      assert.equal("bad argument #2 to 'fiber' (table expected, got number)", err)
     end)
 
     it("rejects an unknown option", function()

@@ -33,6 +33,41 @@ function M.run_script(src, feed)
   return out, ok
 end
 
+-- The smallest stack_size weft accepts for a Lua fiber or stackful task in
+-- this build (larger under ASan), read from the error a too-small one gets.
+function M.min_stack(weft)
+  local _, err = pcall(weft.fiber, print, { stack_size = 1 })
+  return assert(tonumber(tostring(err):match("from (%d+) to")), err)
+end
+
+-- Functions that nest C calls (each level a string.gsub callback, a
+-- table.sort comparator or a __tostring called by string.format) deeper
+-- than Lua's limit of 200: each must end in "C stack overflow".
+M.deep_c_calls = {
+  gsub = function()
+    local function f(d)
+      if d == 0 then return "x" end
+      return (("a"):gsub("a", function() return f(d - 1) end))
+    end
+    return f(300)
+  end,
+  sort = function()
+    local function f(d)
+      if d == 0 then return end
+      table.sort({ 2, 1 }, function(a, b) f(d - 1); return a < b end)
+    end
+    return f(300)
+  end,
+  format = function()
+    local mt = {}
+    mt.__tostring = function(o)
+      if o.d == 0 then return "x" end
+      return string.format("%s", setmetatable({ d = o.d - 1 }, mt))
+    end
+    return tostring(setmetatable({ d = 300 }, mt))
+  end,
+}
+
 -- Every spec leaves the shared loop as it found it.
 function M.assert_clean(weft)
   local left = weft.watchers()

@@ -186,13 +186,19 @@ describe("weft.async", function()
   end)
 
   it("runs many tasks concurrently", function()
-    local done, start = 0, weft.now()
+    local done, asleep, most = 0, 0, 0
     for _ = 1, 10000 do
-      weft.async(function() weft.delay(10); done = done + 1 end)
+      weft.async(function()
+        asleep = asleep + 1
+        most = math.max(most, asleep)
+        weft.delay(10)
+        asleep = asleep - 1
+        done = done + 1
+      end)
     end
     weft.run()
     assert.equal(10000, done)
-    assert.is_true(weft.now() - start < 5000)
+    assert.equal(10000, most) -- all asleep at once
   end)
 
   it("starts tasks in spawn order while running ones spawn more", function()
@@ -562,7 +568,8 @@ describe("tasks as objects", function()
 
   it("spawn rejects a bad stack size", function()
     assert.has_error(function() weft.spawn({ stackful = true, stack_size = 1 }, print) end,
-      "bad argument #1 to 'spawn' (field 'stack_size' must be an integer from 16384 to 1073741824)")
+      "bad argument #1 to 'spawn' (field 'stack_size' must be an integer from "
+        .. helper.min_stack(weft) .. " to 1073741824)")
   end)
 end)
 
@@ -720,11 +727,51 @@ describe("stackful tasks", function()
   end)
 
   it("take a stack size", function()
-    local t = weft.spawn({ stackful = true, stack_size = 256 * 1024 }, function()
+    local t = weft.spawn({ stackful = true, stack_size = 4 * 1024 * 1024 }, function()
       weft.delay(1)
-      return "small stack"
+      return "big stack"
     end)
-    assert.equal("small stack", weft.await(t))
+    assert.equal("big stack", weft.await(t))
+  end)
+
+  it("reach Lua's C stack limit as an error at the smallest stack accepted", function()
+    local min = helper.min_stack(weft)
+    for name, deep in pairs(helper.deep_c_calls) do
+      local t = weft.spawn({ stackful = true, stack_size = min }, function()
+        weft.delay(0)
+        return pcall(deep)
+      end)
+      local ok, err = weft.await(t)
+      assert.is_false(ok, name)
+      assert.matches("C stack overflow", err, 1, false, name)
+    end
+  end)
+
+  it("cannot suspend inside a __gc finalizer; the collector keeps running", function()
+    local errs = {}
+    local function finalizer()
+      local ok, err = pcall(weft.delay, 1)
+      errs[#errs + 1] = ok or err
+      ok, err = pcall(weft.await, weft.promise())
+      errs[#errs + 1] = ok or err
+    end
+    local t = weft.spawn({ stackful = true }, function()
+      setmetatable({}, { __gc = finalizer })
+      collectgarbage()
+      weft.delay(1)
+      return "still running"
+    end)
+    assert.equal("still running", weft.await(t))
+    local d = weft.async(function()
+      setmetatable({}, { __gc = finalizer })
+      collectgarbage()
+      return "default too"
+    end)
+    assert.equal("default too", weft.await(d))
+    local msg = "%s: a task cannot suspend inside a __gc finalizer"
+    assert.same({ msg:format("delay"), msg:format("await"),
+                  msg:format("delay"), msg:format("await") }, errs)
+    assert.is_true(collectgarbage("isrunning"))
   end)
 end)
 
