@@ -42,6 +42,11 @@ struct weft_stream_s {
   int closed;
   int shut_pending; /* shutdown once the queue is flushed */
   int werr;         /* a write error met while flushing the queue */
+  /* A read error met (sticky: every later read returns it).  The kernel
+   * reports a reset once, then says end of file, which must not read as
+   * a clean close.  reset: a write met the reset first, so the end of
+   * file that reads find is that reset. */
+  int rerr, reset;
   /* the last read from the descriptor was short, so the kernel most
    * likely has nothing more: the next fill waits for readiness instead
    * of paying a read(2) that says EAGAIN (libuv's reads do the same) */
@@ -185,6 +190,7 @@ static void flush(weft_stream_t *s) {
       return;
     } else {
       s->werr = weft__err_from_errno(errno);
+      s->reset |= s->werr == WEFT_ECONNRESET;
       break;
     }
   }
@@ -274,15 +280,20 @@ int weft_stream_unwait(weft_stream_t *s, int event) {
 
 /* ---- reading ------------------------------------------------------------- */
 
-/* read(2) without EINTR: bytes, 0 at end of file, or a WEFT_E* code. */
-static int read_fd(int fd, void *buf, size_t len) {
+/* read(2) without EINTR: bytes, 0 at end of file, or a WEFT_E* code,
+ * which stays the answer of every later read (see rerr). */
+static int read_fd(weft_stream_t *s, void *buf, size_t len) {
   ssize_t r;
+  int err;
+  if (s->rerr) return s->rerr;
   if (len > INT32_MAX) len = INT32_MAX;
-  do r = read(fd, buf, len);
+  do r = read(s->fd, buf, len);
   while (r < 0 && errno == EINTR);
-  if (r >= 0) return (int)r;
-  if (errno == EWOULDBLOCK) return WEFT_EAGAIN;
-  return weft__err_from_errno(errno);
+  if (r > 0 || (r == 0 && !s->reset)) return (int)r;
+  if (r < 0 && errno == EWOULDBLOCK) return WEFT_EAGAIN;
+  err = r < 0 ? weft__err_from_errno(errno) : WEFT_ECONNRESET;
+  s->rerr = err;
+  return err;
 }
 
 int weft_stream_read(weft_stream_t *s, void *buf, size_t len) {
@@ -293,8 +304,8 @@ int weft_stream_read(weft_stream_t *s, void *buf, size_t len) {
   n = s->rend - s->rpos;
   if (n == 0) {
     int r;
-    if (s->drained) return WEFT_EAGAIN;
-    r = read_fd(s->fd, buf, len);
+    if (s->drained && !s->rerr) return WEFT_EAGAIN;
+    r = read_fd(s, buf, len);
     s->drained = r > 0 && (size_t)r < len;
     return r;
   }
@@ -325,8 +336,8 @@ int weft_stream_fill(weft_stream_t *s) {
       s->rcap = cap;
     }
   }
-  if (s->drained) return WEFT_EAGAIN;
-  r = read_fd(s->fd, s->rbuf + s->rend, s->rcap - s->rend);
+  if (s->drained && !s->rerr) return WEFT_EAGAIN;
+  r = read_fd(s, s->rbuf + s->rend, s->rcap - s->rend);
   s->drained = r > 0 && (size_t)r < s->rcap - s->rend;
   if (r > 0) s->rend += (size_t)r;
   return r;
@@ -399,8 +410,10 @@ int weft_stream_write(weft_stream_t *s, const void *buf, size_t len,
       } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
         break;
       } else {
+        err = weft__err_from_errno(errno);
+        s->reset |= err == WEFT_ECONNRESET;
         if (accepted) *accepted = done;
-        return weft__err_from_errno(errno);
+        return err;
       }
     }
   }

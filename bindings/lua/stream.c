@@ -103,6 +103,15 @@ static void take(lua_State *L, lhandle *h, size_t n, size_t drop) {
   h->scanned = 0;
 }
 
+/* Whether a fill's result r ends what a read can get: the end of file,
+ * or an error of the descriptor (a reset), when len bytes are buffered
+ * before it.  The read then returns those bytes as it would at the end
+ * of file, and the core keeps the error for the next read: nothing read
+ * is lost, and a reset never looks like a clean end. */
+static int at_end(int r, size_t len) {
+  return r == 0 || (r < 0 && r != WEFT_EAGAIN && r != WEFT_ENOMEM && len > 0);
+}
+
 /* Reads one format (the value at idx: a byte count, or "l", "L", "a" with
  * or without '*') from the buffer and the descriptor without waiting.
  * Returns 1 with the value pushed (nil at end of file), 0 when it must
@@ -124,7 +133,7 @@ static int read_fmt(lua_State *L, lhandle *h, int idx) {
         return 1;
       }
       r = weft_stream_fill(h->s);
-      if (r == 0) { /* end of file: what there is, or nil */
+      if (at_end(r, len)) { /* end of file: what there is, or nil */
         if (len > 0) take(L, h, len, 0);
         else lua_pushnil(L);
         return 1;
@@ -140,7 +149,7 @@ static int read_fmt(lua_State *L, lhandle *h, int idx) {
       b = weft_stream_buffered(h->s, &len);
       if (*fmt == 'a') {
         r = weft_stream_fill(h->s);
-        if (r == 0) {
+        if (at_end(r, len)) {
           if (len > 0) take(L, h, len, 0);
           else lua_pushliteral(L, "");
           return 1;
@@ -156,7 +165,7 @@ static int read_fmt(lua_State *L, lhandle *h, int idx) {
         }
         h->scanned = len;
         r = weft_stream_fill(h->s);
-        if (r == 0) { /* a last line without its newline, or nil */
+        if (at_end(r, len)) { /* a last line without its newline, or nil */
           if (len > 0) take(L, h, len, 0);
           else lua_pushnil(L);
           return 1;

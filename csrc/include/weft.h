@@ -703,13 +703,17 @@ WEFT_EXTERN weft_loop_t *weft_stream_loop(const weft_stream_t *stream);
 /* Reads up to len bytes into buf: from the read buffer if it holds any,
  * else with one read(2).  Returns the bytes read (> 0), 0 at end of file,
  * WEFT_EAGAIN when nothing is there yet, WEFT_ECLOSED, or the read's
- * error. */
+ * error.  A read error is kept: every later read (this and
+ * weft_stream_fill) returns it, so a reset connection (WEFT_ECONNRESET,
+ * also when a write met the reset first) never reads as a clean end of
+ * file. */
 WEFT_EXTERN int weft_stream_read(weft_stream_t *stream, void *buf,
                                  size_t len);
 
 /* Reads once from the descriptor into the read buffer, growing it when
  * needed.  Returns the bytes added (> 0), 0 at end of file, WEFT_EAGAIN,
- * WEFT_ENOMEM, WEFT_ECLOSED, or the read's error.  After a read that
+ * WEFT_ENOMEM, WEFT_ECLOSED, or the read's error (kept, as for
+ * weft_stream_read; the bytes already buffered stay).  After a read that
  * filled less than the room it had, the kernel most likely holds nothing
  * more, so reads (this and weft_stream_read) say WEFT_EAGAIN without a
  * system call until the descriptor is next reported readable: wait for

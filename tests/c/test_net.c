@@ -198,6 +198,93 @@ static void dns_getaddrinfo_resolves(void) {
   test_free_loop(loop);
 }
 
+/* A connected loopback pair: *client (connecting through weft) and
+ * *server (accepted), both blocking-free descriptors. */
+static void tcp_pair(int *client, int *server) {
+  struct sockaddr_in a = loopback(0);
+  int l = weft_socket_listen((struct sockaddr *)&a, sizeof a, SOCK_STREAM, 4, 0);
+  ASSERT_GE(l, 0);
+  a = loopback(port_of(l));
+  *client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(*client, 0);
+  ASSERT_OK(connect(*client, (struct sockaddr *)&a, sizeof a));
+  do *server = weft_socket_accept(l);
+  while (*server == WEFT_EAGAIN);
+  ASSERT_GE(*server, 0);
+  close(l);
+}
+
+/* Closes fd with SO_LINGER 0: the peer gets a reset, not an end of file. */
+static void reset_close(int fd) {
+  struct linger lg = {1, 0};
+  ASSERT_OK(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
+  close(fd);
+}
+
+/* weft_stream_fill, waiting for readability while it says EAGAIN. */
+static int fill_waiting(weft_loop_t *loop, weft_stream_t *s) {
+  int r;
+  while ((r = weft_stream_fill(s)) == WEFT_EAGAIN) {
+    struct waited w = {0, 1};
+    ASSERT_OK(weft_stream_wait(s, WEFT_STREAM_READ, -1, on_wait, &w));
+    ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+    ASSERT_EQ(w.status, 0);
+  }
+  return r;
+}
+
+static void net_reset_is_kept_after_the_data(void) {
+  weft_loop_t *loop;
+  weft_stream_t *s;
+  const char *b;
+  size_t n;
+  int peer, fd;
+  ASSERT_OK(weft_loop_new(&loop));
+  tcp_pair(&peer, &fd);
+  ASSERT_OK(weft_stream_open(loop, fd, 0, &s));
+  ASSERT_EQ(write(peer, "last words", 10), 10);
+  reset_close(peer);
+  /* The data sent before the reset, then the reset, on every later read
+   * (the kernel reports it once, then says end of file). */
+  ASSERT_EQ(fill_waiting(loop, s), 10);
+  b = weft_stream_buffered(s, &n);
+  ASSERT_EQ(n, 10);
+  ASSERT(memcmp(b, "last words", 10) == 0);
+  ASSERT_OK(weft_stream_consume(s, n));
+  ASSERT_EQ(fill_waiting(loop, s), WEFT_ECONNRESET);
+  ASSERT_EQ(weft_stream_fill(s), WEFT_ECONNRESET);
+  {
+    char buf[4];
+    ASSERT_EQ(weft_stream_read(s, buf, sizeof buf), WEFT_ECONNRESET);
+  }
+  ASSERT_OK(weft_stream_close(s));
+  test_free_loop(loop);
+}
+
+static void net_reset_met_by_a_write_is_no_clean_end(void) {
+  weft_loop_t *loop;
+  weft_stream_t *s;
+  struct waited w = {0, 1};
+  size_t took;
+  int peer, fd, err;
+  ASSERT_OK(weft_loop_new(&loop));
+  tcp_pair(&peer, &fd);
+  ASSERT_OK(weft_stream_open(loop, fd, 0, &s));
+  reset_close(peer);
+  /* (readable once the reset arrived) */
+  ASSERT_OK(weft_stream_wait(s, WEFT_STREAM_READ, -1, on_wait, &w));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  /* The write takes the socket's error; the read that follows must still
+   * say reset, not end of file. */
+  err = weft_stream_write(s, "x", 1, &took);
+  ASSERT_EQ(err, WEFT_ECONNRESET);
+  ASSERT_EQ(weft_stream_fill(s), WEFT_ECONNRESET);
+  ASSERT_OK(weft_stream_close(s));
+  test_free_loop(loop);
+}
+
 TEST_MAIN(T(net_connect_and_accept) T(net_connect_refused)
+              T(net_reset_is_kept_after_the_data)
+              T(net_reset_met_by_a_write_is_no_clean_end)
               T(net_rejects_bad_input) T(net_datagrams)
                   T(dns_getaddrinfo_resolves))

@@ -27,6 +27,19 @@ local function tcp_pair()
   return c, s
 end
 
+-- A peer process that connects to port, sends data, and resets the
+-- connection (SO_LINGER 0, then close) instead of closing it cleanly.
+local function resetting_peer(port, data)
+  -- (env -u: an ASan build's preloaded runtime would report perl's leaks)
+  return assert(weft.process.spawn { "env", "-u", "LD_PRELOAD", "perl", "-MSocket", "-e", [[
+    socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+    connect($s, pack_sockaddr_in($ARGV[0], inet_aton("127.0.0.1"))) or die "connect: $!";
+    syswrite($s, $ARGV[1]) if length $ARGV[1];
+    setsockopt($s, SOL_SOCKET, SO_LINGER, pack("ii", 1, 0)) or die "linger: $!";
+    close($s);
+  ]], tostring(port), data })
+end
+
 describe("s:read", function()
   it("reads lines, with and without newline, counts and the rest", function()
     local r, w = weft.pipe()
@@ -207,6 +220,51 @@ describe("s:read", function()
     assert.is_true(#got >= 2)
     r:close()
     w:close()
+  end)
+
+  it("after a reset returns what was read, then fails with ECONNRESET", function()
+    local server = assert(weft.tcp.listen("127.0.0.1", 0))
+    local _, port = server:sockname()
+    local peer = resetting_peer(port, "last words")
+    local c = assert(server:accept())
+    server:close()
+    assert.equal(0, peer:wait()) -- the data and the reset are both there
+    assert.equal("last words", c:read("a"))
+    assert.same({ nil, "read: connection reset by peer", "ECONNRESET" }, { c:read("a") })
+    -- and so on for every later read: a reset never reads as a clean end
+    assert.same({ nil, "read: connection reset by peer", "ECONNRESET" }, { c:read("l") })
+    assert.same({ nil, "read: connection reset by peer", "ECONNRESET" }, { c:read(1) })
+    c:close()
+  end)
+
+  it("a reader waiting when the reset comes gets the line so far, then the reset", function()
+    local server = assert(weft.tcp.listen("127.0.0.1", 0))
+    local _, port = server:sockname()
+    weft.run(function()
+      local accepted = weft.async(function() return assert(server:accept()) end)
+      local peer = resetting_peer(port, "no newline")
+      local c = weft.await(accepted)
+      assert.equal("no newline", c:read("l"))
+      local ok, msg, code = c:read("l")
+      assert.same({ nil, "read: connection reset by peer", "ECONNRESET" }, { ok, msg, code })
+      assert.equal(0, peer:wait())
+      c:close()
+    end)
+    server:close()
+  end)
+
+  it("a reset that a write met first still fails the reads after it", function()
+    local server = assert(weft.tcp.listen("127.0.0.1", 0))
+    local _, port = server:sockname()
+    local peer = resetting_peer(port, "")
+    local c = assert(server:accept())
+    server:close()
+    assert.equal(0, peer:wait())
+    assert.is_true(weft.readable(c:getfd(), 5000)) -- the reset arrived
+    local ok, _, code = c:write("x")
+    assert.same({ nil, "ECONNRESET" }, { ok, code })
+    assert.same({ nil, "read: connection reset by peer", "ECONNRESET" }, { c:read("a") })
+    c:close()
   end)
 
   it("raises for a bad format", function()
