@@ -327,6 +327,39 @@ void weft__signal_close(weft_loop_t *loop, weft__watch *w);
 /* Delivers signals that arrived while dispatch was stopped. */
 void weft__signal_flush(weft_loop_t *loop);
 
+/* ---- stream: transports ------------------------------------------------ */
+/* A transport sits between a stream's buffer and its descriptor (tls.c).
+ * A stream with one reads and writes through it, and the transport moves
+ * its own bytes with weft__stream_recv / weft__stream_send, so the read
+ * buffer, the write queue, the waits and the close stay stream.c's. */
+typedef struct weft__transport {
+  /* Like read(2) into the stream's buffer: bytes, 0 at a clean end,
+   * WEFT_EAGAIN (wait until readable), or an error. */
+  int (*read)(void *data, void *buf, size_t len);
+  /* weft_stream_write's contract. */
+  int (*write)(void *data, const void *buf, size_t len, size_t *accepted);
+  /* Whether a read may make progress without the descriptor. */
+  int (*readable)(void *data);
+  /* Before the stream's own shutdown: 0 or an error. */
+  int (*shutdown)(void *data);
+  /* The stream closes: last words (sent if the kernel takes them), then
+   * free data. */
+  void (*close)(void *data);
+} weft__transport;
+
+void weft__stream_set_transport(weft_stream_t *s, const weft__transport *t,
+                                void *data);
+/* The transport data of s if s is open and uses t, else NULL. */
+void *weft__stream_transport(const weft_stream_t *s, const weft__transport *t);
+/* One read(2) from the descriptor (none after a short one until it is
+ * next reported readable): bytes, 0 at end of file, WEFT_EAGAIN, error. */
+int weft__stream_recv(weft_stream_t *s, void *buf, size_t len);
+/* Writes all of buf: to the kernel, the rest to the queue whatever its
+ * limit.  Returns 0 or an error (one a queued write met, too). */
+int weft__stream_send(weft_stream_t *s, const void *buf, size_t len);
+/* The bytes the write queue can still take under its limit. */
+size_t weft__stream_room(const weft_stream_t *s);
+
 /* Every handle weft opens has data == loop and counts in open_handles; its
  * close callback calls this, which releases a loop whose free waited for
  * the host's loop. */

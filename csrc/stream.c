@@ -12,7 +12,11 @@
  * queue that the writable watcher flushes.  The queue has a limit: a write
  * accepts what fits and the writer waits (WEFT_STREAM_WRITE) for the queue
  * to drain, so a writer that outruns its peer waits instead of growing
- * memory. */
+ * memory.
+ *
+ * A stream may carry a transport (tls.c): then reads and writes go through
+ * it, and it moves its own bytes with weft__stream_recv / _send, so the
+ * buffer, the queue, the waits and the close above it stay the same. */
 #include "internal.h"
 
 #include <errno.h>
@@ -31,6 +35,7 @@ typedef struct waiter {
   void *data;
   weft_id_t timer;
   int pending;
+  int ready; /* the timer says "ready", not "timed out" (see wait) */
 } waiter;
 
 struct weft_stream_s {
@@ -57,6 +62,8 @@ struct weft_stream_s {
   char *wbuf;
   size_t wcap, wpos, wend, wlimit; /* queued bytes: wbuf[wpos, wend) */
   waiter wait[2];                  /* WEFT_STREAM_READ - 1, _WRITE - 1 */
+  const weft__transport *xport;    /* NULL: bytes go to fd as they are */
+  void *xdata;
 };
 
 /* Writing to a pipe whose reader is gone raises SIGPIPE, which kills a
@@ -215,7 +222,7 @@ static void on_timeout(weft_stream_t *s, int event, weft_id_t tid) {
   waiter *w = &s->wait[event - 1];
   if (!w->pending || w->timer != tid) return;
   w->timer = 0; /* a fired once timer is gone */
-  fire(s, event, WEFT_ETIMEDOUT);
+  fire(s, event, w->ready ? 0 : WEFT_ETIMEDOUT);
 }
 
 static void on_read_timeout(weft_loop_t *loop, weft_id_t id, int arg,
@@ -242,6 +249,12 @@ int weft_stream_wait(weft_stream_t *s, int event, int64_t timeout_ms,
   if (w->pending) return WEFT_EBUSY;
   err = need_watcher(s, event);
   if (err) return err;
+  /* A transport holding bytes a read can take (a TLS record already
+   * received) is ready whatever the descriptor says: the wait ends from
+   * the next dispatch pass. */
+  w->ready = event == WEFT_STREAM_READ && s->xport &&
+             s->xport->readable(s->xdata);
+  if (w->ready) timeout_ms = 0;
   if (timeout_ms >= 0) {
     err = weft_once(s->loop, (uint64_t)timeout_ms,
                     event == WEFT_STREAM_READ ? on_read_timeout
@@ -304,6 +317,7 @@ int weft_stream_read(weft_stream_t *s, void *buf, size_t len) {
   n = s->rend - s->rpos;
   if (n == 0) {
     int r;
+    if (s->xport) return s->xport->read(s->xdata, buf, len);
     if (s->drained && !s->rerr) return WEFT_EAGAIN;
     r = read_fd(s, buf, len);
     s->drained = r > 0 && (size_t)r < len;
@@ -336,9 +350,13 @@ int weft_stream_fill(weft_stream_t *s) {
       s->rcap = cap;
     }
   }
-  if (s->drained && !s->rerr) return WEFT_EAGAIN;
-  r = read_fd(s, s->rbuf + s->rend, s->rcap - s->rend);
-  s->drained = r > 0 && (size_t)r < s->rcap - s->rend;
+  if (s->xport) {
+    r = s->xport->read(s->xdata, s->rbuf + s->rend, s->rcap - s->rend);
+  } else {
+    if (s->drained && !s->rerr) return WEFT_EAGAIN;
+    r = read_fd(s, s->rbuf + s->rend, s->rcap - s->rend);
+    s->drained = r > 0 && (size_t)r < s->rcap - s->rend;
+  }
   if (r > 0) s->rend += (size_t)r;
   return r;
 }
@@ -361,11 +379,13 @@ int weft_stream_consume(weft_stream_t *s, size_t n) {
 
 /* ---- writing ------------------------------------------------------------- */
 
-/* Appends what fits of buf to the queue; returns the bytes taken. */
-static size_t enqueue(weft_stream_t *s, const char *buf, size_t len) {
+/* Appends what fits under limit of buf to the queue; returns the bytes
+ * taken. */
+static size_t enqueue(weft_stream_t *s, const char *buf, size_t len,
+                      size_t limit) {
   size_t queued = s->wend - s->wpos, room;
-  if (queued >= s->wlimit) return 0;
-  room = s->wlimit - queued;
+  if (queued >= limit) return 0;
+  room = limit - queued;
   if (len > room) len = room;
   if (s->wcap - s->wend < len) {
     if (s->wpos) { /* slide down first */
@@ -388,45 +408,65 @@ static size_t enqueue(weft_stream_t *s, const char *buf, size_t len) {
   return len;
 }
 
+/* Sends what the kernel takes of p at once, counting it in *done.
+ * Returns 0 (also when the kernel took less), or the send's error. */
+static int send_now(weft_stream_t *s, const char *p, size_t len,
+                    size_t *done) {
+  while (*done < len) {
+    ssize_t r = s->is_socket
+                    ? send(s->fd, p + *done, len - *done, MSG_NOSIGNAL)
+                    : write(s->fd, p + *done, len - *done);
+    if (r >= 0) {
+      *done += (size_t)r;
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      break;
+    } else {
+      int err = weft__err_from_errno(errno);
+      s->reset |= err == WEFT_ECONNRESET;
+      return err;
+    }
+  }
+  return 0;
+}
+
+/* Writes p: straight to the kernel while nothing is queued, the rest to
+ * the queue as far as limit allows; stores the bytes taken in *accepted.
+ * Returns 0 or the error. */
+static int write_through(weft_stream_t *s, const char *p, size_t len,
+                         size_t limit, size_t *accepted) {
+  size_t done = 0;
+  int err = 0;
+  if (s->wend == s->wpos) /* nothing queued: straight to the kernel */
+    err = send_now(s, p, len, &done);
+  if (!err && done < len) {
+    done += enqueue(s, p + done, len - done, limit);
+    if (s->wend > s->wpos) {
+      err = need_watcher(s, WEFT_STREAM_WRITE);
+      if (err && done == len) err = 0; /* the next write retries it */
+      if (!err) sync_writer(s);
+    }
+  }
+  *accepted = done;
+  return err;
+}
+
 int weft_stream_write(weft_stream_t *s, const void *buf, size_t len,
                       size_t *accepted) {
-  const char *p = buf;
-  size_t done = 0;
+  size_t took = 0;
   int err;
   if (accepted) *accepted = 0;
   if (!s || (!buf && len)) return WEFT_EINVAL;
   if (s->closed) return WEFT_ECLOSED;
   if (s->werr) return s->werr;
   if (s->shut_pending) return WEFT_EPIPE;
-  if (s->wend == s->wpos) { /* nothing queued: straight to the kernel */
-    while (done < len) {
-      ssize_t r = s->is_socket
-                      ? send(s->fd, p + done, len - done, MSG_NOSIGNAL)
-                      : write(s->fd, p + done, len - done);
-      if (r >= 0) {
-        done += (size_t)r;
-      } else if (errno == EINTR) {
-        continue;
-      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        break;
-      } else {
-        err = weft__err_from_errno(errno);
-        s->reset |= err == WEFT_ECONNRESET;
-        if (accepted) *accepted = done;
-        return err;
-      }
-    }
-  }
-  if (done < len) {
-    done += enqueue(s, p + done, len - done);
-    if (s->wend > s->wpos) {
-      err = need_watcher(s, WEFT_STREAM_WRITE);
-      if (err && done < len) return err;
-      sync_writer(s);
-    }
-  }
-  if (accepted) *accepted = done;
-  return 0;
+  if (s->xport)
+    err = s->xport->write(s->xdata, buf, len, &took);
+  else
+    err = write_through(s, buf, len, s->wlimit, &took);
+  if (accepted) *accepted = took;
+  return err;
 }
 
 size_t weft_stream_queued(const weft_stream_t *s) {
@@ -444,6 +484,10 @@ int weft_stream_shutdown(weft_stream_t *s) {
   if (s->closed) return WEFT_ECLOSED;
   if (s->werr) return s->werr;
   if (!s->is_socket) return WEFT_ENOTSOCK;
+  if (s->xport) {
+    int err = s->xport->shutdown(s->xdata);
+    if (err) return err;
+  }
   if (s->wend > s->wpos) {
     s->shut_pending = 1;
     return 0;
@@ -480,6 +524,10 @@ int weft_stream_close(weft_stream_t *s) {
     s->wait[ev].timer = 0;
     waiting |= s->wait[ev].pending;
   }
+  if (s->xport) { /* (its last words, close_notify, go out first) */
+    s->xport->close(s->xdata);
+    s->xport = NULL;
+  }
   if (s->rw) weft_watch_cancel(s->loop, s->rw);
   if (s->ww) weft_watch_cancel(s->loop, s->ww);
   s->rw = s->ww = 0;
@@ -495,4 +543,37 @@ int weft_stream_close(weft_stream_t *s) {
   if (!waiting || weft_loop_queue(s->loop, closed_run, s) != 0)
     closed_run(s->loop, s);
   return 0;
+}
+
+/* ---- transports ----------------------------------------------------------- */
+
+void weft__stream_set_transport(weft_stream_t *s, const weft__transport *t,
+                                void *data) {
+  s->xport = t;
+  s->xdata = data;
+}
+
+void *weft__stream_transport(const weft_stream_t *s, const weft__transport *t) {
+  return s && !s->closed && s->xport == t ? s->xdata : NULL;
+}
+
+int weft__stream_recv(weft_stream_t *s, void *buf, size_t len) {
+  int r;
+  if (s->drained && !s->rerr) return WEFT_EAGAIN;
+  r = read_fd(s, buf, len);
+  s->drained = r > 0 && (size_t)r < len;
+  return r;
+}
+
+int weft__stream_send(weft_stream_t *s, const void *buf, size_t len) {
+  size_t took;
+  int err;
+  if (s->werr) return s->werr;
+  err = write_through(s, buf, len, SIZE_MAX, &took);
+  return err ? err : took < len ? WEFT_ENOMEM : 0;
+}
+
+size_t weft__stream_room(const weft_stream_t *s) {
+  size_t queued = s->wend - s->wpos;
+  return queued < s->wlimit ? s->wlimit - queued : 0;
 }

@@ -4,7 +4,7 @@
 # downloaded from anywhere else.
 # usage: scripts/deps.sh [extra-package ...]
 set -eu
-need="cmake pkg-config make gcc clang libclang-rt-14-dev libuv1-dev liblua5.4-dev lua5.4 \
+need="cmake pkg-config make gcc clang libclang-rt-14-dev libuv1-dev libssl-dev openssl curl liblua5.4-dev lua5.4 \
 lua-busted luarocks binutils perl valgrind file \
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user $*"
 missing=""

@@ -90,7 +90,10 @@ WEFT_EXTERN const char *weft_version_string(void);
   XX(EAI_AGAIN, "temporary failure in name resolution")                       \
   XX(EAI_FAIL, "permanent failure in name resolution")                        \
   XX(EAI_FAMILY, "address family not supported by the resolver")             \
-  XX(EAI_SERVICE, "service not available for socket type")
+  XX(EAI_SERVICE, "service not available for socket type")                   \
+  XX(ETLS, "TLS handshake or protocol failure")                              \
+  XX(ECERT, "certificate verify failed")                                     \
+  XX(ETRUNCATED, "stream truncated: end without TLS close_notify")
 
 /* The codes.  The values come from the platform's errno.h (negated); the
  * weft-specific ones are fixed. */
@@ -141,7 +144,10 @@ enum {
   WEFT_EAI_AGAIN = -5004,
   WEFT_EAI_FAIL = -5005,
   WEFT_EAI_FAMILY = -5006,
-  WEFT_EAI_SERVICE = -5007
+  WEFT_EAI_SERVICE = -5007,
+  WEFT_ETLS = -5008,
+  WEFT_ECERT = -5009,
+  WEFT_ETRUNCATED = -5010
 };
 
 /* The message for an error code ("bad file descriptor"); a static string.
@@ -773,6 +779,139 @@ WEFT_EXTERN int weft_stream_shutdown(weft_stream_t *stream);
  * until then it may only be passed to weft_stream_fd.  Returns 0, or
  * WEFT_ECLOSED if it was already closed; weft_stream_close(NULL) is 0. */
 WEFT_EXTERN int weft_stream_close(weft_stream_t *stream);
+
+/* ---- TLS -------------------------------------------------------------- */
+/* TLS over OpenSSL 3, as a transport of a stream: after weft_tls_start the
+ * stream's reads return decrypted bytes and its writes encrypt, with the
+ * same contract as before (WEFT_EAGAIN, waits, the queue and its limit,
+ * close).  A weft_tls_t is a configuration shared by many streams: the
+ * role, what is trusted, the certificate, ALPN, versions and ciphers, and
+ * a client's sessions to resume.  It is not thread-safe: use it from the
+ * loop's thread.  Renegotiation is refused; TLS 1.2 is the least version
+ * by default. */
+
+typedef struct weft_tls_s weft_tls_t;
+
+/* Roles for weft_tls_new. */
+enum { WEFT_TLS_CLIENT = 0, WEFT_TLS_SERVER = 1 };
+
+/* Versions for weft_tls_set_min_version. */
+enum { WEFT_TLS_1_2 = 0x0303, WEFT_TLS_1_3 = 0x0304 };
+
+/* Creates a configuration for role and stores it in *out.  A client
+ * verifies its peer against the system's trust store (OpenSSL's default
+ * paths, /etc/ssl/certs on Debian) and checks the name given to
+ * weft_tls_start; a server asks no certificate of its clients until
+ * weft_tls_set_client_ca.  Returns 0, WEFT_EINVAL, WEFT_ENOMEM or
+ * WEFT_ETLS. */
+WEFT_EXTERN int weft_tls_new(int role, weft_tls_t **out);
+
+/* Releases the caller's reference: the configuration is freed once no
+ * stream uses it.  weft_tls_free(NULL) does nothing. */
+WEFT_EXTERN void weft_tls_free(weft_tls_t *tls);
+
+/* Turns a client's verification of its peer on (the default) or off.
+ * Off, any certificate (or a mismatched name) is accepted: the
+ * connection is encrypted but not authenticated.  Returns 0 or
+ * WEFT_EINVAL (NULL, or a server: see weft_tls_set_client_ca). */
+WEFT_EXTERN int weft_tls_set_verify(weft_tls_t *tls, int on);
+
+/* Trusts the certificates in the PEM file cafile and/or the hashed
+ * directory capath (either may be NULL, not both) instead of the system
+ * store.  Returns 0, WEFT_ENOENT or WEFT_EACCES when a file cannot be
+ * read, WEFT_ETLS when it holds no certificate, or WEFT_EINVAL;
+ * weft_tls_error names the file and the reason. */
+WEFT_EXTERN int weft_tls_set_ca(weft_tls_t *tls, const char *cafile,
+                                const char *capath);
+
+/* Uses the certificate chain in the PEM file certfile and the private key
+ * in keyfile (NULL: the key is in certfile too): a server's identity, or
+ * a client's certificate.  Returns 0, WEFT_ENOENT or WEFT_EACCES when a
+ * file cannot be read, WEFT_ETLS when it does not parse or the key does
+ * not match the certificate, or WEFT_EINVAL; weft_tls_error names the
+ * file and the reason.  A server needs one before weft_tls_start. */
+WEFT_EXTERN int weft_tls_set_cert(weft_tls_t *tls, const char *certfile,
+                                  const char *keyfile);
+
+/* Makes a server require a certificate of every client, signed by one of
+ * the CAs in the PEM file cafile.  Returns as weft_tls_set_ca, or
+ * WEFT_EINVAL for a client. */
+WEFT_EXTERN int weft_tls_set_client_ca(weft_tls_t *tls, const char *cafile);
+
+/* Sets the application protocols (ALPN) to offer (a client) or to accept
+ * (a server, which picks the first of its own list that the client
+ * offers, and goes on without one if none matches): count names of 1 to
+ * 255 bytes.  Returns 0, WEFT_EINVAL or WEFT_ENOMEM. */
+WEFT_EXTERN int weft_tls_set_alpn(weft_tls_t *tls,
+                                  const char *const *protocols, size_t count);
+
+/* Sets the least protocol version: WEFT_TLS_1_2 (the default) or
+ * WEFT_TLS_1_3.  Returns 0 or WEFT_EINVAL. */
+WEFT_EXTERN int weft_tls_set_min_version(weft_tls_t *tls, int version);
+
+/* Restricts the cipher suites to an OpenSSL cipher string (TLS 1.2, such
+ * as "ECDHE+AESGCM") and/or TLS 1.3 suites ("TLS_AES_128_GCM_SHA256"),
+ * separated by ':' in one list.  Returns 0, WEFT_ETLS when nothing in it
+ * is known, or WEFT_EINVAL. */
+WEFT_EXTERN int weft_tls_set_ciphers(weft_tls_t *tls, const char *ciphers);
+
+/* Words for the last failure of a weft_tls_set_* call on tls ("cert
+ * 'srv.pem': not found"), or "" if none failed.  Valid until the next
+ * call on tls. */
+WEFT_EXTERN const char *weft_tls_error(const weft_tls_t *tls);
+
+/* Makes stream a TLS stream in tls's role (the stream takes a reference
+ * to tls).  A client sends servername as SNI (unless it is an IP
+ * address) and, verifying, requires the peer's certificate to match it;
+ * NULL skips both (and needs verification off).  Bytes already read into
+ * the stream's buffer count as TLS bytes (STARTTLS); bytes already
+ * queued are sent first.  The handshake follows: reads and writes return
+ * WEFT_ENOTCONN until weft_tls_handshake has returned 0.  Returns 0,
+ * WEFT_EINVAL (a server without a certificate, a stream already TLS),
+ * WEFT_ECLOSED, WEFT_ENOMEM or WEFT_ETLS. */
+WEFT_EXTERN int weft_tls_start(weft_stream_t *stream, weft_tls_t *tls,
+                               const char *servername);
+
+/* Drives the handshake of a TLS stream.  Returns 0 once it is complete,
+ * WEFT_EAGAIN while it waits for the peer (wait for WEFT_STREAM_READ and
+ * call again: what it must send is queued and flushed by the stream),
+ * WEFT_ECERT when the peer's certificate was refused, WEFT_ETLS for any
+ * other TLS failure (weft_tls_reason says which), a socket error, or
+ * WEFT_EINVAL for a stream that is not TLS.  A failed handshake leaves the
+ * stream fit only to be closed. */
+WEFT_EXTERN int weft_tls_handshake(weft_stream_t *stream);
+
+/* OpenSSL's reason, in words, for the last TLS failure of stream
+ * ("certificate verify failed: self-signed certificate"), or NULL when
+ * none happened (or stream is not TLS).  Valid until the stream is
+ * closed. */
+WEFT_EXTERN const char *weft_tls_reason(const weft_stream_t *stream);
+
+/* What weft_tls_get reads about a TLS stream. */
+enum {
+  WEFT_TLS_VERSION = 1,  /* "TLSv1.3" */
+  WEFT_TLS_CIPHER,       /* "TLS_AES_256_GCM_SHA384" */
+  WEFT_TLS_ALPN,         /* the protocol agreed, if any */
+  WEFT_TLS_SERVERNAME,   /* the SNI name: sent (client) or received */
+  WEFT_TLS_RESUMED,      /* "1" if the session was resumed, else "0" */
+  WEFT_TLS_PEER_SUBJECT, /* the peer's certificate: "CN=localhost,O=x" */
+  WEFT_TLS_PEER_ISSUER,  /* its issuer, the same way */
+  WEFT_TLS_PEER_SERIAL,  /* its serial number in hexadecimal */
+  WEFT_TLS_PEER_NOT_BEFORE, /* validity, in seconds since 1970, decimal */
+  WEFT_TLS_PEER_NOT_AFTER,
+  WEFT_TLS_PEER_FINGERPRINT, /* SHA-256 of its DER, "AB:CD:..." */
+  WEFT_TLS_PEER_SAN,     /* its DNS names and IP addresses, one a line */
+  WEFT_TLS_PEER_PEM      /* the certificate itself, PEM */
+};
+
+/* Copies field (a WEFT_TLS_* above) of an established TLS stream into
+ * buf as a NUL-terminated string, truncated to size bytes.  Returns the
+ * field's whole length (as snprintf: a result >= size was truncated),
+ * WEFT_ENOENT when there is no such value (no ALPN agreed, no
+ * certificate sent), WEFT_ENOTCONN before the handshake completed, or
+ * WEFT_EINVAL (not a TLS stream, an unknown field). */
+WEFT_EXTERN int weft_tls_get(const weft_stream_t *stream, int field,
+                             char *buf, size_t size);
 
 /* ---- Sockets ---------------------------------------------------------- */
 /* Descriptor-level helpers: each returns a non-blocking, close-on-exec
