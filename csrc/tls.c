@@ -384,7 +384,13 @@ static int bio_create(BIO *b) {
 static BIO_METHOD *bio_method;
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
 
-/* The method lives as long as the process (OpenSSL's own do too). */
+/* Made once, freed when the library is unloaded (a Lua state that
+ * required weft closes: its module, and libweft, may go with it). */
+__attribute__((destructor)) static void free_bio_method(void) {
+  BIO_meth_free(bio_method);
+  bio_method = NULL;
+}
+
 static void make_bio_method(void) {
   BIO_METHOD *m =
       BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "weft stream");

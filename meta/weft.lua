@@ -395,6 +395,19 @@ function Stream:flush_async() end
 ---@return fun(): string?
 function Stream:lines(...) end
 
+---The application protocol agreed by ALPN (a TLS stream), or nil.
+---@return string?
+function Stream:alpn() end
+
+---The peer's certificate (a TLS stream), or nil if it sent none.
+---@return { subject: string, issuer: string, serial: string, not_before: integer, not_after: integer, fingerprint: string, san: string[], pem: string }?
+function Stream:peer_certificate() end
+
+---What a TLS stream agreed.
+---@return { version: string, cipher: string, alpn: string?, servername: string?, resumed: boolean }
+function Stream:tls_info() end
+
+
 ---Flushes (unless a writer is blocked), then closes; waiting calls get
 ---nil, "closed", "ECLOSED".
 ---@return true|nil
@@ -479,6 +492,45 @@ function weft.tcp.connect_async(host, port, opts) end
 ---@return string? message
 ---@return string? code
 function weft.tcp.listen(host, port, opts) end
+
+---@class weft.tls
+weft.tls = {}
+
+---@alias weft.tls_client_opts { cafile?: string, capath?: string, cert?: string, key?: string, verify?: boolean, servername?: string, alpn?: string[], handshake_timeout?: number, min_version?: "1.2"|"1.3", ciphers?: string, timeout?: number, family?: "inet"|"inet6", nodelay?: boolean }
+---@alias weft.tls_server_opts { cert: string, key?: string, alpn?: string[], handshake_timeout?: number, min_version?: "1.2"|"1.3", ciphers?: string, client_cafile?: string, backlog?: integer, reuseaddr?: boolean, reuseport?: boolean, v6only?: boolean, family?: "inet"|"inet6", nodelay?: boolean }
+
+---Connects and completes a TLS handshake, verifying the server against the
+---system store (or `cafile` / `capath`) and the name given.
+---@param host string
+---@param port integer
+---@param opts? weft.tls_client_opts
+---@return weft.stream|nil stream
+---@return string? message
+---@return string? code
+function weft.tls.connect(host, port, opts) end
+
+---@return weft.promise
+function weft.tls.connect_async(host, port, opts) end
+
+---A TLS server: its accept returns streams that finished their handshake.
+---@param host string?
+---@param port integer
+---@param opts weft.tls_server_opts
+---@return weft.server|nil server
+---@return string? message
+---@return string? code
+function weft.tls.listen(host, port, opts) end
+
+---Starts TLS on an open stream (STARTTLS); `opts.server` makes it the server side.
+---@param stream weft.stream
+---@param opts? weft.tls_client_opts|weft.tls_server_opts|{ server?: boolean }
+---@return weft.stream|nil stream the same stream
+---@return string? message
+---@return string? code
+function weft.tls.wrap(stream, opts) end
+
+---@return weft.promise
+function weft.tls.wrap_async(stream, opts) end
 
 ---@class weft.unix
 weft.unix = {}

@@ -187,6 +187,14 @@ void lweft_push_chan(lua_State *L, weft_chan_t *ch);
 /* Adds the fs primitives to the table on top (the state is below it). */
 void lweft_fs_prims(lua_State *L);
 
+/* Adds the TLS primitives (tls.c) to the table on top (the state is below
+ * it). */
+void lweft_tls_prims(lua_State *L);
+
+/* The core stream of the stream handle at idx (stream.c); raises for
+ * another value or a closed stream. */
+weft_stream_t *lweft_check_stream(lua_State *L, int idx);
+
 /* I/O waits that suspend a task without a promise.  A C function calls
  * lweft_io_begin first: in a task it raises a pending cancellation (or a
  * default task's "cannot suspend here"), pushes the task and returns it;

@@ -54,10 +54,30 @@ static lhandle *check_handle(lua_State *L, int idx) {
   return h;
 }
 
+weft_stream_t *lweft_check_stream(lua_State *L, int idx) {
+  return check_handle(L, idx)->s;
+}
+
 /* Pushes nil, message, code; returns 3. */
 static int push_fail(lua_State *L, int err) {
   lua_pushnil(L);
   lua_pushstring(L, weft_strerror(err));
+  lua_pushstring(L, weft_err_name(err));
+  return 3;
+}
+
+/* The message for a read or write error of h: OpenSSL's reason in words
+ * for a TLS failure ("tlsv13 alert certificate required"). */
+static const char *io_strerror(lhandle *h, int err) {
+  const char *why = err == WEFT_ETLS || err == WEFT_ECERT
+                        ? weft_tls_reason(h->s) : NULL;
+  return why ? why : weft_strerror(err);
+}
+
+/* push_fail with io_strerror's message. */
+static int push_io_fail(lua_State *L, lhandle *h, int err) {
+  lua_pushnil(L);
+  lua_pushstring(L, io_strerror(h, err));
   lua_pushstring(L, weft_err_name(err));
   return 3;
 }
@@ -181,7 +201,7 @@ static int read_fmt(lua_State *L, lhandle *h, int idx) {
 static int lw_read(lua_State *L) {
   lhandle *h = check_handle(L, 1);
   int r = read_fmt(L, h, 2);
-  if (r < 0) return push_fail(L, r);
+  if (r < 0) return push_io_fail(L, h, r);
   lua_pushboolean(L, r);
   if (r) lua_insert(L, -2);
   return 1 + r;
@@ -196,7 +216,7 @@ static int lw_write(lua_State *L) {
   int err;
   if (off > len) off = len;
   err = weft_stream_write(h->s, data + off, len - off, &took);
-  if (err) return push_fail(L, err);
+  if (err) return push_io_fail(L, h, err);
   lua_pushinteger(L, (lua_Integer)(off + took));
   return 1;
 }
@@ -381,9 +401,9 @@ static int method_slow(lua_State *L, int n) {
 }
 
 /* Pushes nil, "<op>: message", code; returns 3. */
-static int push_op_fail(lua_State *L, const char *op, int err) {
+static int push_op_fail(lua_State *L, lhandle *h, const char *op, int err) {
   lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", op, weft_strerror(err));
+  lua_pushfstring(L, "%s: %s", op, io_strerror(h, err));
   lua_pushstring(L, weft_err_name(err));
   return 3;
 }
@@ -428,7 +448,7 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
     return read_wait(L, h, task);
   if (r <= 0) { /* (0: cannot happen, the task is the same) */
     end_turn(L, h, WEFT_STREAM_READ);
-    return push_op_fail(L, "read", r < 0 ? r : WEFT_EAGAIN);
+    return push_op_fail(L, h, "read", r < 0 ? r : WEFT_EAGAIN);
   }
   end_turn(L, h, WEFT_STREAM_READ);
   return 1;
@@ -460,7 +480,7 @@ static int lw_s_read(lua_State *L) {
   if (n != 2 || h->turn[0]) return method_slow(L, n);
   r = read_fmt(L, h, 2);
   if (r > 0) return 1;
-  if (r < 0) return push_op_fail(L, "read", r);
+  if (r < 0) return push_op_fail(L, h, "read", r);
   task = lweft_io_begin(L, h->st, "read"); /* at 3 */
   if (!task) return method_slow(L, 2); /* the main chunk runs the loop */
   h->turn[0] = 1;
@@ -484,7 +504,7 @@ static int lw_s_write(lua_State *L) {
     return method_slow(L, n);
   data = lua_tolstring(L, 2, &len);
   err = weft_stream_write(h->s, data, len, &took);
-  if (err) return push_op_fail(L, "write", err);
+  if (err) return push_op_fail(L, h, "write", err);
   if (took == len) {
     lua_settop(L, 1);
     return 1;
@@ -1001,4 +1021,5 @@ void lweft_open_stream(lua_State *L) {
   lweft_process_prims(L);
   lweft_fs_prims(L);
   lweft_thread_prims(L);
+  lweft_tls_prims(L);
 }

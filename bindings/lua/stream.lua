@@ -379,6 +379,7 @@ local function server_close(s)
   s.closed = true
   C.close(s.h)
   if s.path and s.unlink then os.remove(s.path) end
+  if s.on_close then s:on_close() end -- (a TLS server's: tls.lua)
   local q = s.rq
   for i = q and q.first or 1, q and q.last or 0 do
     local p = q[i]
@@ -838,3 +839,8 @@ function weft.poll_any(set, timeout)
   if not ok then error(err, 0) end
   return got
 end
+
+-- ---- what tls.lua builds on ----------------------------------------------------
+
+C.stream_lua = { Stream = Stream, Server = Server, argerror = argerror, typename = typename,
+  close_now = close_now }

@@ -15,6 +15,8 @@ extern const char lweft_fs_lua[];
 extern const size_t lweft_fs_lua_len;
 extern const char lweft_thread_lua[];
 extern const size_t lweft_thread_lua_len;
+extern const char lweft_tls_lua[];
+extern const size_t lweft_tls_lua_len;
 
 /* The Lua parts run with (module, primitives, task internals), in order. */
 static const struct {
@@ -22,6 +24,7 @@ static const struct {
   const char *src;
   const size_t *len;
 } io_parts[] = {{"=weft/stream.lua", lweft_stream_lua, &lweft_stream_lua_len},
+                {"=weft/tls.lua", lweft_tls_lua, &lweft_tls_lua_len},
                 {"=weft/process.lua", lweft_process_lua, &lweft_process_lua_len},
                 {"=weft/fs.lua", lweft_fs_lua, &lweft_fs_lua_len},
                 {"=weft/thread.lua", lweft_thread_lua, &lweft_thread_lua_len}};
