@@ -1,18 +1,30 @@
 -- A small HTTP/1.1 server: one task per connection, straight-line code.
 -- Keep-alive, request bodies by Content-Length, and a chunked response.
---   lua5.4 examples/http_server.lua [port]     (0 or nothing: a free port)
+--   lua5.4 examples/http_server.lua [port [head_timeout_ms]]
+--     (port 0 or nothing: a free port; head_timeout_ms: default 10000)
 -- Routes: GET /            -> "Hello World!"
 --         GET /chunked     -> five chunks, 10 ms apart (Transfer-Encoding: chunked)
 --         POST /echo       -> the request body back
 --         anything else    -> 404
+-- What a client may send is bounded: a line of the head is at most 8 KiB
+-- (414 for the request line, 431 for a header), a head has at most 100
+-- headers (431), a body at most 1 MiB (413), and the whole head must
+-- arrive within head_timeout_ms of the server starting to wait for it
+-- (408), so a client that trickles its head a byte at a time (slowloris)
+-- is dropped instead of holding a connection forever.
 local weft = require "weft"
+
+local MAX_LINE, MAX_HEADERS, MAX_BODY = 8192, 100, 1 << 20
+local HEAD_TIMEOUT = tonumber(arg and arg[2]) or 10000
+local BODY_TIMEOUT = 30000
 
 local server = assert(weft.tcp.listen("127.0.0.1", tonumber(arg and arg[1]) or 0))
 local _, port = server:sockname()
 io.stdout:write("listening on 127.0.0.1:", port, "\n")
 io.stdout:flush()
 
-local reasons = { [200] = "OK", [400] = "Bad Request", [404] = "Not Found", [413] = "Payload Too Large" }
+local reasons = { [200] = "OK", [400] = "Bad Request", [404] = "Not Found", [408] = "Request Timeout",
+  [413] = "Payload Too Large", [414] = "URI Too Long", [431] = "Request Header Fields Too Large" }
 
 local function respond(c, status, body, headers)
   local head = { ("HTTP/1.1 %d %s\r\n"):format(status, reasons[status]) }
@@ -21,24 +33,42 @@ local function respond(c, status, body, headers)
   return c:write(table.concat(head), body)
 end
 
--- Reads one request: method, path, headers, body; nil at end of stream.
+-- Reads one line of a request's head before the deadline: the line, or
+-- nil and the status to answer with (nil: just close).
+local function head_line(c, deadline, too_long)
+  c:settimeout(math.max(0, deadline - weft.now()))
+  local line, _, code = c:read("l")
+  if line then return line end
+  if code == "EMSGSIZE" then return nil, too_long end -- over MAX_LINE
+  if code == "ETIMEDOUT" then return nil, 408 end
+  return nil -- the client went away
+end
+
+-- Reads one request: a table, or nil and the status to answer with before
+-- closing (nil: close at once).
 local function read_request(c)
-  local line = c:read("l")
-  if not line then return nil end
+  local deadline = weft.now() + HEAD_TIMEOUT
+  local line, status = head_line(c, deadline, 414)
+  if not line then return nil, status end
   local method, path, version = line:match("^(%u+) (%S+) HTTP/(%d%.%d)\r?$")
-  if not method then return false end
-  local headers = {}
+  if not method then return nil, 400 end
+  local headers, count = {}, 0
   while true do
-    local h = c:read("l")
-    if not h then return nil end
+    local h
+    h, status = head_line(c, deadline, 431)
+    if not h then return nil, status end
     if h == "" or h == "\r" then break end
+    count = count + 1
+    if count > MAX_HEADERS then return nil, 431 end
     local k, v = h:match("^([^:]+):%s*(.-)\r?$")
     if k then headers[k:lower()] = v end
   end
   local body = ""
   local length = tonumber(headers["content-length"] or "0")
-  if not length or length > 1 << 20 then return false, 413 end
+  if not length or length < 0 then return nil, 400 end
+  if length > MAX_BODY then return nil, 413 end
   if length > 0 then
+    c:settimeout(BODY_TIMEOUT)
     body = c:read(length)
     if not body or #body < length then return nil end
   end
@@ -56,11 +86,14 @@ local function chunked(c)
 end
 
 local function serve(c)
-  c:settimeout(30000) -- idle keep-alive connections go after 30 s
+  c:setoption("maxline", MAX_LINE)
   while true do
     local req, status = read_request(c)
-    if req == nil then break end
-    if req == false then respond(c, status or 400, "bad request\n", { Connection = "close" }) break end
+    if not req then
+      if status then respond(c, status, reasons[status]:lower() .. "\n", { Connection = "close" }) end
+      break
+    end
+    c:settimeout(BODY_TIMEOUT) -- (for the response's writes)
     local ok
     if req.method == "GET" and req.path == "/" then
       ok = respond(c, 200, "Hello World!", { ["Content-Type"] = "text/plain" })
@@ -79,7 +112,15 @@ end
 
 weft.run(function()
   while true do
-    local c = server:accept()
-    if c then weft.async(serve, c) end
+    -- Out of descriptors, accept waits (backing off) while the open
+    -- connections are served.  Any other failure is reported, and the
+    -- loop pauses before it tries again rather than spin.
+    local c, err = server:accept()
+    if c then
+      weft.async(serve, c)
+    else
+      io.stderr:write("accept: ", err, "\n")
+      weft.delay(100)
+    end
   end
 end)

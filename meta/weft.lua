@@ -366,7 +366,8 @@ function weft.fiber.current() end
 local Stream = {}
 
 ---Reads by formats ("l", "L", "a", n, -n: up to n as soon as any); nil at
----end of file; nil, message, code on failure.
+---end of file; nil, message, code on failure ("read: line too long",
+---"EMSGSIZE" for a line past the stream's limit; the bytes stay buffered).
 ---@param ... "l"|"L"|"a"|integer
 ---@return string|nil ...
 function Stream:read(...) end
@@ -391,6 +392,7 @@ function Stream:flush() end
 ---@return weft.promise
 function Stream:flush_async() end
 
+---Raises on a read error (a line past the limit: "read: line too long").
 ---@param ... "l"|"L"|"a"|integer
 ---@return fun(): string?
 function Stream:lines(...) end
@@ -440,7 +442,10 @@ function Stream:peername() end
 ---@return integer? port
 function Stream:sockname() end
 
----@param name "nodelay"|"keepalive"|"reuseaddr"|"reuseport"|"broadcast"|"sndbuf"|"rcvbuf"|"writequeue"
+---Socket options, and the stream's own: "writequeue" (the write queue's
+---limit, default 256 KiB) and "maxline" (the line limit of read "l"/"L"
+---and lines(), default 64 KiB).
+---@param name "nodelay"|"keepalive"|"reuseaddr"|"reuseport"|"broadcast"|"sndbuf"|"rcvbuf"|"writequeue"|"maxline"
 ---@param value boolean|integer
 ---@return true|nil ok
 function Stream:setoption(name, value) end

@@ -21,6 +21,18 @@
 
 #define HANDLE_MT "weft.handle"
 
+/* The default line limit of read "l" / "L" and lines(): the bytes a line
+ * may have before its newline (Go's bufio.Scanner and Python's asyncio
+ * streams use the same 64 KiB).  Past it a read fails with LINE_TOO_LONG
+ * instead of buffering without bound. */
+#define MAXLINE_DEFAULT ((size_t)64 * 1024)
+
+/* read_fmt's code for a line over the limit, outside the WEFT_E* ranges:
+ * reported as "line too long", "EMSGSIZE" (the errno of a message longer
+ * than its buffer, the code a datagram longer than recvfrom's size gets
+ * too). */
+#define LINE_TOO_LONG (-4999)
+
 struct lhandle;
 
 /* One direction's wait: what the core's callback and a cancellation find. */
@@ -36,6 +48,7 @@ typedef struct lhandle {
   weft_stream_t *s; /* NULL once closed */
   lweft_state *st;
   size_t scanned; /* buffered bytes already searched for a newline */
+  size_t maxline; /* the line limit (setoption "maxline") */
   wcell cell[2];  /* WEFT_STREAM_READ - 1, WEFT_STREAM_WRITE - 1 */
   /* whether a call holds the direction's turn (stream.lua's acquire and
    * release; the methods' fast paths below) */
@@ -58,11 +71,20 @@ weft_stream_t *lweft_check_stream(lua_State *L, int idx) {
   return check_handle(L, idx)->s;
 }
 
+/* The message and the code's name of err (or of LINE_TOO_LONG). */
+static const char *fail_message(int err) {
+  return err == LINE_TOO_LONG ? "line too long" : weft_strerror(err);
+}
+
+static const char *fail_name(int err) {
+  return weft_err_name(err == LINE_TOO_LONG ? WEFT_EMSGSIZE : err);
+}
+
 /* Pushes nil, message, code; returns 3. */
 static int push_fail(lua_State *L, int err) {
   lua_pushnil(L);
-  lua_pushstring(L, weft_strerror(err));
-  lua_pushstring(L, weft_err_name(err));
+  lua_pushstring(L, fail_message(err));
+  lua_pushstring(L, fail_name(err));
   return 3;
 }
 
@@ -71,14 +93,14 @@ static int push_fail(lua_State *L, int err) {
 static const char *io_strerror(lhandle *h, int err) {
   const char *why = err == WEFT_ETLS || err == WEFT_ECERT
                         ? weft_tls_reason(h->s) : NULL;
-  return why ? why : weft_strerror(err);
+  return why ? why : fail_message(err);
 }
 
 /* push_fail with io_strerror's message. */
 static int push_io_fail(lua_State *L, lhandle *h, int err) {
   lua_pushnil(L);
   lua_pushstring(L, io_strerror(h, err));
-  lua_pushstring(L, weft_err_name(err));
+  lua_pushstring(L, fail_name(err));
   return 3;
 }
 
@@ -105,6 +127,7 @@ static int lw_open(lua_State *L) {
   h->cell[0].h = h->cell[1].h = h;
   h->cell[0].event = WEFT_STREAM_READ;
   h->cell[1].event = WEFT_STREAM_WRITE;
+  h->maxline = MAXLINE_DEFAULT;
   luaL_setmetatable(L, HANDLE_MT);
   err = weft_stream_open(st->loop, fd, lua_toboolean(L, 2)
                                            ? WEFT_STREAM_KEEP_FD : 0, &h->s);
@@ -175,13 +198,21 @@ static int read_fmt(lua_State *L, lhandle *h, int idx) {
           return 1;
         }
       } else {
+        /* The newline is searched for within the limit only, so a line
+         * past it fails as soon as the limit's bytes are buffered, and the
+         * buffer stays near the limit whatever the peer sends. */
+        size_t upto = len <= h->maxline ? len : h->maxline + 1;
         const char *nl =
-            len > h->scanned ? memchr(b + h->scanned, '\n', len - h->scanned)
-                             : NULL;
+            upto > h->scanned ? memchr(b + h->scanned, '\n', upto - h->scanned)
+                              : NULL;
         if (nl) {
           size_t n = (size_t)(nl - b);
           take(L, h, keep ? n + 1 : n, keep ? 0 : 1);
           return 1;
+        }
+        if (len > h->maxline) { /* the bytes stay buffered */
+          h->scanned = upto;
+          return LINE_TOO_LONG;
         }
         h->scanned = len;
         r = weft_stream_fill(h->s);
@@ -404,7 +435,7 @@ static int method_slow(lua_State *L, int n) {
 static int push_op_fail(lua_State *L, lhandle *h, const char *op, int err) {
   lua_pushnil(L);
   lua_pushfstring(L, "%s: %s", op, io_strerror(h, err));
-  lua_pushstring(L, weft_err_name(err));
+  lua_pushstring(L, fail_name(err));
   return 3;
 }
 
@@ -757,6 +788,13 @@ static int lw_setoption(lua_State *L) {
     lua_Integer n = luaL_checkinteger(L, 3);
     if (n <= 0) luaL_argerror(L, 3, "write queue limit must be > 0");
     weft_stream_set_queue_limit(h->s, (size_t)n);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (!strcmp(name, "maxline")) {
+    lua_Integer n = luaL_checkinteger(L, 3);
+    if (n <= 0) luaL_argerror(L, 3, "line limit must be > 0");
+    h->maxline = (size_t)n;
     lua_pushboolean(L, 1);
     return 1;
   }

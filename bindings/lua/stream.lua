@@ -298,7 +298,7 @@ function Stream:sockname() return name_of(self, false, "sockname") end
 
 local option_types = { nodelay = "boolean", keepalive = "boolean", reuseaddr = "boolean",
   reuseport = "boolean", broadcast = "boolean", sndbuf = "size", rcvbuf = "size",
-  writequeue = "size" }
+  writequeue = "size", maxline = "size" }
 
 -- Sets socket option name on handle h (misuse raises).
 local function set_option(h, name, value)
