@@ -1,12 +1,20 @@
 /* chan.c: channels of byte messages between threads.
  *
- * A channel is an (adaptive) mutex, a condition and a FIFO ring of copied
- * messages, shared by reference count.  A thread without a loop blocks on
- * the condition; a loop waits without blocking: weft_chan_wait registers
- * a one-shot waiter with its own uv_async, and whichever thread makes the
- * waiter's condition true wakes that loop.  libuv coalesces async sends,
- * so a burst of messages costs the loop one wake-up, and a receiver
- * drains the burst with weft_chan_recv_many before it waits again. */
+ * A channel is a FIFO of copied messages with two ends, each under its
+ * own mutex: senders append under one, receivers take under the other, so
+ * a sender and a receiver on two cores never wait for each other's lock.
+ * Two counters, messages sent and messages taken (each written by its own
+ * end, read by both), tell a receiver whether a message is there and a
+ * sender whether a bounded channel has room; their difference is the
+ * count.  Every message is taken exactly once, by one receive call: no
+ * receiver holds messages back for later calls.
+ *
+ * Waiting is apart from both ends, under a third mutex, and costs the
+ * other end nothing until someone waits: a thread without a loop blocks on
+ * a condition, a loop registers a one-shot waiter with its own uv_async,
+ * and each counts itself in nrecv / nsend first, so that the end that
+ * makes its condition true knows to wake it (libuv coalesces async sends:
+ * a burst of messages costs a loop one wake-up). */
 #include "internal.h"
 
 #include <errno.h>
@@ -15,15 +23,16 @@
 #include <string.h>
 #include <time.h>
 
-/* Messages wait in a ring of slots.  A short message is copied into its
- * slot, so a sender allocates nothing: a block malloc'd by the sender and
- * freed by the receiver, on another thread, would never come back to the
- * sender's malloc cache, and every send would pay malloc's slow path and
- * its arena lock.  A longer message has its own block. */
+/* Messages wait in blocks of slots, linked from the oldest to the newest.
+ * A short message is copied into its slot, so a sender allocates nothing:
+ * a block malloc'd by the sender and freed by the receiver, on another
+ * thread, would never come back to the sender's malloc cache, and every
+ * send would pay malloc's slow path.  A longer message has its own block,
+ * handed to the receiver as it is.  A receiver done with a block of slots
+ * keeps it as the channel's spare, for the sender's next block. */
 #define INLINE_MAX 48
-#define RING_MIN 16
-#define RING_KEEP 4096 /* an emptied ring larger than this shrinks */
-#define TAKE_MAX 64    /* messages weft_chan_recv_many takes at most */
+#define BLOCK_SLOTS 63 /* a block is 4 KiB: 63 slots of 64 bytes + a link */
+#define SPIN_NS 20000  /* how long a receiver watches before it sleeps */
 
 typedef struct slot {
   size_t len;
@@ -31,16 +40,37 @@ typedef struct slot {
   char small[INLINE_MAX];
 } slot;
 
+typedef struct block {
+  _Atomic(struct block *) next;
+  slot s[BLOCK_SLOTS];
+} block;
+
+/* The two ends sit on cache lines of their own: each is written by its
+ * own side on every message. */
+#define LINE 64
+
 struct weft_chan_s {
-  pthread_mutex_t mu;
-  pthread_cond_t cv; /* any change: a message, room, the close */
-  slot *ring;
-  size_t head, cap;       /* count slots in use from head, wrapping */
-  size_t count, capacity; /* capacity SIZE_MAX: unbounded */
-  int closed;
-  atomic_size_t avail; /* count, published for lock-free peeks */
+  /* the receiving end, under rmu: the oldest block and the next slot */
+  pthread_mutex_t rmu;
+  block *head;
+  size_t hpos;
+  atomic_size_t taken; /* messages taken so far */
+  char pad1[LINE];
+  /* the sending end, under smu: the newest block and the free slot */
+  pthread_mutex_t smu;
+  block *tail;
+  size_t tpos;
+  atomic_size_t sent; /* messages appended so far */
+  atomic_int closed;  /* set under smu: no message comes after it */
+  char pad2[LINE];
+  /* waiting, under wmu */
+  pthread_mutex_t wmu;
+  pthread_cond_t can_recv, can_send;
+  atomic_uint nrecv, nsend; /* blocked threads and loop waiters */
+  weft__link waiters;       /* loop-side waiters not yet fired */
+  _Atomic(block *) spare;
+  size_t capacity; /* SIZE_MAX: unbounded */
   atomic_int refs;
-  weft__link waiters; /* loop-side waiters not yet fired */
 };
 
 struct weft_chan_wait_s {
@@ -49,18 +79,24 @@ struct weft_chan_wait_s {
   weft_chan_t *ch;
   weft__link link;
   int event;
-  int fired;     /* under ch->mu */
+  int fired;     /* under ch->wmu */
   int cancelled; /* loop thread only */
   int status;
   weft_chan_cb cb;
   void *data;
 };
 
-/* A sender and a receiver on two cores take the mutex for a few dozen
- * nanoseconds each, millions of times a second: a plain mutex that finds
- * it taken sleeps in the kernel, while an adaptive one spins that short
- * while first (a worker -> task stream ran 0.6M msgs/s plain, 1.05M
- * adaptive, on this project's 2-core machine). */
+/* Loads taken before sent, so that sent - taken never underflows. */
+static size_t count(weft_chan_t *ch) {
+  size_t t = atomic_load(&ch->taken);
+  return atomic_load(&ch->sent) - t;
+}
+
+/* Several senders (or receivers) on several cores take their end's mutex
+ * for a few dozen nanoseconds each: a plain mutex that finds it taken
+ * sleeps in the kernel, an adaptive one spins that short while first (a
+ * contended channel ran 0.6M msgs/s plain, 1.05M adaptive, on this
+ * project's 2-core machine). */
 static void init_mutex(pthread_mutex_t *mu) {
   pthread_mutexattr_t ma;
   pthread_mutexattr_init(&ma);
@@ -71,20 +107,38 @@ static void init_mutex(pthread_mutex_t *mu) {
   pthread_mutexattr_destroy(&ma);
 }
 
+static block *new_block(weft_chan_t *ch) {
+  block *b = atomic_exchange(&ch->spare, NULL);
+  if (!b && !(b = weft__malloc(sizeof *b))) return NULL;
+  atomic_init(&b->next, NULL);
+  return b;
+}
+
+static void drop_block(weft_chan_t *ch, block *b) {
+  weft__free(atomic_exchange(&ch->spare, b));
+}
+
 int weft_chan_new(size_t capacity, weft_chan_t **out) {
   weft_chan_t *ch;
   pthread_condattr_t ca;
   if (!out || capacity == 0) return WEFT_EINVAL;
   ch = weft__calloc(1, sizeof *ch);
   if (!ch) return WEFT_ENOMEM;
-  init_mutex(&ch->mu);
+  ch->head = ch->tail = new_block(ch);
+  if (!ch->head) {
+    weft__free(ch);
+    return WEFT_ENOMEM;
+  }
+  init_mutex(&ch->rmu);
+  init_mutex(&ch->smu);
+  pthread_mutex_init(&ch->wmu, NULL);
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&ch->cv, &ca);
+  pthread_cond_init(&ch->can_recv, &ca);
+  pthread_cond_init(&ch->can_send, &ca);
   pthread_condattr_destroy(&ca);
   weft__list_init(&ch->waiters);
   ch->capacity = capacity;
-  atomic_init(&ch->avail, 0);
   atomic_init(&ch->refs, 1);
   *out = ch;
   return 0;
@@ -95,101 +149,195 @@ void weft_chan_ref(weft_chan_t *ch) {
 }
 
 void weft_chan_unref(weft_chan_t *ch) {
+  block *b;
   if (!ch || atomic_fetch_sub(&ch->refs, 1) != 1) return;
   /* Nobody holds it, so no waiter can be left either. */
-  for (size_t i = 0; i < ch->count; i++)
-    weft__free(ch->ring[(ch->head + i) % ch->cap].big);
-  weft__free(ch->ring);
-  pthread_mutex_destroy(&ch->mu);
-  pthread_cond_destroy(&ch->cv);
+  for (size_t n = count(ch), i = ch->hpos; n > 0; n--, i++) {
+    if (i == BLOCK_SLOTS) {
+      b = atomic_load(&ch->head->next);
+      weft__free(ch->head);
+      ch->head = b;
+      i = 0;
+    }
+    weft__free(ch->head->s[i].big);
+  }
+  for (b = ch->head; b;) {
+    block *next = atomic_load(&b->next);
+    weft__free(b);
+    b = next;
+  }
+  weft__free(atomic_load(&ch->spare));
+  pthread_mutex_destroy(&ch->rmu);
+  pthread_mutex_destroy(&ch->smu);
+  pthread_mutex_destroy(&ch->wmu);
+  pthread_cond_destroy(&ch->can_recv);
+  pthread_cond_destroy(&ch->can_send);
   weft__free(ch);
 }
 
-/* Wakes the loop-side waiters whose condition holds now, and publishes
- * the count; ch->mu held (called after every change). */
-static void wake_waiters(weft_chan_t *ch) {
+/* ---- the conditions, and waking who waits for them ---------------------- */
+
+/* Whether a receive would not wait (a message, or closed), and a send. */
+static int recv_ready(weft_chan_t *ch) {
+  return atomic_load(&ch->closed) || count(ch) > 0;
+}
+
+static int send_ready(weft_chan_t *ch) {
+  return atomic_load(&ch->closed) || count(ch) < ch->capacity;
+}
+
+/* The count of who waits for event. */
+static atomic_uint *waiting(weft_chan_t *ch, int event) {
+  return event == WEFT_CHAN_RECV ? &ch->nrecv : &ch->nsend;
+}
+
+/* Fires the loop-side waiters for event whose condition holds; wmu held. */
+static void fire_waiters(weft_chan_t *ch, int event) {
   weft__link *l, *next;
-  atomic_store_explicit(&ch->avail, ch->count, memory_order_release);
   for (l = ch->waiters.next; l != &ch->waiters; l = next) {
     weft_chan_wait_t *w = WEFT__CONTAINER(l, weft_chan_wait_t, link);
-    int ready;
     next = l->next;
-    if (w->event == WEFT_CHAN_RECV)
-      ready = ch->count > 0 || ch->closed;
-    else
-      ready = ch->count < ch->capacity || ch->closed;
-    if (!ready) continue;
-    w->status = ch->closed && (w->event == WEFT_CHAN_SEND || ch->count == 0)
+    if (w->event != event) continue;
+    if (event == WEFT_CHAN_RECV ? !recv_ready(ch) : !send_ready(ch)) continue;
+    w->status = atomic_load(&ch->closed) &&
+                        (event == WEFT_CHAN_SEND || count(ch) == 0)
                     ? WEFT_ECLOSED
                     : 0;
     w->fired = 1;
     weft__list_remove(&w->link);
+    atomic_fetch_sub(waiting(ch, event), 1);
     uv_async_send(&w->async);
   }
 }
 
-/* Waits on ch->cv (held) until woken or the deadline; 1 on timeout. */
-static int cv_wait(weft_chan_t *ch, int64_t timeout_ms,
-                   const struct timespec *t) {
-  if (timeout_ms < 0) {
-    pthread_cond_wait(&ch->cv, &ch->mu);
-    return 0;
-  }
-  return pthread_cond_timedwait(&ch->cv, &ch->mu, t) == ETIMEDOUT;
+/* Wakes whoever waits for event, if anyone does: called after every
+ * change that may make it hold.  The change (a sequentially consistent
+ * store of sent, taken or closed) comes before the load of the waiters'
+ * count, and a waiter counts itself before it checks the condition, so
+ * either the waker sees the waiter or the waiter sees the change. */
+static void wake(weft_chan_t *ch, int event) {
+  if (!atomic_load(waiting(ch, event))) return;
+  pthread_mutex_lock(&ch->wmu);
+  pthread_cond_broadcast(event == WEFT_CHAN_RECV ? &ch->can_recv
+                                                 : &ch->can_send);
+  fire_waiters(ch, event);
+  pthread_mutex_unlock(&ch->wmu);
 }
 
-/* Appends a message (its slot filled from data, or its block); ch->mu
- * held.  Returns 0 or WEFT_ENOMEM (the ring could not grow). */
-static int push_slot(weft_chan_t *ch, const void *data, size_t len,
-                     void *big) {
-  slot *sl;
-  if (ch->count == ch->cap) {
-    size_t cap = ch->cap ? 2 * ch->cap : RING_MIN;
-    slot *ring = weft__malloc(cap * sizeof *ring);
-    if (!ring) return WEFT_ENOMEM;
-    for (size_t i = 0; i < ch->count; i++)
-      ring[i] = ch->ring[(ch->head + i) % ch->cap];
-    weft__free(ch->ring);
-    ch->ring = ring;
-    ch->cap = cap;
-    ch->head = 0;
+/* Blocks the calling thread until event may hold or the deadline (when
+ * timeout_ms > 0).  Returns 0 to try again, or WEFT_ETIMEDOUT. */
+static int block_until(weft_chan_t *ch, int event, int64_t timeout_ms,
+                       const struct timespec *deadline) {
+  atomic_uint *n = waiting(ch, event);
+  pthread_cond_t *cv =
+      event == WEFT_CHAN_RECV ? &ch->can_recv : &ch->can_send;
+  int r = 0;
+  pthread_mutex_lock(&ch->wmu);
+  atomic_fetch_add(n, 1);
+  while (!(event == WEFT_CHAN_RECV ? recv_ready(ch) : send_ready(ch))) {
+    if (timeout_ms < 0) {
+      pthread_cond_wait(cv, &ch->wmu);
+    } else if (pthread_cond_timedwait(cv, &ch->wmu, deadline) == ETIMEDOUT) {
+      r = WEFT_ETIMEDOUT;
+      break;
+    }
   }
-  sl = &ch->ring[(ch->head + ch->count) % ch->cap];
+  atomic_fetch_sub(n, 1);
+  pthread_mutex_unlock(&ch->wmu);
+  return r;
+}
+
+/* ---- the two ends ---------------------------------------------------------- */
+
+/* Appends a message (copied into its slot, or its block big), unless the
+ * channel is closed or full.  Returns 0, WEFT_ECLOSED, WEFT_EAGAIN (full)
+ * or WEFT_ENOMEM (no block for the slot). */
+static int push(weft_chan_t *ch, const void *data, size_t len, void *big) {
+  slot *sl;
+  size_t sent;
+  pthread_mutex_lock(&ch->smu);
+  sent = atomic_load_explicit(&ch->sent, memory_order_relaxed);
+  if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
+    pthread_mutex_unlock(&ch->smu);
+    return WEFT_ECLOSED;
+  }
+  if (ch->capacity != SIZE_MAX && sent - atomic_load(&ch->taken) >= ch->capacity) {
+    pthread_mutex_unlock(&ch->smu);
+    return WEFT_EAGAIN;
+  }
+  if (ch->tpos == BLOCK_SLOTS) {
+    block *b = new_block(ch);
+    if (!b) {
+      pthread_mutex_unlock(&ch->smu);
+      return WEFT_ENOMEM;
+    }
+    atomic_store_explicit(&ch->tail->next, b, memory_order_release);
+    ch->tail = b;
+    ch->tpos = 0;
+  }
+  sl = &ch->tail->s[ch->tpos++];
   sl->len = len;
   sl->big = big;
   if (!big && len) memcpy(sl->small, data, len);
-  ch->count++;
+  atomic_store(&ch->sent, sent + 1); /* publishes the slot */
+  pthread_mutex_unlock(&ch->smu);
+  wake(ch, WEFT_CHAN_RECV);
   return 0;
 }
 
-/* Takes the oldest message: its block (a short one is copied to buf,
- * INLINE_MAX bytes, and NULL returned); ch->mu held, count > 0. */
-static void *pop_slot(weft_chan_t *ch, void *buf, size_t *len) {
-  slot *sl = &ch->ring[ch->head];
-  void *big = sl->big;
-  *len = sl->len;
-  if (!big && sl->len) memcpy(buf, sl->small, sl->len);
-  ch->head = (ch->head + 1) % ch->cap;
-  if (--ch->count == 0) {
-    ch->head = 0;
-    if (ch->cap > RING_KEEP) { /* a burst is over: give its memory back */
-      weft__free(ch->ring);
-      ch->ring = NULL;
-      ch->cap = 0;
-    }
+/* Takes the oldest message: a short one is copied into buf (INLINE_MAX
+ * bytes) and NULL returned in *big, a long one's block is returned in
+ * *big.  Returns 0, WEFT_EAGAIN (none) or WEFT_ECLOSED (closed, drained);
+ * rmu held. */
+static int take_locked(weft_chan_t *ch, void *buf, size_t *len, void **big) {
+  slot *sl;
+  size_t taken = atomic_load_explicit(&ch->taken, memory_order_relaxed);
+  int closed = atomic_load(&ch->closed); /* (before sent: none after it) */
+  if (atomic_load(&ch->sent) == taken) return closed ? WEFT_ECLOSED : WEFT_EAGAIN;
+  if (ch->hpos == BLOCK_SLOTS) { /* the sender linked the next one */
+    block *b = ch->head;
+    ch->head = atomic_load_explicit(&b->next, memory_order_acquire);
+    ch->hpos = 0;
+    drop_block(ch, b);
   }
-  return big;
+  sl = &ch->head->s[ch->hpos++];
+  *len = sl->len;
+  *big = sl->big;
+  if (!sl->big && sl->len) memcpy(buf, sl->small, sl->len);
+  atomic_store(&ch->taken, taken + 1);
+  return 0;
 }
 
-/* Takes the oldest message into *block: a spare block of INLINE_MAX
- * bytes the receiver allocated (a short message is copied there), or
- * the message's own block, the spare then freed; ch->mu held, count > 0. */
-static void take(weft_chan_t *ch, void **block, size_t *len) {
-  void *big = pop_slot(ch, *block, len);
-  if (big) {
-    weft__free(*block);
-    *block = big;
+/* Takes up to n messages into blocks[] (each INLINE_MAX bytes, allocated
+ * by the caller: a long message replaces its spare, which is freed) under
+ * one lock.  Returns how many, or WEFT_EAGAIN / WEFT_ECLOSED for none. */
+static int take(weft_chan_t *ch, void **blocks, size_t *lens, int n) {
+  int got = 0, err = 0;
+  pthread_mutex_lock(&ch->rmu);
+  while (got < n) {
+    void *big;
+    if ((err = take_locked(ch, blocks[got], &lens[got], &big))) break;
+    if (big) {
+      weft__free(blocks[got]);
+      blocks[got] = big;
+    }
+    got++;
   }
+  pthread_mutex_unlock(&ch->rmu);
+  if (got) wake(ch, WEFT_CHAN_SEND);
+  return got ? got : err;
+}
+
+/* Watches for a message for up to SPIN_NS: a sender producing at full
+ * speed on another core sends its next one that soon, and sleeping would
+ * cost the sender a wake-up per message.  1 if one came (or the close). */
+static int spin_for_message(weft_chan_t *ch) {
+  uint64_t end = uv_hrtime() + SPIN_NS;
+  do {
+    for (int i = 0; i < 64; i++)
+      if (recv_ready(ch)) return 1;
+  } while (uv_hrtime() < end);
+  return 0;
 }
 
 int weft_chan_send(weft_chan_t *ch, const void *data, size_t len,
@@ -204,118 +352,76 @@ int weft_chan_send(weft_chan_t *ch, const void *data, size_t len,
     memcpy(big, data, len);
   }
   if (timeout_ms > 0) t = weft__deadline((uint64_t)timeout_ms);
-  pthread_mutex_lock(&ch->mu);
-  while (!ch->closed && ch->count >= ch->capacity) {
-    if (timeout_ms == 0 || cv_wait(ch, timeout_ms, &t)) {
-      pthread_mutex_unlock(&ch->mu);
-      weft__free(big);
-      return timeout_ms == 0 ? WEFT_EAGAIN : WEFT_ETIMEDOUT;
-    }
+  while ((err = push(ch, data, len, big)) == WEFT_EAGAIN && timeout_ms != 0) {
+    err = block_until(ch, WEFT_CHAN_SEND, timeout_ms, &t);
+    if (err) break;
   }
-  if (ch->closed) {
-    pthread_mutex_unlock(&ch->mu);
-    weft__free(big);
-    return WEFT_ECLOSED;
-  }
-  err = push_slot(ch, data, len, big);
-  if (err) {
-    pthread_mutex_unlock(&ch->mu);
-    weft__free(big);
-    return err;
-  }
-  pthread_cond_broadcast(&ch->cv);
-  wake_waiters(ch);
-  pthread_mutex_unlock(&ch->mu);
-  return 0;
+  if (err) weft__free(big);
+  return err;
 }
 
-/* A receiver allocates the blocks it hands out before it takes the lock
- * (short messages are copied into them): on its own thread, where the
- * frees come back to, and before anything is taken, so that running out
- * of memory loses no message. */
+/* A receiver allocates the blocks it hands out before it takes anything
+ * (short messages are copied into them), on its own thread, where the
+ * frees come back to, so that running out of memory loses no message. */
 int weft_chan_recv(weft_chan_t *ch, int64_t timeout_ms, void **data,
                    size_t *len) {
   struct timespec t;
   void *block;
+  int err, spun = 0;
   if (!ch || !data || !len) return WEFT_EINVAL;
   if (timeout_ms > 0) t = weft__deadline((uint64_t)timeout_ms);
   block = weft__malloc(INLINE_MAX);
   if (!block) return WEFT_ENOMEM;
-  pthread_mutex_lock(&ch->mu);
-  while (ch->count == 0 && !ch->closed) {
-    if (timeout_ms == 0 || cv_wait(ch, timeout_ms, &t)) {
-      pthread_mutex_unlock(&ch->mu);
-      weft__free(block);
-      return timeout_ms == 0 ? WEFT_EAGAIN : WEFT_ETIMEDOUT;
-    }
+  while ((err = take(ch, &block, len, 1)) == WEFT_EAGAIN && timeout_ms != 0) {
+    if (!spun++ && spin_for_message(ch)) continue;
+    err = block_until(ch, WEFT_CHAN_RECV, timeout_ms, &t);
+    if (err) break;
   }
-  if (ch->count == 0) { /* closed and drained */
-    pthread_mutex_unlock(&ch->mu);
+  if (err < 0) {
     weft__free(block);
-    return WEFT_ECLOSED;
+    return err;
   }
-  take(ch, &block, len);
-  pthread_cond_broadcast(&ch->cv);
-  wake_waiters(ch);
-  pthread_mutex_unlock(&ch->mu);
   *data = block;
   return 0;
 }
 
 int weft_chan_recv_many(weft_chan_t *ch, void **data, size_t *len,
                         size_t max) {
-  void *spare[TAKE_MAX];
-  size_t n = 0, k;
+  size_t k;
+  int got;
   if (!ch || !data || !len || max == 0) return WEFT_EINVAL;
-  k = atomic_load_explicit(&ch->avail, memory_order_acquire);
+  k = count(ch);
   if (k > max) k = max;
-  if (k > TAKE_MAX) k = TAKE_MAX;
+  if (k > 64) k = 64;
   if (k == 0) k = 1; /* (to tell empty from closed, or a message just in) */
   for (size_t i = 0; i < k; i++) {
-    spare[i] = weft__malloc(INLINE_MAX);
-    if (!spare[i]) {
-      while (i > 0) weft__free(spare[--i]);
+    if (!(data[i] = weft__malloc(INLINE_MAX))) {
+      while (i > 0) weft__free(data[--i]);
       return WEFT_ENOMEM;
     }
   }
-  pthread_mutex_lock(&ch->mu);
-  if (ch->count == 0) {
-    int closed = ch->closed;
-    pthread_mutex_unlock(&ch->mu);
-    for (size_t i = 0; i < k; i++) weft__free(spare[i]);
-    return closed ? WEFT_ECLOSED : WEFT_EAGAIN;
-  }
-  while (n < k && ch->count > 0) {
-    take(ch, &spare[n], &len[n]);
-    data[n] = spare[n];
-    n++;
-  }
-  pthread_cond_broadcast(&ch->cv);
-  wake_waiters(ch);
-  pthread_mutex_unlock(&ch->mu);
-  for (size_t i = n; i < k; i++) weft__free(spare[i]);
-  return (int)n;
+  got = take(ch, data, len, (int)k);
+  for (size_t i = got > 0 ? (size_t)got : 0; i < k; i++) weft__free(data[i]);
+  return got;
 }
 
 void weft_chan_free(void *data) { weft__free(data); }
 
 int weft_chan_close(weft_chan_t *ch) {
   if (!ch) return WEFT_EINVAL;
-  pthread_mutex_lock(&ch->mu);
-  if (ch->closed) {
-    pthread_mutex_unlock(&ch->mu);
+  pthread_mutex_lock(&ch->smu);
+  if (atomic_load(&ch->closed)) {
+    pthread_mutex_unlock(&ch->smu);
     return WEFT_ECLOSED;
   }
-  ch->closed = 1;
-  pthread_cond_broadcast(&ch->cv);
-  wake_waiters(ch);
-  pthread_mutex_unlock(&ch->mu);
+  atomic_store(&ch->closed, 1);
+  pthread_mutex_unlock(&ch->smu);
+  wake(ch, WEFT_CHAN_RECV);
+  wake(ch, WEFT_CHAN_SEND);
   return 0;
 }
 
-size_t weft_chan_count(weft_chan_t *ch) {
-  return ch ? atomic_load_explicit(&ch->avail, memory_order_acquire) : 0;
-}
+size_t weft_chan_count(weft_chan_t *ch) { return ch ? count(ch) : 0; }
 
 /* ---- loop-side waits ------------------------------------------------------ */
 
@@ -358,21 +464,27 @@ int weft_chan_wait(weft_chan_t *ch, weft_loop_t *loop, int event,
   weft_chan_ref(ch);
   loop->open_handles++;
   loop->tasks++;
-  pthread_mutex_lock(&ch->mu);
+  pthread_mutex_lock(&ch->wmu);
   weft__list_push(&ch->waiters, &w->link);
-  wake_waiters(ch); /* ready at once: fires from the loop */
-  pthread_mutex_unlock(&ch->mu);
+  atomic_fetch_add(waiting(ch, event), 1);
+  fire_waiters(ch, event); /* ready at once: fires from the loop */
+  pthread_mutex_unlock(&ch->wmu);
   if (out) *out = w;
   return 0;
 }
 
 int weft_chan_unwait(weft_chan_wait_t *w) {
+  weft_chan_t *ch;
   int fired;
   if (!w || w->cancelled) return WEFT_EINVAL;
-  pthread_mutex_lock(&w->ch->mu);
+  ch = w->ch;
+  pthread_mutex_lock(&ch->wmu);
   fired = w->fired;
-  if (!fired) weft__list_remove(&w->link);
-  pthread_mutex_unlock(&w->ch->mu);
+  if (!fired) {
+    weft__list_remove(&w->link);
+    atomic_fetch_sub(waiting(ch, w->event), 1);
+  }
+  pthread_mutex_unlock(&ch->wmu);
   w->cancelled = 1;
   /* A fired waiter's async callback closes it; else close it now. */
   if (!fired) uv_close((uv_handle_t *)&w->async, on_wait_closed);

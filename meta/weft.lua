@@ -788,6 +788,7 @@ function Pool:threads() end
 ---@field min? integer threads kept when idle (default 0)
 ---@field idle_ms? integer idle time before a thread beyond min leaves (default 5000)
 ---@field init? string a module each new worker requires first
+---@field spin_us? integer how long a worker that finished a job watches for the next (default 50)
 
 ---A pool of worker threads, each with its own Lua state.
 ---@param opts? weft.pool_opts
@@ -801,6 +802,7 @@ local TChannel = {}
 ---@return true
 function TChannel:send(v) end
 
+---Takes the next value out of the channel: each value goes to one receiver.
 ---@param timeout_ms? number
 ---@return any value
 ---@return ("closed"|"timeout")? why

@@ -459,10 +459,11 @@ static void encode(enc *e, int idx, int depth) {
   }
 }
 
-int lweft_encode(lua_State *L, int first, int n, const char *root) {
+int lweft_encode_with(lua_State *L, int first, int n, const char *root,
+                      lweft_use_message use, void *ud) {
   obuf b;
   enc e;
-  int top = lua_gettop(L);
+  int top = lua_gettop(L), r, pushed;
   first = lua_absindex(L, first);
   luaL_checkstack(L, 8, "encoding");
   lua_pushnil(L); /* top + 1: seen, made when needed */
@@ -486,10 +487,22 @@ int lweft_encode(lua_State *L, int first, int n, const char *root) {
     e.index = i + 1;
     encode(&e, first + i, 0);
   }
-  lua_pushlstring(L, b.p, b.n);
-  lua_replace(L, top + 1);
-  lua_settop(L, top + 1);
+  r = use(L, ud, b.p, b.n);
+  /* What use pushed goes down over the encoder's three slots. */
+  pushed = lua_gettop(L) - (top + 3);
+  lua_rotate(L, top + 1, -3);
+  lua_settop(L, top + pushed);
+  return r;
+}
+
+static int push_message(lua_State *L, void *ud, const char *p, size_t n) {
+  (void)ud;
+  lua_pushlstring(L, p, n);
   return 1;
+}
+
+int lweft_encode(lua_State *L, int first, int n, const char *root) {
+  return lweft_encode_with(L, first, n, root, push_message, NULL);
 }
 
 /* ---- decoding ------------------------------------------------------------- */

@@ -173,16 +173,33 @@ void lweft_thread_prims(lua_State *L);
  * message and returns how many; functions get the table at env (0: none)
  * as _ENV; it raises "bad message: ..." for anything malformed. */
 int lweft_encode(lua_State *L, int first, int n, const char *root);
+/* The same, handing the message to use(L, ud, bytes, len) instead of
+ * pushing it: the bytes live until use returns, and what use pushes stays
+ * on top.  Returns what use returned. */
+typedef int (*lweft_use_message)(lua_State *L, void *ud, const char *p,
+                                 size_t len);
+int lweft_encode_with(lua_State *L, int first, int n, const char *root,
+                      lweft_use_message use, void *ud);
 /* Registers the metatable at mt as the class named by the string at name
  * in this Lua state, so that its instances cross threads.  Returns 0, or
  * -1 if the name belongs to another metatable. */
 int lweft_register_class(lua_State *L, int name, int mt);
 int lweft_decode(lua_State *L, const void *data, size_t len, int env);
 
-/* Channels as Lua values (thread.c): the channel of the userdata at idx
- * or NULL; push a userdata adopting one reference of ch. */
+/* Channels as Lua values (threadchan.c): the channel of the userdata at
+ * idx or NULL; push a userdata adopting one reference of ch.
+ * lweft_chan_prims adds chan_new to the table of thread primitives on top
+ * (the state is below it) and makes the channels' metatable. */
 weft_chan_t *lweft_test_chan(lua_State *L, int idx);
 void lweft_push_chan(lua_State *L, weft_chan_t *ch);
+void lweft_chan_prims(lua_State *L);
+
+/* Whether a channel call of L may block its thread (thread.c): true in a
+ * worker's plain code, where no loop runs; false in the main thread, a
+ * coroutine or a fiber. */
+int lweft_can_block(lua_State *L);
+/* Raises the error of a cancelled job's call, in its worker. */
+int lweft_raise_cancelled(lua_State *L);
 
 /* Adds the fs primitives to the table on top (the state is below it). */
 void lweft_fs_prims(lua_State *L);

@@ -14,7 +14,6 @@
 #include <lualib.h>
 
 #define POOL_MT "weft.pool_handle"
-#define CHAN_MT "weft.thread.channel"
 
 /* This thread's number: 0 for a thread no pool started, n for the n-th
  * worker of any pool. */
@@ -24,324 +23,13 @@ static atomic_int next_thread_id;
 /* The job a worker runs now, for the count hook's cancellation check. */
 static _Thread_local weft_job_t *current_job;
 
-/* ---- channels ------------------------------------------------------------ */
+/* ---- the worker's side ----------------------------------------------------- */
 
-typedef struct lchan {
-  weft_chan_t *ch; /* one reference, dropped by __gc */
-} lchan;
-
-weft_chan_t *lweft_test_chan(lua_State *L, int idx) {
-  lchan *c = luaL_testudata(L, idx, CHAN_MT);
-  return c ? c->ch : NULL;
+int lweft_can_block(lua_State *L) {
+  return thread_id != 0 && !lua_isyieldable(L) && !weft_fiber_current();
 }
 
-void lweft_push_chan(lua_State *L, weft_chan_t *ch) {
-  lchan *c;
-  /* A worker's state meets its first channel: its methods come with the
-   * weft module, which it may not have required yet. */
-  if (luaL_getmetatable(L, CHAN_MT) == LUA_TNIL) {
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "weft");
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  c = lua_newuserdatauv(L, sizeof *c, 0);
-  c->ch = ch;
-  luaL_setmetatable(L, CHAN_MT);
-}
-
-static weft_chan_t *check_chan(lua_State *L, int idx) {
-  return ((lchan *)luaL_checkudata(L, idx, CHAN_MT))->ch;
-}
-
-static int lw_chan_gc(lua_State *L) {
-  lchan *c = luaL_checkudata(L, 1, CHAN_MT);
-  weft_chan_unref(c->ch);
-  c->ch = NULL;
-  return 0;
-}
-
-static const char *why(int err) {
-  return err == WEFT_EAGAIN      ? "empty"
-         : err == WEFT_ECLOSED   ? "closed"
-         : err == WEFT_ETIMEDOUT ? "timeout"
-                                 : weft_strerror(err);
-}
-
-/* chan_new(capacity|nil) -> channel */
-static int lw_chan_new(lua_State *L) {
-  size_t cap = lua_isnil(L, 1) ? SIZE_MAX : (size_t)luaL_checkinteger(L, 1);
-  weft_chan_t *ch;
-  if (weft_chan_new(cap, &ch)) return luaL_error(L, "not enough memory");
-  lweft_push_chan(L, ch);
-  return 1;
-}
-
-/* Sends the message at 2 with the timeout at 3 (0: never wait; -1: block
- * this thread): true, or false, "full" / "closed" / "timeout". */
-static int send_message(lua_State *L) {
-  weft_chan_t *ch = check_chan(L, 1);
-  size_t len;
-  const char *msg = luaL_checklstring(L, 2, &len);
-  int err = weft_chan_send(ch, msg, len, luaL_checkinteger(L, 3));
-  lua_pushboolean(L, err == 0);
-  if (!err) return 1;
-  lua_pushstring(L, err == WEFT_EAGAIN ? "full" : why(err));
-  return 2;
-}
-
-static int decode_taken(lua_State *L) {
-  void *data = lua_touserdata(L, 1);
-  size_t len = (size_t)lua_tointeger(L, 2);
-  lua_settop(L, 0);
-  lua_pushglobaltable(L);
-  return lweft_decode(L, data, len, 1);
-}
-
-#define TAKE_MAX 64
-
-typedef struct taken {
-  void *data[TAKE_MAX];
-  size_t len[TAKE_MAX];
-  int n, done; /* messages taken; decoded so far */
-} taken;
-
-static int decode_many(lua_State *L) {
-  taken *t = lua_touserdata(L, 1);
-  lua_settop(L, 0);
-  lua_pushglobaltable(L);
-  luaL_checkstack(L, TAKE_MAX + 4, "channel burst");
-  for (; t->done < t->n; t->done++) {
-    lweft_decode(L, t->data[t->done], t->len[t->done], 1);
-    weft_chan_free(t->data[t->done]);
-    t->data[t->done] = NULL;
-  }
-  return t->n;
-}
-
-/* chan_take_many(ch) -> n, n values (up to 64 that are waiting); or
- * false, "empty" / "closed" */
-static int lw_chan_take_many(lua_State *L) {
-  weft_chan_t *ch = check_chan(L, 1);
-  taken t;
-  int r;
-  t.done = 0;
-  r = weft_chan_recv_many(ch, t.data, t.len, TAKE_MAX);
-  if (r < 0) {
-    lua_pushboolean(L, 0);
-    lua_pushstring(L, why(r));
-    return 2;
-  }
-  t.n = r;
-  lua_settop(L, 0);
-  lua_pushinteger(L, r);
-  lua_pushcfunction(L, decode_many);
-  lua_pushlightuserdata(L, &t);
-  if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) {
-    for (int i = t.done; i < t.n; i++) weft_chan_free(t.data[i]);
-    return lua_error(L);
-  }
-  return lua_gettop(L);
-}
-
-/* chan_put(ch, v, timeout_ms): chan_send of v's message */
-static int lw_chan_put(lua_State *L) {
-  lua_settop(L, 3);
-  lweft_encode(L, 2, 1, "value");
-  lua_replace(L, 2);
-  return send_message(L);
-}
-
-/* chan_take(ch, timeout_ms) -> true, the value; or false, "empty" /
- * "closed" / "timeout" */
-static int lw_chan_take(lua_State *L) {
-  weft_chan_t *ch = check_chan(L, 1);
-  void *data;
-  size_t len;
-  int err = weft_chan_recv(ch, luaL_checkinteger(L, 2), &data, &len), n;
-  if (err) {
-    lua_pushboolean(L, 0);
-    lua_pushstring(L, why(err));
-    return 2;
-  }
-  lua_settop(L, 2);
-  lua_pushboolean(L, 1);
-  lua_pushlightuserdata(L, data);
-  lua_pushinteger(L, (lua_Integer)len);
-  lua_pushcclosure(L, decode_taken, 0);
-  lua_insert(L, -3);
-  /* decode protected, so the message is freed whatever happens */
-  if (lua_pcall(L, 2, LUA_MULTRET, 0) != LUA_OK) {
-    weft_chan_free(data);
-    return lua_error(L);
-  }
-  weft_chan_free(data);
-  n = lua_gettop(L) - 3;
-  return 1 + n;
-}
-
-static int lw_chan_close(lua_State *L) {
-  lua_pushboolean(L, weft_chan_close(check_chan(L, 1)) == 0);
-  return 1;
-}
-
-static int lw_chan_count(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)weft_chan_count(check_chan(L, 1)));
-  return 1;
-}
-
-static int lw_chan_tostring(lua_State *L) {
-  lua_pushfstring(L, "weft.thread.channel (%p)", (void *)check_chan(L, 1));
-  return 1;
-}
-
-/* A loop-side wait on a channel, with an optional timeout.  Freed when
- * both the core's callback can no longer come (chan_live) and the Lua
- * side is done with it (lua_live). */
-typedef struct cwait {
-  lweft_state *st;
-  weft_chan_wait_t *w;
-  weft_id_t timer;
-  int pending;
-  int status;
-  int chan_live, lua_live;
-  lweft_iowait iow; /* the task waiting, if one does */
-} cwait;
-
-static void cw_release(cwait *cw) {
-  if (!cw->chan_live && !cw->lua_live) free(cw);
-}
-
-static void cw_end(cwait *cw, int status) {
-  if (!cw->pending) return;
-  cw->pending = 0;
-  cw->status = status;
-  if (cw->timer) weft_watch_cancel(cw->st->loop, cw->timer);
-  cw->timer = 0;
-  lweft_io_wake(cw->st, &cw->iow);
-}
-
-static void on_chan_ready(weft_chan_t *ch, int event, int status, void *data) {
-  cwait *cw = data;
-  (void)ch, (void)event, (void)status;
-  cw->chan_live = 0;
-  cw_end(cw, 0); /* a closed channel is "ready": the retry says closed */
-  cw_release(cw);
-}
-
-static void on_chan_timer(weft_loop_t *loop, weft_id_t id, int arg,
-                          void *data) {
-  cwait *cw = data;
-  (void)loop, (void)id, (void)arg;
-  cw->timer = 0;
-  if (cw->chan_live && weft_chan_unwait(cw->w) == 0) cw->chan_live = 0;
-  cw_end(cw, WEFT_ETIMEDOUT);
-}
-
-static void cw_abandon(lua_State *L, void *data) {
-  cwait *cw = data;
-  (void)L;
-  cw->pending = 0;
-  if (cw->timer) weft_watch_cancel(cw->st->loop, cw->timer);
-  cw->timer = 0;
-  if (cw->chan_live && weft_chan_unwait(cw->w) == 0) cw->chan_live = 0;
-  cw->lua_live = 0;
-  cw_release(cw);
-}
-
-static int cw_result(lua_State *L, cwait *cw) {
-  int status = cw->status;
-  cw->lua_live = 0;
-  cw_release(cw);
-  if (status == 0) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_pushstring(L, why(status));
-  return 2;
-}
-
-static int chan_wait_k(lua_State *L, int status, lua_KContext ctx) {
-  cwait *cw = (cwait *)ctx;
-  (void)status;
-  if (!lua_toboolean(L, 5)) { /* cancelled: the hook abandoned cw */
-    lua_settop(L, 6);
-    return lua_error(L);
-  }
-  return cw_result(L, cw);
-}
-
-/* A receiver that finds the channel empty watches it for a few
- * microseconds before it arms a wait: when a sender is producing at full
- * speed on another core, its next message is that close, and a wait would
- * cost an eventfd write per message on the sender's side and a loop
- * iteration on this one.  Returns 1 if a message came meanwhile. */
-static int spin_for_message(weft_chan_t *ch) {
-  struct timespec t0, t;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  do {
-    for (int i = 0; i < 64; i++)
-      if (weft_chan_count(ch) > 0) return 1;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-  } while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) <
-           20000);
-  return 0;
-}
-
-/* chan_wait(ch, event, timeout_ms|nil) -> true, or nil, "timeout": waits
- * on the loop until the channel may take a message (event 2) or has one
- * (event 1), suspending the task, or running the loop in the main chunk.
- * Ready includes closed: the caller's retry tells. */
-static int lw_chan_wait(lua_State *L) {
-  lweft_state *st = lweft_state_of(L);
-  weft_chan_t *ch = check_chan(L, 1);
-  int event = (int)luaL_checkinteger(L, 2);
-  cwait *cw;
-  void *task;
-  if (event == WEFT_CHAN_RECV && spin_for_message(ch)) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  lua_settop(L, 3);
-  lua_pushnil(L); /* 4: keeps the task's slot at 5 for the continuation */
-  task = lweft_io_begin(L, st, "channel"); /* at 5, if any */
-  cw = calloc(1, sizeof *cw);
-  if (!cw) return luaL_error(L, "not enough memory");
-  cw->st = st;
-  cw->pending = 1;
-  cw->chan_live = cw->lua_live = 1;
-  if (!lua_isnil(L, 3)) {
-    lua_Number n = luaL_checknumber(L, 3);
-    if (weft_once(st->loop, (uint64_t)(n > 0 ? n + 0.999999 : 0),
-                  on_chan_timer, cw, 0, &cw->timer)) {
-      free(cw);
-      return luaL_error(L, "not enough memory");
-    }
-  }
-  if (weft_chan_wait(ch, st->loop, event, on_chan_ready, cw, &cw->w)) {
-    if (cw->timer) weft_watch_cancel(st->loop, cw->timer);
-    free(cw);
-    return luaL_error(L, "not enough memory");
-  }
-  if (!task) {
-    if (lweft_io_run_while(L, st, &cw->pending, 1, "channel") != LUA_OK) {
-      cw_abandon(L, cw);
-      return lua_error(L);
-    }
-    return cw_result(L, cw);
-  }
-  return lweft_io_suspend(L, task, &cw->iow, cw_abandon, cw, (lua_KContext)cw,
-                          chan_wait_k);
-}
-
-/* can_block() -> true in a worker's plain code, where a channel call
- * blocks the thread instead of waiting on a loop */
-static int lw_can_block(lua_State *L) {
-  lua_pushboolean(L, thread_id != 0 && !lua_isyieldable(L) &&
-                         !weft_fiber_current());
-  return 1;
-}
+int lweft_raise_cancelled(lua_State *L) { return luaL_error(L, "cancelled"); }
 
 static int lw_thread_id(lua_State *L) {
   lua_pushinteger(L, thread_id);
@@ -754,24 +442,13 @@ static int lw_cpus(lua_State *L) {
 
 void lweft_thread_prims(lua_State *L) {
   static const luaL_Reg prims[] = {
-      {"chan_new", lw_chan_new},     {"chan_wait", lw_chan_wait},
-      {"chan_put", lw_chan_put},     {"chan_take", lw_chan_take},
-      {"chan_take_many", lw_chan_take_many},
-      {"chan_close", lw_chan_close}, {"chan_count", lw_chan_count},
-      {"can_block", lw_can_block},   {"thread_id", lw_thread_id},
+      {"thread_id", lw_thread_id},
       {"encode", lw_encode},         {"decode", lw_decode},
       {"pool_new", lw_pool_new},     {"pool_submit", lw_pool_submit},
       {"pool_wait", lw_pool_wait},
       {"pool_close", lw_pool_close}, {"pool_threads", lw_pool_threads},
       {"cpus", lw_cpus},             {"register", lw_register},
       {NULL, NULL}};
-  if (luaL_newmetatable(L, CHAN_MT)) {
-    lua_pushcfunction(L, lw_chan_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, lw_chan_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
   if (luaL_newmetatable(L, POOL_MT)) {
     lua_pushcfunction(L, lw_pool_gc);
     lua_setfield(L, -2, "__gc");
@@ -784,6 +461,5 @@ void lweft_thread_prims(lua_State *L) {
   lua_pop(L, 1);
   lua_pushvalue(L, -2); /* the state */
   luaL_setfuncs(L, prims, 1);
-  luaL_getmetatable(L, CHAN_MT);
-  lua_setfield(L, -2, "chan_mt");
+  lweft_chan_prims(L);
 }

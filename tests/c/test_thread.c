@@ -409,6 +409,81 @@ static void chan_limits_and_close(void) {
   weft_chan_unref(ch);
 }
 
+/* Many senders and many receivers on one channel: every message is
+ * received exactly once, and each receiver sees each sender's messages in
+ * the order they were sent.  Messages of every length cross the slot and
+ * block boundaries. */
+enum { PRODUCERS = 3, CONSUMERS = 3, EACH = 20000 };
+
+struct party {
+  weft_chan_t *ch;
+  int id;
+  atomic_int *seen; /* [PRODUCERS * EACH] */
+  atomic_int *left; /* producers still sending */
+};
+
+static void *many_produce(void *arg) {
+  struct party *p = arg;
+  unsigned char b[100];
+  for (int i = 0; i < EACH; i++) {
+    size_t n = 8 + (size_t)(i % 90);
+    memset(b, i & 0xff, n);
+    memcpy(b, &p->id, sizeof p->id);
+    memcpy(b + 4, &i, sizeof i);
+    ASSERT_OK(weft_chan_send(p->ch, b, n, -1));
+  }
+  if (atomic_fetch_sub(p->left, 1) == 1) weft_chan_close(p->ch);
+  return NULL;
+}
+
+static void *many_consume(void *arg) {
+  struct party *p = arg;
+  int last[PRODUCERS];
+  void *data;
+  size_t len;
+  for (int k = 0; k < PRODUCERS; k++) last[k] = -1;
+  for (;;) {
+    int r = weft_chan_recv(p->ch, -1, &data, &len), from, i;
+    if (r == WEFT_ECLOSED) break;
+    ASSERT_OK(r);
+    memcpy(&from, data, sizeof from);
+    memcpy(&i, (char *)data + 4, sizeof i);
+    ASSERT_EQ(len, 8 + (size_t)(i % 90));
+    ASSERT(from >= 0 && from < PRODUCERS && i >= 0 && i < EACH);
+    ASSERT_GT(i, last[from]); /* in each sender's order */
+    last[from] = i;
+    atomic_fetch_add(&p->seen[from * EACH + i], 1);
+    weft_chan_free(data);
+  }
+  return NULL;
+}
+
+static void chan_delivers_each_message_once_to_many_receivers(void) {
+  static atomic_int seen[PRODUCERS * EACH];
+  size_t caps[] = {SIZE_MAX, 5};
+  for (int c = 0; c < 2; c++) {
+    weft_chan_t *ch;
+    pthread_t t[PRODUCERS + CONSUMERS];
+    struct party party[PRODUCERS + CONSUMERS];
+    atomic_int left = PRODUCERS;
+    for (int i = 0; i < PRODUCERS * EACH; i++) atomic_init(&seen[i], 0);
+    ASSERT_OK(weft_chan_new(caps[c], &ch));
+    for (int i = 0; i < PRODUCERS + CONSUMERS; i++) {
+      party[i].ch = ch;
+      party[i].id = i < PRODUCERS ? i : i - PRODUCERS;
+      party[i].seen = seen;
+      party[i].left = &left;
+      ASSERT_OK(pthread_create(&t[i], NULL,
+                               i < PRODUCERS ? many_produce : many_consume,
+                               &party[i]));
+    }
+    for (int i = 0; i < PRODUCERS + CONSUMERS; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < PRODUCERS * EACH; i++) ASSERT_EQ(atomic_load(&seen[i]), 1);
+    ASSERT_EQ(weft_chan_count(ch), 0u);
+    weft_chan_unref(ch);
+  }
+}
+
 static weft_loop_t *chan_loop;
 
 struct waited {
@@ -480,5 +555,7 @@ TEST_MAIN(T(pool_runs_jobs_and_finishes_on_the_loop) T(pool_reaps_idle_threads)
                       T(pool_rejects_bad_options)
                   T(chan_passes_messages_between_threads)
                   T(chan_keeps_order_across_sizes_and_growth)
-                      T(chan_limits_and_close) T(chan_wakes_a_loop_in_batches)
+                      T(chan_limits_and_close)
+                          T(chan_delivers_each_message_once_to_many_receivers)
+                              T(chan_wakes_a_loop_in_batches)
                           T(chan_unwait_withdraws))

@@ -315,3 +315,104 @@ describe("weft.thread.channel", function()
     assert.equal(1, ch:recv())
   end)
 end)
+
+-- How long a test waits before it calls something hung: generous, scaled
+-- for sanitizers and valgrind.  A guard, not a speed assertion.
+local HANG_MS = 10000 * tonumber(os.getenv("WEFT_TEST_TIMEOUT_MULTIPLIER") or 1)
+
+describe("weft.thread.channel: every value once, to a receiver that waits", function()
+  it("gives two jobs on one worker the first two values, leaving the rest", function()
+    local one = weft.pool { max = 1 }
+    local ch = weft.thread.channel()
+    for i = 1, 10 do ch:send(i) end
+    local recv = function(c) return c:recv(0) end
+    assert.same({ 1, 2 }, { weft.await(one:run(recv, ch)), weft.await(one:run(recv, ch)) })
+    assert.equal(8, ch:count())
+    one:close()
+  end)
+
+  it("lets a second handle of a channel receive what the first left", function()
+    local a, carrier = weft.thread.channel(), weft.thread.channel()
+    carrier:send(a)
+    local a2 = carrier:recv()
+    assert.are_not.equal(a, a2) -- two handles, one channel
+    a:send(1)
+    a:send(2)
+    assert.equal(1, a:recv())
+    assert.equal(2, a2:recv(0))
+    assert.same({ nil, "timeout" }, { a:recv(0) })
+    assert.equal(0, a:count())
+  end)
+
+  it("gives N workers receiving once each the N values sent", function()
+    local n = 48
+    local many = weft.pool { max = n, idle_ms = 0 }
+    local ch = weft.thread.channel()
+    local jobs = {}
+    for i = 1, n do
+      jobs[i] = many:run(function(c, ms) return (c:recv(ms)) end, ch, HANG_MS)
+    end
+    for i = 1, n do ch:send(i) end
+    local got = { weft.await(weft.all(jobs)) }
+    got = got[1]
+    local seen = {}
+    for i = 1, n do
+      local v = got[i][1]
+      assert.is_number(v)
+      assert.is_nil(seen[v])
+      seen[v] = true
+    end
+    assert.equal(0, ch:count())
+    many:close()
+  end)
+
+  it("shares a backlog among the workers that wait, one value at a time", function()
+    -- 4 workers take values from one channel holding 64; each reports what
+    -- it took and waits for its own go before taking the next.  Only a
+    -- receiver that took one value and left the rest waiting lets the
+    -- others take theirs.
+    local workers, values = 4, 64
+    local p = weft.pool { max = workers }
+    local work, reports = weft.thread.channel(), weft.thread.channel()
+    local go = {}
+    for i = 1, values do work:send(i) end
+    work:close()
+    local jobs = {}
+    for w = 1, workers do
+      go[w] = weft.thread.channel()
+      jobs[w] = p:run(function(id, c, r, g, ms)
+        local n = 0
+        while true do
+          local v, why = c:recv(ms)
+          if v == nil then return n, why end
+          n = n + 1
+          r:send({ id, v })
+          g:recv(ms)
+        end
+      end, w, work, reports, go[w], HANG_MS)
+    end
+    local taken, ok, err, outcomes = {}, nil, nil, {}
+    weft.run(function()
+      ok, err = pcall(function()
+        for _ = 1, values / workers do
+          local round = {}
+          for _ = 1, workers do
+            local r, why = reports:recv(HANG_MS)
+            assert.is_table(r, why)
+            assert.is_nil(round[r[1]]) -- every worker once a round
+            round[r[1]] = true
+            taken[#taken + 1] = r[2]
+          end
+          for w = 1, workers do go[w]:send(true) end
+        end
+      end)
+      for w = 1, workers do go[w]:close() end -- (let a failed run's jobs end)
+      for w = 1, workers do outcomes[w] = { weft.await(jobs[w]) } end
+    end)
+    p:close()
+    assert(ok, err)
+    for w = 1, workers do assert.same({ values / workers, "closed" }, outcomes[w]) end
+    table.sort(taken)
+    for i = 1, values do assert.equal(i, taken[i]) end
+  end)
+end)
