@@ -279,7 +279,7 @@ static int recv_on_loop(lua_State *L, weft_chan_t *ch) {
   lua_Integer deadline = lua_tointeger(L, 3);
   for (;;) {
     int64_t left = -1;
-    int r = take(L, ch, 0), status;
+    int r = take(L, ch, 0), status = 0;
     if (r == 0) return 1;
     if (r == WEFT_ECLOSED) return fail(L, "closed");
     if (r != WEFT_EAGAIN) return raise_err(L, r);
@@ -368,7 +368,7 @@ static int send_on_loop(lua_State *L, weft_chan_t *ch) {
   size_t len;
   const char *msg = lua_tolstring(L, 3, &len);
   for (;;) {
-    int status, r = weft_chan_send(ch, msg, len, 0);
+    int status = 0, r = weft_chan_send(ch, msg, len, 0);
     if (r == 0) {
       lua_pushboolean(L, 1);
       return 1;
