@@ -15,24 +15,42 @@
 
 #define POOL_MT "weft.pool_handle"
 
-/* This thread's number: 0 for a thread no pool started, n for the n-th
- * worker of any pool. */
-static _Thread_local int thread_id;
+/* Workers are numbered from 1, in the order any pool started them. */
 static atomic_int next_thread_id;
-
-/* The job a worker runs now, for the count hook's cancellation check. */
-static _Thread_local weft_job_t *current_job;
 
 /* ---- the worker's side ----------------------------------------------------- */
 
+/* What a worker keeps about itself, a light userdata under worker_key in
+ * its Lua state's registry (not in thread-local variables: this module is
+ * loaded with dlopen, and a thread-local that the main thread touches
+ * outlives the module's dlclose in LeakSanitizer's books). */
+typedef struct wstate {
+  lua_State *L;
+  char *init_error;  /* why the init module failed, if it did */
+  int id;            /* weft.thread.id() */
+  weft_job_t *job;   /* the job it runs, for the hook's cancellation check */
+} wstate;
+
+static const char worker_key = 0;
+
+/* The worker running L's state, or NULL outside workers. */
+static wstate *worker_of(lua_State *L) {
+  wstate *w;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &worker_key);
+  w = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return w;
+}
+
 int lweft_can_block(lua_State *L) {
-  return thread_id != 0 && !lua_isyieldable(L) && !weft_fiber_current();
+  return !lua_isyieldable(L) && !weft_fiber_current() && worker_of(L);
 }
 
 int lweft_raise_cancelled(lua_State *L) { return luaL_error(L, "cancelled"); }
 
 static int lw_thread_id(lua_State *L) {
-  lua_pushinteger(L, thread_id);
+  wstate *w = worker_of(L);
+  lua_pushinteger(L, w ? w->id : 0);
   return 1;
 }
 
@@ -57,11 +75,6 @@ typedef struct poolcfg {
   char *path, *cpath, *init;
 } poolcfg;
 
-typedef struct wstate {
-  lua_State *L;
-  char *init_error; /* why the init module failed, if it did */
-} wstate;
-
 static int worker_setup(lua_State *L) {
   poolcfg *cfg = lua_touserdata(L, 1);
   luaL_openlibs(L);
@@ -82,9 +95,11 @@ static void *worker_init(void *ud) {
   poolcfg *cfg = ud;
   wstate *w = calloc(1, sizeof *w);
   if (!w) return NULL;
-  thread_id = atomic_fetch_add(&next_thread_id, 1) + 1;
+  w->id = atomic_fetch_add(&next_thread_id, 1) + 1;
   w->L = luaL_newstate();
   if (!w->L) return w;
+  lua_pushlightuserdata(w->L, w);
+  lua_rawsetp(w->L, LUA_REGISTRYINDEX, &worker_key);
   lua_pushcfunction(w->L, worker_setup);
   lua_pushlightuserdata(w->L, cfg);
   if (lua_pcall(w->L, 1, 0, 0) != LUA_OK) {
@@ -129,9 +144,9 @@ static void job_release(ljob *j) {
  * on the whole time would slow every instruction of every job.  A stray
  * one, arriving after the job ended, removes itself. */
 static void cancel_hook(lua_State *L, lua_Debug *ar) {
+  wstate *w = worker_of(L);
   (void)ar;
-  if (current_job && weft_job_cancelled(current_job))
-    luaL_error(L, "cancelled");
+  if (w && w->job && weft_job_cancelled(w->job)) luaL_error(L, "cancelled");
   lua_sethook(L, NULL, 0, 0);
 }
 
@@ -188,7 +203,7 @@ static int run_protected(lua_State *L) {
   if (n < 1) return luaL_error(L, "bad job");
   if (lua_type(L, base + 1) == LUA_TSTRING) resolve(L, base + 1);
   atomic_store(&j->running_on, L);
-  if (weft_job_cancelled(current_job)) /* cancelled before it got here */
+  if (weft_job_cancelled(worker_of(L)->job)) /* cancelled before it got here */
     lua_sethook(L, cancel_hook, LUA_MASKCOUNT, 1);
   if (lua_pcall(L, n - 1, LUA_MULTRET, 1) != LUA_OK) {
     atomic_store(&j->running_on, NULL);
@@ -213,7 +228,7 @@ static int run_job(weft_job_t *job, void *td, void *arg) {
   ljob *j = arg;
   lua_State *L = w ? w->L : NULL;
   if (!L) return WEFT_ENOMEM;
-  current_job = job;
+  w->job = job;
   if (w->init_error) {
     lua_pushstring(L, w->init_error);
   } else {
@@ -221,7 +236,7 @@ static int run_job(weft_job_t *job, void *td, void *arg) {
     lua_pushlightuserdata(L, j);
     if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
       keep_result(j, L, 1);
-      current_job = NULL;
+      w->job = NULL;
       lua_settop(L, 0);
       return 0;
     }
@@ -233,7 +248,7 @@ static int run_job(weft_job_t *job, void *td, void *arg) {
   /* the error, as a one-string message */
   lweft_encode(L, -1, 1, "error");
   keep_result(j, L, 0);
-  current_job = NULL;
+  w->job = NULL;
   lua_settop(L, 0);
   return weft_job_cancelled(job) ? WEFT_ECANCELED : 0;
 }
