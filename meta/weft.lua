@@ -453,6 +453,9 @@ function Stream:setoption(name, value) end
 ---@class weft.server
 local Server = {}
 
+---Waits for a connection (timeout_ms: for the whole call).  Out of
+---descriptors or kernel memory it keeps waiting, backing off, instead of
+---failing.
 ---@param timeout_ms? number
 ---@return weft.stream|nil stream
 ---@return string? message

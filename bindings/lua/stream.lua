@@ -251,10 +251,25 @@ function Stream:lines(...)
 end
 
 -- Closes now: every pending call returns nil, "closed", "ECLOSED".
+-- Accepts that found no descriptor free wait on waiters kept here, and
+-- every descriptor weft closes wakes them to try again (see
+-- Server:accept).
+local new_waiter = internals.waiter
+local backing_off = {}
+
+local function fds_freed()
+  if next(backing_off) then
+    local waiters = backing_off
+    backing_off = {}
+    for w in pairs(waiters) do w:wake() end
+  end
+end
+
 local function close_now(s)
   if s.closed then return end
   s.closed = true
   C.close(s.h)
+  fds_freed()
   for _, q in ipairs({ s.rq, s.wq }) do
     for i = q and q.first or 1, q and q.last or 0 do
       local p = q[i]
@@ -378,6 +393,7 @@ local function server_close(s)
   if s.closed then return end
   s.closed = true
   C.close(s.h)
+  fds_freed()
   if s.path and s.unlink then os.remove(s.path) end
   if s.on_close then s:on_close() end -- (a TLS server's: tls.lua)
   local q = s.rq
@@ -391,14 +407,36 @@ local function set_nodelay(st)
   if st.kind == "tcp" then pcall(C.setoption, st.h, "nodelay", true) end
 end
 
+-- Out of descriptors (EMFILE, ENFILE) or of kernel memory (ENOBUFS,
+-- ENOMEM), accept(2) fails and leaves the connection in the backlog, and
+-- the listening socket stays readable: waiting for readiness would spin.
+-- Such an accept waits instead, BACKOFF_MIN ms at first, twice as long
+-- each time up to BACKOFF_MAX, or until weft closes a descriptor, and
+-- tries again; the loop runs everything else meanwhile.  (libuv closes a
+-- reserved descriptor to accept and drop the connection instead; waiting
+-- serves it once a descriptor frees, as Go's http server does.)
+local BACKOFF_MIN, BACKOFF_MAX = 5, 1000
+local exhausted = { EMFILE = true, ENFILE = true, ENOBUFS = true, ENOMEM = true }
+
+-- Waits ms for a descriptor to free; raises a cancellation.
+local function back_off(ms)
+  local w = new_waiter()
+  backing_off[w] = true
+  local ok, err = w:park(ms)
+  backing_off[w] = nil
+  if ok == false then error(err, 0) end
+end
+
 -- Accepts one connection: a stream, or nil, message, code.
 function Server:accept(timeout)
   check_server(self, "accept")
   check_timeout(timeout, 1, "accept")
   local ms = timeout or self.timeout
+  local deadline = ms and weft.now() + ms
   local ok, msg, code = acquire(self, READ)
   if not ok then return nil, msg, code end
   local done, s, m, c = pcall(function()
+    local pause = 0
     while true do
       local fd, emsg, ecode = C.accept(self.h)
       if fd then
@@ -408,9 +446,17 @@ function Server:accept(timeout)
         if self.nodelay then set_nodelay(st) end
         return st
       end
-      if fd == nil then return nil, "accept: " .. emsg, ecode end
-      local r, wm, wc = c_waitio(self.h, READ, ms, "accept")
-      if not r then return nil, wm, wc end
+      local left = deadline and deadline - weft.now()
+      if fd == false then
+        local r, wm, wc = c_waitio(self.h, READ, left and math.max(left, 0), "accept")
+        if not r then return nil, wm, wc end
+      elseif exhausted[ecode] then
+        if left and left <= 0 then return nil, "timeout", "ETIMEDOUT" end
+        pause = math.min(math.max(pause * 2, BACKOFF_MIN), BACKOFF_MAX)
+        back_off(left and math.min(left, pause) or pause)
+      elseif ecode ~= "ECONNABORTED" then -- (that one went away: the next)
+        return nil, "accept: " .. emsg, ecode
+      end
     end
   end)
   release(self, READ)

@@ -53,6 +53,7 @@ WEFT_EXTERN const char *weft_version_string(void);
   XX(EINVAL, "invalid argument")                                              \
   XX(EIO, "i/o error")                                                        \
   XX(EMFILE, "too many open files")                                           \
+  XX(ENFILE, "file table overflow")                                           \
   XX(ENOENT, "not found")                                                     \
   XX(ENOMEM, "not enough memory")                                             \
   XX(ENOSYS, "function not implemented")                                      \
@@ -73,6 +74,7 @@ WEFT_EXTERN const char *weft_version_string(void);
   XX(EMSGSIZE, "message too long")                                            \
   XX(ENAMETOOLONG, "name too long")                                           \
   XX(ENETUNREACH, "network is unreachable")                                   \
+  XX(ENOBUFS, "no buffer space available")                                    \
   XX(ENOSPC, "no space left on device")                                       \
   XX(ENOTCONN, "socket is not connected")                                     \
   XX(ENOTDIR, "not a directory")                                              \
@@ -107,6 +109,7 @@ enum {
   WEFT_EINVAL = -EINVAL,
   WEFT_EIO = -EIO,
   WEFT_EMFILE = -EMFILE,
+  WEFT_ENFILE = -ENFILE,
   WEFT_ENOENT = -ENOENT,
   WEFT_ENOMEM = -ENOMEM,
   WEFT_ENOSYS = -ENOSYS,
@@ -127,6 +130,7 @@ enum {
   WEFT_EMSGSIZE = -EMSGSIZE,
   WEFT_ENAMETOOLONG = -ENAMETOOLONG,
   WEFT_ENETUNREACH = -ENETUNREACH,
+  WEFT_ENOBUFS = -ENOBUFS,
   WEFT_ENOSPC = -ENOSPC,
   WEFT_ENOTCONN = -ENOTCONN,
   WEFT_ENOTDIR = -ENOTDIR,
@@ -946,7 +950,10 @@ WEFT_EXTERN int weft_socket_error(int fd);
 
 /* Accepts a connection on the listening socket fd.  Returns the new
  * descriptor, WEFT_EAGAIN when none is waiting, or an error (WEFT_EMFILE
- * when out of descriptors: the connection stays queued). */
+ * or WEFT_ENFILE when out of descriptors, WEFT_ENOBUFS or WEFT_ENOMEM when
+ * out of kernel memory: the connection stays queued, and the socket stays
+ * readable, so wait on a timer, not for readability, before trying
+ * again). */
 WEFT_EXTERN int weft_socket_accept(int fd);
 
 /* Sends one datagram of len bytes to addr (addrlen bytes; NULL for a

@@ -696,6 +696,73 @@ describe("weft.tcp", function()
   end)
 end)
 
+describe("server:accept out of descriptors", function()
+  -- Runs a Lua script in a child lua5.4 limited to `fds` descriptors;
+  -- returns its output (stdout and stderr).
+  local function run_limited(src, fds)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(src)
+    f:close()
+    local p = assert(io.popen(string.format("ulimit -n %d && LUA_CPATH=%q LUA_PATH=%q lua5.4 %s 2>&1",
+      fds, package.cpath, package.path, path)))
+    local out = p:read("a")
+    p:close()
+    os.remove(path)
+    return out
+  end
+
+  it("waits without spinning while the loop runs, and serves once descriptors free", function()
+    local out = run_limited([[
+      local weft = require "weft"
+      local server = assert(weft.tcp.listen("127.0.0.1", 0))
+      local _, port = server:sockname()
+      -- three clients the kernel queues, then a full descriptor table
+      local clients = {}
+      for i = 1, 3 do clients[i] = assert(weft.tcp.connect("127.0.0.1", port)) end
+      local r, w = weft.pipe()
+      local held = {}
+      while true do
+        local f = io.open("/dev/null")
+        if not f then break end
+        held[#held + 1] = f
+      end
+      print("full", #held > 0)
+      -- an accept with a timeout times out; a cancelled one stops waiting
+      print("timeout", server:accept(30))
+      local t = weft.async(function() return server:accept() end)
+      weft.delay(20)
+      t:cancel()
+      print("cancelled", weft.is_cancelled(select(2, pcall(weft.await, t))))
+      -- the accept loop of a server (which returns only with a connection)
+      local accepts = 0
+      local serving = weft.async(function()
+        local n = 0
+        while n < 3 do
+          local c, msg = server:accept()
+          accepts = accepts + 1
+          if accepts > 1000 then print("spun: " .. tostring(msg)) os.exit(1) end
+          if c then n = n + 1; c:write("hello ", n, "\n"); c:close() end
+        end
+      end)
+      -- the loop runs timers meanwhile, in few iterations (a spin takes
+      -- one per try)
+      local fired, iterations = false, 0
+      weft.once(300, function() fired = true end)
+      while not fired do weft.tick(); iterations = iterations + 1 end
+      print("fired", accepts, iterations < 100 or iterations)
+      -- descriptors free: by Lua's io, and by weft (which retries at once)
+      for _, f in ipairs(held) do f:close() end
+      r:close(); w:close()
+      for _, c in ipairs(clients) do print(c:read("l")) end
+      weft.await(serving)
+      print("done", accepts)
+    ]], 64)
+    assert.equal(table.concat({ "full\ttrue", "timeout\tnil\ttimeout\tETIMEDOUT", "cancelled\ttrue",
+      "fired\t0\ttrue", "hello 1", "hello 2", "hello 3", "done\t3", "" }, "\n"), out)
+  end)
+end)
+
 describe("weft.unix", function()
   it("connects over a socket file, removed when the server closes", function()
     local path = os.tmpname()
