@@ -1,6 +1,7 @@
 -- A small HTTP/1.1 server: one task per connection, straight-line code.
--- Keep-alive, request bodies by Content-Length, and a chunked response.
---   lua5.4 examples/http_server.lua [port [head_timeout_ms]]
+-- Keep-alive, request bodies by Content-Length, and a chunked response;
+-- HTTPS with --tls and a certificate and its key (PEM files).
+--   lua5.4 examples/http_server.lua [port [head_timeout_ms]] [--tls CERT KEY]
 --     (port 0 or nothing: a free port; head_timeout_ms: default 10000)
 -- Routes: GET /            -> "Hello World!"
 --         GET /chunked     -> five chunks, 10 ms apart (Transfer-Encoding: chunked)
@@ -14,13 +15,31 @@
 -- is dropped instead of holding a connection forever.
 local weft = require "weft"
 
+local args, cert, key = {}, nil, nil
+local i = 1
+while arg and arg[i] do
+  if arg[i] == "--tls" then
+    cert, key = assert(arg[i + 1], "--tls CERT KEY"), assert(arg[i + 2], "--tls CERT KEY")
+    i = i + 3
+  else
+    args[#args + 1] = arg[i]
+    i = i + 1
+  end
+end
+
 local MAX_LINE, MAX_HEADERS, MAX_BODY = 8192, 100, 1 << 20
-local HEAD_TIMEOUT = tonumber(arg and arg[2]) or 10000
+local HEAD_TIMEOUT = tonumber(args[2]) or 10000
 local BODY_TIMEOUT = 30000
 
-local server = assert(weft.tcp.listen("127.0.0.1", tonumber(arg and arg[1]) or 0))
+local server
+if cert then -- the same server over TLS: only the listen differs
+  server = assert(weft.tls.listen("127.0.0.1", tonumber(args[1]) or 0,
+    { cert = cert, key = key, alpn = { "http/1.1" } }))
+else
+  server = assert(weft.tcp.listen("127.0.0.1", tonumber(args[1]) or 0))
+end
 local _, port = server:sockname()
-io.stdout:write("listening on 127.0.0.1:", port, "\n")
+io.stdout:write("listening on ", cert and "https://" or "", "127.0.0.1:", port, "\n")
 io.stdout:flush()
 
 local reasons = { [200] = "OK", [400] = "Bad Request", [404] = "Not Found", [408] = "Request Timeout",
@@ -30,7 +49,8 @@ local function respond(c, status, body, headers)
   local head = { ("HTTP/1.1 %d %s\r\n"):format(status, reasons[status]) }
   for k, v in pairs(headers or {}) do head[#head + 1] = k .. ": " .. v .. "\r\n" end
   head[#head + 1] = "Content-Length: " .. #body .. "\r\n\r\n"
-  return c:write(table.concat(head), body)
+  head[#head + 1] = body
+  return c:write(table.concat(head)) -- (one write: one TLS record, one send)
 end
 
 -- Reads one line of a request's head before the deadline: the line, or
@@ -94,18 +114,22 @@ local function serve(c)
       break
     end
     c:settimeout(BODY_TIMEOUT) -- (for the response's writes)
+    -- The client asked to close after this one: say so (a client then
+    -- closes first, instead of reading our end as an error).
+    local conn = (req.headers.connection or ""):lower()
+    local last = conn == "close" or (req.version == "1.0" and conn ~= "keep-alive")
+    local close = last and "close" or nil
     local ok
     if req.method == "GET" and req.path == "/" then
-      ok = respond(c, 200, "Hello World!", { ["Content-Type"] = "text/plain" })
+      ok = respond(c, 200, "Hello World!", { ["Content-Type"] = "text/plain", Connection = close })
     elseif req.method == "GET" and req.path == "/chunked" then
       ok = chunked(c)
     elseif req.method == "POST" and req.path == "/echo" then
-      ok = respond(c, 200, req.body, { ["Content-Type"] = "application/octet-stream" })
+      ok = respond(c, 200, req.body, { ["Content-Type"] = "application/octet-stream", Connection = close })
     else
-      ok = respond(c, 404, "not found\n")
+      ok = respond(c, 404, "not found\n", { Connection = close })
     end
-    local conn = (req.headers.connection or ""):lower()
-    if not ok or conn == "close" or (req.version == "1.0" and conn ~= "keep-alive") then break end
+    if not ok or last then break end
   end
   c:close()
 end

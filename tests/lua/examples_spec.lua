@@ -179,6 +179,40 @@ describe("examples/http_server.lua against clients that misbehave", function()
   end)
 end)
 
+describe("examples/http_server.lua --tls and examples/https_get.lua", function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("sh tests/tls/mkcerts.sh " .. dir), "mkcerts.sh failed")
+  teardown(function() os.execute("rm -rf " .. dir) end)
+
+  local M = tonumber(os.getenv("WEFT_TEST_TIMEOUT_MULTIPLIER") or "1")
+
+  it("serve HTTPS and fetch several URLs at once, each within a limit", function()
+    local server, port = start("http_server", { "--tls", dir .. "/server.pem", dir .. "/server.key" })
+    -- a server that accepts and never answers: its fetch hits the limit
+    local silent = assert(weft.tcp.listen("127.0.0.1", 0))
+    local _, sport = silent:sockname()
+    local held = weft.async(function() return silent:accept() end)
+    local base = "https://localhost:" .. port
+    local p = assert(weft.process.spawn { "env", "LUA_CPATH=" .. package.cpath, "LUA_PATH=" .. package.path,
+      "lua5.4", "examples/https_get.lua", "--cafile", dir .. "/ca.pem", "--timeout", tostring(500 * M),
+      base .. "/", "https://localhost:" .. sport .. "/", base .. "/nope", stdout = "pipe" })
+    local out = p.stdout:read("a")
+    assert.equal(0, p:wait())
+    assert.equal(base .. "/\t200\t12 bytes\n" ..
+      "https://localhost:" .. sport .. "/\ttimed out\n" ..
+      base .. "/nope\t404\t10 bytes\n", out)
+    weft.await(held):close()
+    silent:close()
+    -- curl too, with keep-alive over two requests
+    local curl = assert(weft.process.spawn { "env", "-u", "LD_PRELOAD", "curl", "-sS", "--cacert", dir .. "/ca.pem",
+      "--resolve", "localhost:" .. port .. ":127.0.0.1", base .. "/", base .. "/", stdout = "pipe" })
+    assert.equal("Hello World!Hello World!", curl.stdout:read("a"))
+    assert.equal(0, curl:wait())
+    stop(server)
+  end)
+end)
+
 describe("examples/chat.lua", function()
   it("relays lines between clients, with nicknames and /who", function()
     local server, port = start("chat")
