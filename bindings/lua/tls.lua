@@ -289,10 +289,17 @@ local function tls_accept(self, timeout)
     local ok, err = pcall(await, p, deadline and math.max(0, deadline - weft.now()))
     self.nwaiting = self.nwaiting - 1
     if p:status() == "pending" then p:cancel() end
-    -- Nobody accepts any more: new connections wait in the kernel.
-    if self.nwaiting == 0 and self.pump then
-      self.pump:cancel()
-      self.pump = nil
+    -- Nobody accepts any more: new connections wait in the kernel.  (Seen
+    -- from the next iteration: an accept loop is back before then, and
+    -- its pump goes on.)
+    if self.nwaiting == 0 and self.pump and not self.idle_check and not self.closed then
+      self.idle_check = weft.immediately(function()
+        self.idle_check = nil
+        if self.nwaiting == 0 and self.pump then
+          self.pump:cancel()
+          self.pump = nil
+        end
+      end)
     end
     if not ok then
       if weft.is_timeout(err) then return nil, "timeout", "ETIMEDOUT" end
@@ -311,6 +318,10 @@ Server.accept_async = twin(Server.accept)
 -- Closing a TLS server closes the streams it still holds and ends the
 -- accepts waiting.
 local function close_tls_server(srv)
+  if srv.idle_check then
+    weft.cancel(srv.idle_check)
+    srv.idle_check = nil
+  end
   for c in pairs(srv.shaking) do close_now(c) end
   while true do
     local s = pop(srv.ready)

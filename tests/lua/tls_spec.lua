@@ -328,6 +328,23 @@ describe("weft.tls.listen", function()
     assert.same({ nil, "closed", "ECLOSED" }, { weft.await(accepting) })
   end)
 
+  it("keeps the loop alive only while an accept waits", function()
+    local out, ok = helper.run_script(string.format([[
+      local weft = require "weft"
+      weft.run(function()
+        local srv = assert(weft.tls.listen("127.0.0.1", 0, { cert = %q, key = %q }))
+        local _, port = srv:sockname()
+        local accepted = weft.async(function() return srv:accept() end)
+        local c = assert(weft.tls.connect("localhost", port, { cafile = %q }))
+        weft.await(accepted):close()
+        c:close()
+      end) -- returns, though the server stays open: nothing waits on it
+      print("done")
+    ]], pem("server.pem"), pem("server.key"), CA))
+    assert.is_true(ok, out)
+    assert.equal("done\n", out)
+  end)
+
   it("requires client certificates signed by client_cafile", function()
     local srv, port = server { client_cafile = CA }
     local accepting = weft.async(function() return srv:accept() end)
