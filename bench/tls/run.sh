@@ -34,14 +34,7 @@ raw=$tmp/raw.tsv
 # generator's own connections could hold the port.
 port=$((10000 + RANDOM % 20000))
 
-wait_port() { # port pid
-  for _ in $(seq 1 100); do
-    kill -0 "$2" 2>/dev/null || return 1
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  return 1
-}
+. "$root/bench/lib/wait_port.sh"
 
 serve() { # workload label cmd... (the port is appended)
   local w=$1 label=$2 value cpu=NA

@@ -15,14 +15,20 @@ function M.busy(ms)
   while os.clock() < stop do end
 end
 
--- Runs a Lua script in a child lua5.4 that finds weft as this process does,
--- with stdin fed from the shell command `feed` if given.  Returns the
--- child's stdout and whether it exited with 0.
-function M.run_script(src, feed)
+-- Writes src to a new temporary file; returns its path.
+function M.script_file(src)
   local path = os.tmpname()
   local f = assert(io.open(path, "w"))
   f:write(src)
   f:close()
+  return path
+end
+
+-- Runs a Lua script in a child lua5.4 that finds weft as this process does,
+-- with stdin fed from the shell command `feed` if given.  Returns the
+-- child's stdout and whether it exited with 0.
+function M.run_script(src, feed)
+  local path = M.script_file(src)
   local cmd = string.format("LUA_CPATH=%q LUA_PATH=%q lua5.4 %s 2>&1",
     package.cpath, package.path, path)
   if feed then cmd = feed .. " | " .. cmd end

@@ -591,14 +591,7 @@ describe("many TLS connections", function()
       end)
       print("echoed " .. ok)
     ]]
-    local function script(src)
-      local path = os.tmpname()
-      local f = assert(io.open(path, "w"))
-      f:write(src)
-      f:close()
-      return path
-    end
-    local spath, cpath = script(server), script(client)
+    local spath, cpath = helper.script_file(server), helper.script_file(client)
     local env = string.format("LUA_CPATH=%q LUA_PATH=%q", package.cpath, package.path)
     -- (spawned, not popen'd: a server left waiting after a failed client
     -- is killed instead of waited for)
