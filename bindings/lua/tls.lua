@@ -14,7 +14,7 @@ local argerror, typename = S.argerror, S.typename
 local close_now, twin = S.close_now, C.twin
 local await, promise, async = weft.await, weft.promise, weft.async
 local type, pairs, ipairs, error, pcall = type, pairs, ipairs, error, pcall
-local getmetatable, math_type, tostring = getmetatable, math.type, tostring
+local getmetatable, tostring = getmetatable, tostring
 local c_waitio, c_handshake = C.waitio, C.tls_handshake
 
 local READ = 1
