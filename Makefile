@@ -35,6 +35,7 @@ bench: build
 	bench/fibers/run.sh
 	bench/tasks/run.sh
 	bench/net/run.sh
+	bench/tls/run.sh
 	bench/threads/run.sh
 
 clean:
