@@ -245,6 +245,11 @@ weft__cont *weft__promise_watch(weft_promise_t *p, weft_promise_cb cb,
 /* Withdraws a continuation of a still-pending promise (a scheduled one is
  * left to run). */
 void weft__promise_unwatch(weft__cont *c);
+/* Makes p settle itself once cancelled (tasks, combinators, timeouts):
+ * weft_promise_cancel runs its hook but leaves it pending, cancelling,
+ * until its producer settles it; a fulfilment or a WEFT_ECANCELED
+ * rejection then settles it as cancelled. */
+void weft__promise_self_cancel(weft_promise_t *p);
 
 /* ---- loop -------------------------------------------------------------- */
 

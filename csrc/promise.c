@@ -13,6 +13,10 @@ struct weft_promise_s {
   weft_loop_t *loop;
   size_t refs;
   int state;
+  /* A task, combinator or timeout settles itself once cancelled, when what
+   * it runs or waits on has ended (self_cancel); meanwhile it is still
+   * pending, and cancelling. */
+  unsigned char self_cancel, cancelling;
   int code;
   char *message;
   void *payload;
@@ -58,6 +62,8 @@ void weft_promise_unref(weft_promise_t *p) {
   weft__free(p);
 }
 
+void weft__promise_self_cancel(weft_promise_t *p) { p->self_cancel = 1; }
+
 static void run_cont(weft_loop_t *loop, weft__run *r) {
   weft__cont *c = WEFT__CONTAINER(r, weft__cont, run);
   weft_promise_t *p = c->promise;
@@ -81,10 +87,17 @@ static void settled(weft_promise_t *p) {
                              run.link));
 }
 
+static int settle_failed(weft_promise_t *p, int state, int code,
+                         const char *message);
+
 int weft_promise_resolve(weft_promise_t *p, void *payload,
                          weft_free_cb free_payload) {
   if (!p) return WEFT_EINVAL;
   if (p->state != WEFT_PROMISE_PENDING) return WEFT_EBUSY;
+  if (p->cancelling) { /* ended after its cancellation: cancelled */
+    if (free_payload) free_payload(payload);
+    return settle_failed(p, WEFT_PROMISE_CANCELLED, WEFT_ECANCELED, NULL);
+  }
   p->state = WEFT_PROMISE_FULFILLED;
   p->payload = payload;
   p->free_payload = free_payload;
@@ -104,12 +117,22 @@ static int fail(weft_promise_t *p, int state, int code, const char *message) {
   return 0;
 }
 
-int weft_promise_reject(weft_promise_t *p, int code, const char *message) {
-  int err;
-  if (!p || code >= 0) return WEFT_EINVAL;
-  err = fail(p, WEFT_PROMISE_REJECTED, code, message);
+/* Settles p as failed (state REJECTED or CANCELLED) with code and message
+ * (copied; NULL: strerror), without running a cancel hook. */
+static int settle_failed(weft_promise_t *p, int state, int code,
+                         const char *message) {
+  int err = fail(p, state, code, message);
   if (!err) settled(p);
   return err;
+}
+
+int weft_promise_reject(weft_promise_t *p, int code, const char *message) {
+  if (!p || code >= 0) return WEFT_EINVAL;
+  /* A cancelled producer ending with the cancellation: cancelled. */
+  return settle_failed(p, p->cancelling && code == WEFT_ECANCELED
+                              ? WEFT_PROMISE_CANCELLED
+                              : WEFT_PROMISE_REJECTED,
+                       code, message);
 }
 
 int weft_promise_cancel(weft_promise_t *p) {
@@ -117,8 +140,19 @@ int weft_promise_cancel(weft_promise_t *p) {
   void *data;
   int err;
   if (!p) return WEFT_EINVAL;
+  if (p->state != WEFT_PROMISE_PENDING || p->cancelling) return WEFT_EBUSY;
   hook = p->cancel_cb;
   data = p->cancel_data;
+  if (p->self_cancel) {
+    /* Its producer stops what it runs or waits on, and settles it (as
+     * cancelled) once that has ended. */
+    p->cancelling = 1;
+    p->cancel_cb = NULL;
+    weft_promise_ref(p);
+    if (hook) hook(p, data);
+    weft_promise_unref(p);
+    return 0;
+  }
   err = fail(p, WEFT_PROMISE_CANCELLED, WEFT_ECANCELED, NULL);
   if (err) return err;
   weft_promise_ref(p); /* the hook may drop the producer's reference */
@@ -189,6 +223,8 @@ static void settle_like(weft_promise_t *out, weft_promise_t *in) {
   if (in->state == WEFT_PROMISE_FULFILLED) {
     weft_promise_ref(in);
     if (weft_promise_resolve(out, in, unref_payload)) weft_promise_unref(in);
+  } else if (in->state == WEFT_PROMISE_CANCELLED) {
+    settle_failed(out, WEFT_PROMISE_CANCELLED, WEFT_ECANCELED, NULL);
   } else {
     const char *msg;
     int code = weft_promise_error(in, &msg);
@@ -217,13 +253,29 @@ static void comb_done(comb *c) {
   weft__free(c);
 }
 
+/* The combinator has decided: inputs still pending that nothing but it
+ * awaits or chains (its continuation is their only one) are cancelled,
+ * so that the losers of a race stop. */
+static void cancel_unwanted(comb *c) {
+  size_t i;
+  for (i = 0; i < c->n; i++) {
+    weft_promise_t *in = c->in[i];
+    if (in->state == WEFT_PROMISE_PENDING && !weft__list_empty(&in->conts) &&
+        in->conts.next == in->conts.prev)
+      weft_promise_cancel(in);
+  }
+}
+
 static void comb_input(weft_promise_t *in, void *data) {
   comb *c = data;
   int ok = in->state == WEFT_PROMISE_FULFILLED;
   c->waiting--;
   if (ok) c->ok++;
   else c->failed++;
-  if (c->out->state == WEFT_PROMISE_PENDING) {
+  if (c->out->cancelling) {
+    /* Cancelled: it settles once every input has ended. */
+    if (c->waiting == 0) weft_promise_reject(c->out, WEFT_ECANCELED, NULL);
+  } else if (c->out->state == WEFT_PROMISE_PENDING) {
     switch (c->kind) {
     case ALL:
       if (!ok) settle_like(c->out, in);
@@ -239,12 +291,15 @@ static void comb_input(weft_promise_t *in, void *data) {
       if (c->waiting == 0) weft_promise_resolve(c->out, NULL, NULL);
       break;
     }
+    if (c->out->state != WEFT_PROMISE_PENDING && c->kind != SETTLE)
+      cancel_unwanted(c);
   }
   if (c->waiting == 0) comb_done(c);
 }
 
 /* Cancelling the combined promise cancels the inputs still pending, which
- * lets every input continuation run and the combinator end. */
+ * lets every input continuation run; the last one settles it (as
+ * cancelled) and ends the combinator. */
 static void comb_cancel(weft_promise_t *out, void *data) {
   comb *c = data;
   size_t i;
@@ -279,6 +334,7 @@ static int combine(weft_loop_t *loop, weft_promise_t **in, size_t n,
     comb_done(c);
     return 0;
   }
+  weft__promise_self_cancel(c->out);
   weft_promise_on_cancel(c->out, comb_cancel, c);
   for (i = 0; i < n; i++) {
     c->in[i] = in[i];
@@ -323,12 +379,18 @@ int weft_promise_settle(weft_loop_t *loop, weft_promise_t **in, size_t n,
 typedef struct deadline {
   weft_promise_t *src, *out;
   weft_id_t timer;
+  int expired; /* the time ran out: src was cancelled */
 } deadline;
 
+/* src has ended: out settles like it, or, if the time ran out first, is
+ * rejected with WEFT_ETIMEDOUT now that the cancelled src has ended. */
 static void deadline_src(weft_promise_t *src, void *data) {
   deadline *d = data;
-  weft_watch_cancel(src->loop, d->timer);
-  if (d->out->state == WEFT_PROMISE_PENDING) settle_like(d->out, src);
+  if (!d->expired) weft_watch_cancel(src->loop, d->timer);
+  if (d->out->state == WEFT_PROMISE_PENDING) {
+    if (d->expired) weft_promise_reject(d->out, WEFT_ETIMEDOUT, NULL);
+    else settle_like(d->out, src);
+  }
   weft_promise_unref(d->out);
   weft_promise_unref(d->src);
   weft__free(d);
@@ -338,8 +400,10 @@ static void deadline_expired(weft_loop_t *loop, weft_id_t id, int arg,
                              void *data) {
   deadline *d = data;
   (void)loop, (void)id, (void)arg;
-  weft_promise_reject(d->out, WEFT_ETIMEDOUT, NULL);
-  weft_promise_cancel(d->src); /* settles src: deadline_src frees d */
+  /* (A src that settled first settles out from its continuation.) */
+  if (d->src->state != WEFT_PROMISE_PENDING) return;
+  d->expired = 1;
+  weft_promise_cancel(d->src); /* its end runs deadline_src */
 }
 
 static void deadline_cancel(weft_promise_t *out, void *data) {
@@ -371,6 +435,7 @@ int weft_promise_timeout(weft_promise_t *src, uint64_t ms,
   d->src = src;
   weft_promise_ref(src);
   weft_promise_ref(d->out); /* one for the caller, one for d */
+  weft__promise_self_cancel(d->out);
   weft_promise_on_cancel(d->out, deadline_cancel, d);
   *out = d->out;
   return 0;

@@ -113,9 +113,13 @@ static void task_resume(weft_loop_t *loop, weft__run *r) {
   weft__task *t = WEFT__CONTAINER(r, weft__task, run);
   (void)loop;
   t->queued = 0;
-  weft_fiber_resume(t->fiber, NULL, NULL);
-  if (weft_fiber_status(t->fiber) != WEFT_FIBER_TERMINATED) return;
-  weft_promise_resolve(t->self, NULL, NULL); /* no-op if fn settled it */
+  /* (A task cancelled before it started never runs.) */
+  if (!t->cancelled || weft_fiber_status(t->fiber) != WEFT_FIBER_INIT) {
+    weft_fiber_resume(t->fiber, NULL, NULL);
+    if (weft_fiber_status(t->fiber) != WEFT_FIBER_TERMINATED) return;
+  }
+  /* No-op if fn settled it; cancelled if it was (see weft_spawn). */
+  weft_promise_resolve(t->self, NULL, NULL);
   weft_fiber_free(t->fiber);
   weft_promise_unref(t->self);
   weft__free(t);
@@ -151,6 +155,7 @@ int weft_spawn(weft_loop_t *loop, weft_task_fn fn, void *arg,
   t->fn = fn;
   t->arg = arg;
   weft__fiber_set_task(t->fiber, t);
+  weft__promise_self_cancel(t->self);
   weft_promise_on_cancel(t->self, task_cancel, t);
   weft_promise_ref(t->self); /* the caller's */
   *out = t->self;

@@ -12,6 +12,17 @@ static uint64_t due_after(uint64_t now, uint64_t delay) {
                                            : now + delay;
 }
 
+/* The time a new delay counts from.  Inside the loop's callbacks, its
+ * cached time, so that timers one pass arms keep their order and the pass
+ * sees one "now".  Outside them (a script's main chunk after blocking
+ * work, a host between ticks) the cache may be arbitrarily old: it is
+ * refreshed first, as uv_update_time does, so a wait lasts what it was
+ * given. */
+static uint64_t arm_time(weft_loop_t *loop) {
+  if (!loop->in_dispatch) uv_update_time(loop->uv);
+  return uv_now(loop->uv);
+}
+
 static void arm(weft_loop_t *loop, weft__watch *w, uint64_t due) {
   weft__tnode *node = &w->u.timer.node;
   node->due = due;
@@ -40,8 +51,8 @@ static int start(weft_loop_t *loop, int kind, uint64_t interval,
   if (err) return err;
   w->u.timer.interval = interval;
   weft__list_init(&w->u.timer.node.link);
-  if (w->flags & WEFT__W_ENABLED) arm(loop, w, due_after(uv_now(loop->uv),
-                                                         first));
+  if (w->flags & WEFT__W_ENABLED)
+    arm(loop, w, due_after(arm_time(loop), first));
   if (weft__watch_counts(w->flags)) loop->nref++;
   weft__loop_sched(loop);
   *out = w->id;
@@ -65,7 +76,7 @@ int weft__timer_sync(weft_loop_t *loop, weft__watch *w, int old) {
   int on = w->flags & WEFT__W_ENABLED;
   if (on && !(old & WEFT__W_ENABLED)) {
     /* Re-enabled: the full delay (or interval) again, from now. */
-    arm(loop, w, due_after(uv_now(loop->uv), w->u.timer.interval));
+    arm(loop, w, due_after(arm_time(loop), w->u.timer.interval));
   } else if (!on && (old & WEFT__W_ENABLED)) {
     weft__wheel_unlink(&loop->wheel, &w->u.timer.node);
   }

@@ -243,7 +243,7 @@ function weft.channel(capacity) end
 
 ---@class weft.group
 ---@field spawn fun(self: weft.group, fn: fun(...), ...): weft.promise
----@field wait fun(self: weft.group)
+---@field wait fun(self: weft.group, timeout_ms?: number)
 ---@field cancel fun(self: weft.group, reason?: any)
 
 ---@return weft.group
@@ -301,11 +301,19 @@ function weft.race(list) end
 ---@return weft.promise
 function weft.settle(list) end
 
----Settles like `p` unless `ms` pass first (then rejects with a timeout error and cancels `p`).
+---Settles like `p` unless `ms` pass first (then cancels `p`, and rejects with a timeout error once it has ended).
 ---@param p weft.promise
 ---@param ms number
 ---@return weft.promise
 function weft.timeout(p, ms) end
+
+---Runs `fn(...)` with the running task's cancellation held back until it
+---returns (the first wait after raises it); or, given a promise, returns a
+---follower whose cancellation does not reach it.
+---@overload fun(p: weft.promise): weft.promise
+---@param fn fun(...): ...
+---@return ...
+function weft.shield(fn, ...) end
 
 ---@param err any
 ---@return boolean

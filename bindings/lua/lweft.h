@@ -86,6 +86,8 @@ typedef struct lweft_state {
   int ref_idle;
   int nidle;
   int running; /* inside run / tick / a main-chunk wait */
+  int ever_ran; /* the loop ran at least once (for the never-ran warning) */
+  int unhandled_new; /* a promise was rejected with no handler (task.c) */
   int closing; /* the Lua state is closing: late core callbacks do nothing */
 } lweft_state;
 
@@ -272,6 +274,23 @@ void lweft_push_task_internals(lua_State *L);
 /* Reports every rejected promise nobody handled to the error handler (at
  * the end of weft.run). */
 void lweft_report_unhandled(lua_State *L);
+
+/* Marks the task at idx as weft.run's own: its outcome is handled (run
+ * delivers it), and its failure stops the loop, so that run raises it at
+ * once even while other work keeps the loop alive. */
+void lweft_mark_run_task(lua_State *L, int idx);
+
+/* How many tasks never started; when there are any, pushes "file:line"
+ * where the oldest was spawned. */
+int lweft_unstarted_tasks(lua_State *L, lweft_state *st);
+
+/* At the state's close: if the loop never ran (and is the binding's own,
+ * not a host's), writes one line to stderr saying how many tasks never
+ * started and watchers never fired, and where the first was created. */
+void lweft_warn_never_ran(lua_State *L, lweft_state *st);
+
+/* Whether the value at idx is a rejected or cancelled promise. */
+int lweft_promise_failed(lua_State *L, int idx);
 
 /* Returns the settled task's (at idx) values or raises its error; raises
  * a clear error naming fname if it is still pending. */

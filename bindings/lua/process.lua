@@ -109,9 +109,9 @@ function Process:wait(timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or not (timeout >= 0)) then
     argerror(1, "wait", "timeout must be a number >= 0")
   end
-  -- (a timeout on a promise cancels it: wait on a follower of the exit)
+  -- (a timeout cancels what it waits on: wait on a shield of the exit)
   local ok, status, signal = pcall(weft.await,
-    timeout and self.exited:next(function(...) return ... end) or self.exited, timeout)
+    timeout and weft.shield(self.exited) or self.exited, timeout)
   if not ok then
     if weft.is_timeout(status) then return nil, "timeout", "ETIMEDOUT" end
     error(status, 0)

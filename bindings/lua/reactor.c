@@ -491,6 +491,7 @@ static int run_mode(lua_State *L, lweft_state *st, weft_run_mode mode,
   int r;
   st->L = L;
   st->running++;
+  st->ever_ran = 1;
   r = weft_loop_run(st->loop, mode);
   st->running--;
   st->L = prev;
@@ -509,10 +510,16 @@ static int lw_run(lua_State *L) {
   if (n > 0) {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     lweft_spawn(L, st, 1, n - 1); /* its promise, at 1 */
+    lweft_mark_run_task(L, 1);
   }
   r = run_mode(L, st, WEFT_RUN_DEFAULT, "run");
-  /* Stopped with the task still going: nothing to return yet. */
-  if (r > 0) return 0;
+  if (r > 0) {
+    /* Stopped while work remains: fn's task failed (its error comes out
+     * now; the rest stays for the next run), or weft.stop(). */
+    if (n > 0 && lweft_promise_failed(L, 1))
+      return lweft_settled_results(L, 1, "run");
+    return 0;
+  }
   if (n > 0) {
     lweft_settled_results(L, 1, "run"); /* marks fn's own outcome handled */
     lua_settop(L, 1);
@@ -636,6 +643,45 @@ static void cancel_own(weft_loop_t *loop, weft_id_t id, void *data) {
   if (weft_watch_data(loop, id, &owner) == 0 && owner == data &&
       weft_watch_kind(loop, id) > 0)
     weft_watch_cancel(loop, id);
+}
+
+typedef struct first_ctx {
+  lweft_state *st;
+  int n;
+  weft_id_t first;
+} first_ctx;
+
+static void count_own(weft_loop_t *loop, weft_id_t id, void *data) {
+  first_ctx *c = data;
+  void *owner = NULL;
+  if (weft_watch_data(loop, id, &owner) != 0 || owner != c->st ||
+      weft_watch_kind(loop, id) <= 0 || id == c->st->later)
+    return;
+  if (c->n++ == 0 || id < c->first) c->first = id;
+}
+
+void lweft_warn_never_ran(lua_State *L, lweft_state *st) {
+  first_ctx c = {st, 0, 0};
+  int tasks, top = lua_gettop(L);
+  if (st->ever_ran || !st->owns_loop || !lua_checkstack(L, 8)) return;
+  weft_loop_walk(st->loop, count_own, &c);
+  tasks = lweft_unstarted_tasks(L, st); /* pushes where the first was */
+  if (!tasks && !c.n) return;
+  if (!tasks) push_where(L, st, 1, c.first);
+  if (tasks)
+    lua_pushfstring(L, "%d task%s never started%s", tasks,
+                    tasks == 1 ? "" : "s", c.n ? " and " : "");
+  else
+    lua_pushliteral(L, "");
+  if (c.n)
+    lua_pushfstring(L, "%d watcher%s never fired", c.n, c.n == 1 ? "" : "s");
+  else
+    lua_pushliteral(L, "");
+  fprintf(stderr,
+          "weft: the loop never ran: %s%s (the first created at %s); "
+          "call weft.run()\n",
+          lua_tostring(L, -2), lua_tostring(L, -1), lua_tostring(L, -3));
+  lua_settop(L, top);
 }
 
 void lweft_cancel_all(lweft_state *st) {

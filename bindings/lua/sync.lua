@@ -208,9 +208,23 @@ function Group:cancel(reason)
   for _, t in ipairs(self.children) do t:cancel(reason) end
 end
 
+-- A weft.once timer as a to-be-closed value: cancelled at the end of the
+-- scope.
+local Timer = { __close = function(self) cancel(self.id) end }
+local function timer(ms, cb) return setmetatable({ id = weft.once(ms, cb) }, Timer) end
+
+local error_mt = internals.error_mt
+
 -- Waits until every child (including those spawned meanwhile) has ended;
--- raises the first failure.
-function Group:wait()
+-- raises the first failure.  Past timeout_ms, the children are cancelled,
+-- and the timeout is raised once they have ended.
+function Group:wait(timeout)
+  check_timeout(timeout, 1, "wait")
+  local expired = false
+  local _ <close> = timeout and timer(timeout, function()
+    expired = true
+    self:cancel()
+  end) or nil
   local seen = 0
   while seen < #self.children do
     local batch = {}
@@ -222,6 +236,9 @@ function Group:wait()
     local err = self.failed
     self.failed = nil
     error(err, 0)
+  end
+  if expired then
+    error(setmetatable({ kind = "timeout", message = "timeout" }, error_mt), 0)
   end
 end
 

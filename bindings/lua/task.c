@@ -37,6 +37,14 @@ enum { K_NEXT = 1, K_FINALLY, K_COMB, K_TIMEOUT };
 /* Combinators, in a combinator state table's field "kind". */
 enum { C_ALL = 1, C_ANY, C_RACE, C_SETTLE };
 
+/* What a promise waits on, for its cancellation (lpromise.derived). */
+enum {
+  D_NONE,   /* weft.promise(), or a task: settled by hand or by its function */
+  D_CHAIN,  /* next / catch / finally: waits on one source (UV_SRC) */
+  D_COMB,   /* all / any / race / settle: UV_SRC is the combinator state */
+  D_TIMEOUT /* weft.timeout: waits on one source (UV_SRC), with a timer */
+};
+
 typedef struct lpromise {
   lweft_state *st;
   unsigned char state;
@@ -45,9 +53,17 @@ typedef struct lpromise {
   unsigned char started;
   unsigned char done;         /* the task's function has returned or raised */
   unsigned char wait;         /* what a suspended task waits on (WAIT_*) */
-  unsigned char cancel_raise; /* raise the cancellation at the next suspension */
+  unsigned char cancel_raise; /* deliver the cancellation at the queued resume */
   unsigned char handled;      /* an await or continuation took the outcome */
   unsigned char in_gc;        /* a stackful task resumed inside a __gc */
+  unsigned char derived;      /* D_*: what it waits on */
+  /* Cancelled, but still pending: a task runs its cleanup, a derived
+   * promise waits for the sources it cancelled.  The cancellation error
+   * is in UV_OUTCOME meanwhile. */
+  unsigned char cancelling;
+  unsigned char timed_out;    /* a weft.timeout result whose time ran out */
+  unsigned char stops_run;    /* weft.run(fn)'s task: its failure stops run */
+  unsigned char shield;       /* weft.shield depth: cancellation held back */
   int nvals;                  /* values of a fulfilled promise */
   int id;
   int line;                   /* where a task was spawned (with UV_WHERE) */
@@ -59,7 +75,13 @@ typedef struct lpromise {
   lua_State *susp; /* the thread that called the pending wait */
   /* a WAIT_IO wait: how a cancellation withdraws it */
   void (*io_cancel)(lua_State *L, void *data);
-  void *io_data;
+  union {
+    void *io_data;
+    /* the promise a task in WAIT_PROMISE awaits (compared, never
+     * followed: what a task awaits is kept by whatever can settle it, or
+     * could never wake it anyway) */
+    const void *awaiting;
+  };
   lweft_iowait *io_wait; /* where the task is kept, if it is */
 } lpromise;
 
@@ -68,10 +90,12 @@ enum {
   UV_OUTCOME = 1, /* the value (1 value), { n, ... } (more), or the error */
   UV_CONTS,       /* pending continuations: task (await) or entry table */
   UV_PLAIN = UV_CONTS,
-  UV_CO,          /* a task's coroutine */
-  UV_WAIT,        /* the promise a suspended task awaits */
-  UV_NAME,        /* a task's name */
-  UV_WHERE,       /* the function that spawned a task */
+  UV_SRC,         /* a derived promise's source (see D_*) */
+  UV_DERIVED = UV_SRC,
+  UV_CO = 3,      /* a task's coroutine (tasks are never derived) */
+  /* the function that spawned a task, or for a named one { name, that
+   * function }: one user value for both, since few tasks have a name */
+  UV_WHERE,
   UV_COUNT = UV_WHERE
 };
 
@@ -138,22 +162,31 @@ static void push_error(lua_State *L, const char *kind, int reason) {
   luaL_setmetatable(L, ERROR_MT);
 }
 
-static int error_is(lua_State *L, const char *kind) {
-  int yes = 0;
-  if (lua_istable(L, 1) && lua_getmetatable(L, 1)) {
+/* Whether the value at idx is a weft error of this kind. */
+static int error_kind_is(lua_State *L, int idx, const char *kind) {
+  int top = lua_gettop(L), yes = 0;
+  idx = lua_absindex(L, idx);
+  if (lua_istable(L, idx) && lua_getmetatable(L, idx)) {
     luaL_getmetatable(L, ERROR_MT);
     if (lua_rawequal(L, -1, -2)) {
-      lua_getfield(L, 1, "kind");
+      lua_getfield(L, idx, "kind");
       yes = lua_type(L, -1) == LUA_TSTRING &&
             strcmp(lua_tostring(L, -1), kind) == 0;
     }
   }
-  lua_pushboolean(L, yes);
+  lua_settop(L, top);
+  return yes;
+}
+
+static int lw_is_cancelled(lua_State *L) {
+  lua_pushboolean(L, error_kind_is(L, 1, "cancelled"));
   return 1;
 }
 
-static int lw_is_cancelled(lua_State *L) { return error_is(L, "cancelled"); }
-static int lw_is_timeout(lua_State *L) { return error_is(L, "timeout"); }
+static int lw_is_timeout(lua_State *L) {
+  lua_pushboolean(L, error_kind_is(L, 1, "timeout"));
+  return 1;
+}
 
 static int error_tostring(lua_State *L) {
   lua_getfield(L, 1, "message");
@@ -176,7 +209,26 @@ static void mark_handled(lua_State *L, lpromise *lp, int idx) {
   }
 }
 
-static void push_task_name(lua_State *L, lpromise *t, int idx);
+/* Pushes a task's name: opts.name, or "task#N". */
+static void push_task_name(lua_State *L, lpromise *t, int idx) {
+  if (lua_getiuservalue(L, idx, UV_WHERE) == LUA_TTABLE) {
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+  } else {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "task#%d", t->id);
+  }
+}
+
+/* Pushes the function that spawned the task at idx (or nil); returns its
+ * type. */
+static int push_spawner(lua_State *L, int idx) {
+  if (lua_getiuservalue(L, idx, UV_WHERE) == LUA_TTABLE) {
+    lua_rawgeti(L, -1, 2);
+    lua_remove(L, -2);
+  }
+  return lua_type(L, -1);
+}
 
 /* Reports the rejected, unhandled promise at idx to the error handler: a
  * weft error { kind = "unhandled", reason = the error } whose message names
@@ -194,7 +246,7 @@ static void report_unhandled(lua_State *L, int idx) {
   luaL_tolstring(L, err, NULL); /* err + 2: the original message */
   if (lp->is_task) {
     push_task_name(L, lp, idx); /* err + 3 */
-    if (lua_getiuservalue(L, idx, UV_WHERE) == LUA_TFUNCTION && lp->line > 0 &&
+    if (push_spawner(L, idx) == LUA_TFUNCTION && lp->line > 0 &&
         lua_getinfo(L, ">S", &ar)) /* pops the function */
       lua_pushfstring(L, "%s:%d", ar.short_src, lp->line);
     else
@@ -372,6 +424,13 @@ static int drain_protected(lua_State *L) {
     else
       resume_task(L, 3, 4);
   }
+  /* The queue has drained: a rejection nobody handled by now is reported
+   * (as node does once its microtasks have run), not when it is collected
+   * or the loop ends, which in a server may be never. */
+  if (st->fifo_n == 0 && st->unhandled_new) {
+    st->unhandled_new = 0;
+    lweft_report_unhandled(L);
+  }
   return 0;
 }
 
@@ -424,19 +483,13 @@ static void settled(lua_State *L, lpromise *lp, int idx) {
     /* The common case, a single awaiting task: queue its resume directly
      * (the same place in the queue, one hop fewer). */
     lpromise *t = lua_touserdata(L, -1);
-    if (t->wait == WAIT_PROMISE) {
-      lua_getiuservalue(L, -1, UV_WAIT);
-      if (lua_rawequal(L, -1, idx)) {
-        lua_pop(L, 1);
-        lua_pushnil(L);
-        lua_setiuservalue(L, idx, UV_CONTS);
-        lua_pushnil(L);
-        lua_setiuservalue(L, -2, UV_WAIT);
-        ready(L, -1, idx);
-        lua_pop(L, 1);
-        return;
-      }
+    if (t->wait == WAIT_PROMISE && t->awaiting == lp) {
+      lua_pushnil(L);
+      lua_setiuservalue(L, idx, UV_CONTS);
+      t->awaiting = NULL;
+      ready(L, -1, idx);
       lua_pop(L, 1);
+      return;
     }
   }
   if (kind != LUA_TNIL) {
@@ -480,13 +533,18 @@ static int fail(lua_State *L, int idx, int err, int state) {
   lua_pushvalue(L, err);
   lua_setiuservalue(L, idx, UV_OUTCOME);
   lp->state = state;
+  lp->cancelling = 0;
   if (state == REJECTED && !lp->handled) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &unhandled_key);
     lua_pushvalue(L, idx);
     lua_pushboolean(L, 1);
     lua_rawset(L, -3);
     lua_pop(L, 1);
+    /* Reported when the run queue has drained, unless handled by then. */
+    lp->st->unhandled_new = 1;
+    queue_drain(lp->st);
   }
+  if (lp->stops_run && lp->st->running) weft_loop_stop(lp->st->loop);
   settled(L, lp, idx);
   return 1;
 }
@@ -522,16 +580,28 @@ static int deliver(lua_State *L, int idx) {
   return n - 1;
 }
 
-/* Settles the promise at target like the promise at src. */
+/* Settles the promise at target like the promise at src (a consumer of a
+ * cancelled promise ends cancelled). */
 static void settle_like(lua_State *L, int target, int src) {
   int top = lua_gettop(L), n;
+  lpromise *sp = lua_touserdata(L, src);
   target = lua_absindex(L, target);
   n = push_outcome(L, src);
   if (lua_toboolean(L, top + 1))
     fulfil(L, target, top + 2, n - 1);
   else
-    fail(L, target, top + 2, REJECTED);
+    fail(L, target, top + 2, sp->state == CANCELLED ? CANCELLED : REJECTED);
   lua_settop(L, top);
+}
+
+/* Settles the cancelling promise at idx with the error it keeps: as
+ * cancelled, or for a timeout whose time ran out, rejected with the
+ * timeout error. */
+static void end_cancel(lua_State *L, int idx) {
+  lpromise *lp = lua_touserdata(L, idx);
+  lua_getiuservalue(L, idx, UV_OUTCOME);
+  fail(L, idx, -1, lp->timed_out ? REJECTED : CANCELLED);
+  lua_pop(L, 1);
 }
 
 /* ---- tasks --------------------------------------------------------------- */
@@ -607,26 +677,35 @@ static void finished(lua_State *L, int idx, int status, lua_State *co,
   lpromise *t = lua_touserdata(L, idx);
   t->done = 1;
   if (status == LUA_OK) {
-    luaL_checkstack(L, nres, "too many results");
-    lua_xmove(co, L, nres);
-    fulfil(L, idx, lua_gettop(L) - nres + 1, nres);
-    lua_pop(L, nres);
+    if (t->cancelling) { /* it returned after its cancellation */
+      lua_pop(co, nres);
+      end_cancel(L, idx);
+    } else {
+      luaL_checkstack(L, nres, "too many results");
+      lua_xmove(co, L, nres);
+      fulfil(L, idx, lua_gettop(L) - nres + 1, nres);
+      lua_pop(L, nres);
+    }
   } else {
     lua_xmove(co, L, 1);
-    /* (A stackful task's message handler added it inside the fiber.) */
-    if (lua_type(L, -1) == LUA_TSTRING && !t->cf) {
-      luaL_traceback(L, co, lua_tostring(L, -1), 0);
-      lua_remove(L, -2);
-    }
-    /* Close the coroutine's pending <close> variables. */
-    lweft_closethread(co, L);
-    if (t->defer) t->handled = 1; /* its error goes to the handler */
-    if (fail(L, idx, -1, REJECTED) && t->defer)
-      lweft_callback_error(L, t->st); /* pops the error */
-    else
+    /* (task_msgh added the traceback where the error was raised.)  A task
+     * body's protected call closed the function's <close> variables; what
+     * else the coroutine holds is closed here. */
+    if (lua_status(co) != LUA_OK) lweft_closethread(co, L);
+    if (error_kind_is(L, -1, "cancelled")) {
+      /* Ended by a cancellation, its own or one it awaited: cancelled. */
+      if (t->cancelling) end_cancel(L, idx);
+      else fail(L, idx, -1, CANCELLED);
       lua_pop(L, 1);
+    } else {
+      if (t->defer) t->handled = 1; /* its error goes to the handler */
+      if (fail(L, idx, -1, REJECTED) && t->defer)
+        lweft_callback_error(L, t->st); /* pops the error */
+      else
+        lua_pop(L, 1);
+    }
   }
-  if (status == LUA_OK && !t->cf) keep_thread(L, t->st, idx, co);
+  if (!t->cf) keep_thread(L, t->st, idx, co); /* if it can be reused */
   /* (Its entry in the weak task table goes with the coroutine, or the
    * coroutine's next task replaces it.) */
   lua_pushnil(L);
@@ -641,11 +720,48 @@ static void finished(lua_State *L, int idx, int status, lua_State *co,
   }
 }
 
-/* Message handler of a stackful task's function: adds the traceback while
- * the failing frames still exist. */
-static int stackful_msgh(lua_State *L) {
-  if (lua_type(L, 1) == LUA_TSTRING) luaL_traceback(L, L, lua_tostring(L, 1), 1);
+/* Message handler of a task's function: adds the traceback while the
+ * failing frames still exist (less task_body's own frame at the bottom,
+ * which tells a reader nothing). */
+static int task_msgh(lua_State *L) {
+  static const char body[] = "\n\t[C]: in ?";
+  size_t n;
+  const char *tb;
+  if (lua_type(L, 1) != LUA_TSTRING) return 1;
+  luaL_traceback(L, L, lua_tostring(L, 1), 1);
+  tb = lua_tolstring(L, -1, &n);
+  if (n >= sizeof body - 1 && memcmp(tb + n - (sizeof body - 1), body,
+                                     sizeof body - 1) == 0)
+    lua_pushlstring(L, tb, n - (sizeof body - 1));
   return 1;
+}
+
+/* task_body's continuation: pushes true, fn's results or false, its error
+ * (above the message handler at 1, which goes). */
+static int task_body_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  if (status == LUA_OK || status == LUA_YIELD) {
+    lua_pushboolean(L, 1);
+    lua_replace(L, 1);
+    return lua_gettop(L);
+  }
+  lua_pushboolean(L, 0);
+  lua_replace(L, 1); /* false, err */
+  lua_settop(L, 2);
+  return 2;
+}
+
+/* The body of a default task's coroutine, called with task_msgh, fn and
+ * fn's arguments: fn(...) under a yieldable protected call.  An error, a
+ * cancellation among them, then unwinds the function inside the
+ * coroutine, where Lua closes its <close> variables in a mode that lets
+ * them wait: a graceful goodbye under weft.shield.  (Raised out of the
+ * coroutine instead, they would be closed by lua_closethread, from C,
+ * where nothing can wait.) */
+static int task_body(lua_State *L) {
+  return task_body_k(L, lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 1, 0,
+                                   task_body_k),
+                     0);
 }
 
 /* The fiber of a stackful task: runs the function (on the task's thread,
@@ -655,7 +771,7 @@ static void *stackful_main(weft_fiber_t *cf, void *arg) {
   lua_State *T = t->susp;
   int n = lua_gettop(T) - 1;
   (void)cf;
-  lua_pushcfunction(T, stackful_msgh);
+  lua_pushcfunction(T, task_msgh);
   lua_insert(T, 1);
   t->fstatus = lua_pcall(T, n, LUA_MULTRET, 1);
   lua_remove(T, 1);
@@ -718,7 +834,7 @@ static void resume_task(lua_State *L, int idx, int src) {
   }
   if (!t->started) {
     t->started = 1;
-    nargs = lua_gettop(co) - 1; /* the coroutine holds fn and its args */
+    nargs = lua_gettop(co) - 1; /* it holds (task_body,) fn and its args */
   } else {
     nargs = push_wake(L, t, idx, src);
     lua_xmove(L, co, nargs);
@@ -734,6 +850,10 @@ static void resume_task(lua_State *L, int idx, int src) {
     /* A plain coroutine.yield in a task: run again in the next turn. */
     if (t->wait == WAIT_NONE) ready(L, idx, 0);
     return;
+  }
+  if (status == LUA_OK) { /* task_body returned ok, values... */
+    if (!lua_toboolean(co, -nres)) status = LUA_ERRRUN;
+    nres--; /* (the flag stays below them, dropped with the coroutine) */
   }
   finished(L, idx, status, co, nres);
 }
@@ -821,12 +941,200 @@ static lpromise *spawn(lua_State *L, lweft_state *st, int fnidx, int n,
     lua_rawsetp(L, -2, t->cf);
     lua_pop(L, 1);
   }
-  /* The coroutine holds the function and its arguments until it starts. */
+  /* The coroutine holds the function and its arguments until it starts
+   * (a default task's under task_body). */
   lua_rotate(L, fnidx, -(n + 1)); /* promise first, then fn and args */
+  if (!stackful) {
+    lua_pushcfunction(co, task_body);
+    lua_pushcfunction(co, task_msgh);
+  }
   lua_xmove(L, co, n + 1);
   ready(L, fnidx, 0);
   lua_settop(L, fnidx);
   return t;
+}
+
+/* ---- the table of I/O waits ------------------------------------------------ */
+
+/* Keeps the value on top (popped) in a free slot of the I/O waits table
+ * and notes the slot in w.  The free slots are a stack in C with room for
+ * every slot ever used, so that io_unkeep cannot fail. */
+static void io_keep(lua_State *L, lweft_state *st, lweft_iowait *w) {
+  if (st->io_nfree == 0) {
+    if (st->io_top == st->io_capfree) {
+      int cap = !st->io_capfree ? 64
+                : st->io_capfree < INT_MAX / 2 ? 2 * st->io_capfree : 0;
+      int *p = cap ? realloc(st->io_free, (size_t)cap * sizeof *p) : NULL;
+      if (!p) luaL_error(L, "not enough memory");
+      st->io_free = p;
+      st->io_capfree = cap;
+    }
+    st->io_free[st->io_nfree++] = ++st->io_top;
+  }
+  w->ref = st->io_free[--st->io_nfree];
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_io_waits);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, w->ref);
+  lua_pop(L, 1);
+}
+
+/* Frees the slot of the I/O waits table (at idx) that keeps task t, which
+ * is no longer kept for its wait. */
+static void io_unkeep(lua_State *L, lpromise *t, int idx) {
+  lweft_state *st = t->st;
+  lweft_iowait *w = t->io_wait;
+  lua_pushnil(L);
+  lua_rawseti(L, idx, w->ref);
+  st->io_free[st->io_nfree++] = w->ref;
+  w->ref = 0;
+  t->io_wait = NULL;
+}
+
+/* Ends a suspended task's delay timer (and what anchors the task to it). */
+static void drop_timer(lua_State *L, lpromise *t) {
+  if (t->timer) lweft_cancel(L, t->st, t->timer);
+  t->timer = 0;
+}
+
+/* ---- cancellation ------------------------------------------------------------ */
+
+/* Whether the consumer at vidx of the promise at p (an awaiting task, or a
+ * continuation entry whose target is pending) still waits for it, unless
+ * it settles the promise at except. */
+static int still_consumes(lua_State *L, int vidx, int p, int except) {
+  int live;
+  if (lua_type(L, vidx) == LUA_TUSERDATA) {
+    lpromise *t = lua_touserdata(L, vidx);
+    return t->wait == WAIT_PROMISE && t->awaiting == lua_touserdata(L, p);
+  }
+  if (!lua_istable(L, vidx) || lua_rawgeti(L, vidx, 4) != LUA_TUSERDATA) {
+    lua_pop(L, lua_istable(L, vidx));
+    return 0;
+  }
+  live = !lua_rawequal(L, -1, except) &&
+         ((lpromise *)lua_touserdata(L, -1))->state == PENDING;
+  lua_pop(L, 1);
+  return live;
+}
+
+/* Whether anything but the promise at except awaits or chains the promise
+ * at p. */
+static int consumed_by_others(lua_State *L, int p, int except) {
+  int found = 0, kind;
+  p = lua_absindex(L, p);
+  except = lua_absindex(L, except);
+  kind = lua_getiuservalue(L, p, UV_CONTS);
+  if (kind == LUA_TUSERDATA) {
+    found = still_consumes(L, -1, p, except);
+  } else if (kind == LUA_TTABLE) {
+    int list = lua_gettop(L), n = (int)lua_rawlen(L, list);
+    for (int i = 1; i <= n && !found; i++) {
+      lua_rawgeti(L, list, i);
+      found = still_consumes(L, lua_gettop(L), p, except);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  return found;
+}
+
+/* Raises the cancellation in the task at idx: at its pending wait (which
+ * is withdrawn), or at its queued resume; a running task meets it at its
+ * next wait. */
+static void interrupt(lua_State *L, lpromise *t, int idx) {
+  if (t->wait == WAIT_IO) {
+    void (*withdraw)(lua_State *, void *) = t->io_cancel;
+    t->io_cancel = NULL;
+    if (t->io_wait) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, t->st->ref_io_waits);
+      io_unkeep(L, t, lua_gettop(L));
+      lua_pop(L, 1);
+    }
+    if (withdraw) withdraw(L, t->io_data);
+    ready(L, idx, idx); /* resumed with its own outcome: the cancellation */
+  } else if (t->wait == WAIT_PROMISE || t->wait == WAIT_TIMER) {
+    drop_timer(L, t);
+    t->awaiting = NULL;
+    ready(L, idx, idx);
+  } else if (t->wait == WAIT_QUEUED) {
+    t->cancel_raise = 1;
+  }
+}
+
+static int cancel(lua_State *L, int idx, int err);
+
+/* Cancels what the cancelling derived promise at idx waits on, with the
+ * error at err; settles it at once if nothing it cancelled is still
+ * pending (else the continuation it has on each source settles it). */
+static void cancel_sources(lua_State *L, lpromise *lp, int idx, int err) {
+  int top = lua_gettop(L), src, waits = 0;
+  lua_getiuservalue(L, idx, UV_SRC);
+  src = lua_gettop(L);
+  if (lp->derived == D_COMB) {
+    int n;
+    lua_getfield(L, src, "inputs");
+    n = (int)lua_rawlen(L, -1);
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, src + 1, i);
+      cancel(L, -1, err);
+      if (((lpromise *)lua_touserdata(L, -1))->state == PENDING) waits = 1;
+      lua_pop(L, 1);
+    }
+  } else if (((lpromise *)lua_touserdata(L, src))->state == PENDING) {
+    /* A chain gives up on a source others still use (settling at once);
+     * a timeout owns its source. */
+    if (lp->derived == D_TIMEOUT || !consumed_by_others(L, src, idx)) {
+      cancel(L, src, err);
+      waits = ((lpromise *)lua_touserdata(L, src))->state == PENDING;
+    }
+  }
+  lua_settop(L, top);
+  if (!waits) end_cancel(L, idx);
+}
+
+/* Cancels the pending promise at idx with the cancellation error at err.
+ * A plain promise, or a task that has not started, settles as cancelled
+ * at once.  A running task gets the error raised where it waits and
+ * settles once its function has returned or raised; a derived promise
+ * cancels its sources and settles once they have.  Returns 0 if it had
+ * settled or was being cancelled already. */
+static int cancel(lua_State *L, int idx, int err) {
+  lpromise *lp = lua_touserdata(L, idx);
+  if (lp->state != PENDING || lp->cancelling) return 0;
+  idx = lua_absindex(L, idx);
+  err = lua_absindex(L, err);
+  if (lp->is_task ? !lp->started : lp->derived == D_NONE) {
+    fail(L, idx, err, CANCELLED);
+    return 1;
+  }
+  lua_pushvalue(L, err);
+  lua_setiuservalue(L, idx, UV_OUTCOME);
+  lp->cancelling = 1;
+  if (!lp->is_task) cancel_sources(L, lp, idx, err);
+  else if (!lp->shield) interrupt(L, lp, idx);
+  return 1;
+}
+
+/* A combinator at result (its state at state) has decided: its inputs
+ * still pending that nothing else awaits or chains are cancelled. */
+static void cancel_unwanted(lua_State *L, int state, int result) {
+  int n, list;
+  lua_getfield(L, state, "inputs");
+  list = lua_gettop(L);
+  n = (int)lua_rawlen(L, list);
+  for (int i = 1; i <= n; i++) {
+    lpromise *in;
+    lua_rawgeti(L, list, i);
+    in = lua_touserdata(L, -1);
+    if (in->state == PENDING && !in->cancelling &&
+        !consumed_by_others(L, -1, result)) {
+      push_error(L, "cancelled", 0);
+      cancel(L, -2, -1);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
 }
 
 /* ---- continuations --------------------------------------------------------- */
@@ -915,10 +1223,13 @@ static void comb_input(lua_State *L, int p, int e, int result) {
   lua_pushinteger(L, left);
   lua_setfield(L, state, "left");
   ok = in->state == FULFILLED;
-  if (out->state == PENDING) {
+  if (out->state == PENDING && out->cancelling) {
+    if (left == 0) end_cancel(L, result); /* every input has ended */
+  } else if (out->state == PENDING) {
     if (kind == C_RACE || (kind == C_ANY && (ok || left == 0)) ||
         (kind == C_ALL && !ok)) {
       settle_like(L, result, p);
+      cancel_unwanted(L, state, result); /* the losers of a race stop */
     } else if (kind == C_ALL || kind == C_SETTLE) {
       lua_getfield(L, state, "results");
       if (ok) {
@@ -941,28 +1252,71 @@ static void comb_input(lua_State *L, int p, int e, int result) {
   lua_settop(L, top);
 }
 
-/* Runs one next / finally entry (at e) of the settled promise at p. */
+/* The handler of the chain at target returned the promise at r: target
+ * follows it.  Resolved with itself, or with a promise that waits on it
+ * (through up to 64 links of chains and timeouts), target could never
+ * settle: it is rejected instead. */
+static void follow(lua_State *L, int r, int target) {
+  int top = lua_gettop(L), cur = lua_absindex(L, r), self, cycle;
+  target = lua_absindex(L, target);
+  self = cycle = lua_rawequal(L, cur, target);
+  for (int i = 0; i < 64 && !cycle; i++) {
+    lpromise *cp = lua_touserdata(L, cur);
+    if (cp->state != PENDING ||
+        (cp->derived != D_CHAIN && cp->derived != D_TIMEOUT))
+      break;
+    lua_getiuservalue(L, cur, UV_SRC);
+    cur = lua_gettop(L);
+    cycle = lua_rawequal(L, cur, target);
+  }
+  lua_settop(L, top);
+  if (cycle) {
+    lua_pushstring(L, self ? "promise resolved with itself"
+                           : "promise resolved with a promise that waits on it");
+    fail(L, target, -1, REJECTED);
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushvalue(L, r);
+  lua_setiuservalue(L, target, UV_SRC); /* what cancelling target cancels */
+  add_cont(L, r, K_NEXT, 0, 0, target);
+}
+
+/* Runs one entry (at e) of the settled promise at p.  An entry whose target
+ * was cancelled meanwhile runs no handler (but a finally's), and settles
+ * a target still cancelling. */
 static void run_entry(lua_State *L, int p, int e) {
-  lpromise *lp = lua_touserdata(L, p);
+  lpromise *lp = lua_touserdata(L, p), *tp;
   int top = lua_gettop(L), target = top + 1, kind, fn, n;
   lua_rawgeti(L, e, 4); /* target */
+  tp = lua_touserdata(L, target);
   lua_rawgeti(L, e, 1);
   kind = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
-  if (kind == K_COMB) {
-    comb_input(L, p, e, target);
-  } else if (kind == K_TIMEOUT) {
+  if (kind == K_TIMEOUT) {
     lua_rawgeti(L, e, 2); /* the timer's id */
     lweft_cancel(L, lp->st, (weft_id_t)lua_tointeger(L, -1));
     lua_pop(L, 1);
-    settle_like(L, target, p);
+  }
+  if (kind == K_COMB) {
+    comb_input(L, p, e, target);
   } else if (kind == K_FINALLY) {
+    /* It runs whatever the outcome, the chain's cancellation included. */
     lua_rawgeti(L, e, 2);
-    if (lua_pcall(L, 0, 0, 0) != LUA_OK)
-      fail(L, target, -1, REJECTED);
-    else
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+      if (tp->state == PENDING) fail(L, target, -1, REJECTED);
+      else lweft_callback_error(L, lp->st); /* nobody else would see it */
+    } else if (tp->cancelling) {
+      end_cancel(L, target);
+    } else {
       settle_like(L, target, p);
-  } else if (lua_rawgeti(L, e, lp->state == FULFILLED ? 2 : 3) == LUA_TNIL) {
+    }
+  } else if (tp->state != PENDING) {
+    /* cancelled while p was pending: its handler never runs */
+  } else if (tp->cancelling) {
+    end_cancel(L, target);
+  } else if (kind == K_TIMEOUT || lp->state == CANCELLED ||
+             lua_rawgeti(L, e, lp->state == FULFILLED ? 2 : 3) == LUA_TNIL) {
     settle_like(L, target, p); /* no handler: pass the outcome on */
   } else {
     fn = lua_gettop(L);
@@ -971,12 +1325,13 @@ static void run_entry(lua_State *L, int p, int e) {
     if (lua_pcall(L, n, LUA_MULTRET, 0) != LUA_OK)
       fail(L, target, -1, REJECTED);
     else if (lua_gettop(L) == fn && test_promise(L, fn))
-      add_cont(L, fn, K_NEXT, 0, 0, target); /* follow a returned promise */
+      follow(L, fn, target);
     else
       fulfil(L, target, fn, lua_gettop(L) - fn + 1);
   }
   lua_settop(L, top);
 }
+
 
 /* Runs the continuations of the settled promise at p, in order. */
 static void run_conts(lua_State *L, int p) {
@@ -997,14 +1352,9 @@ static void run_conts(lua_State *L, int p) {
     if (lua_type(L, -1) == LUA_TUSERDATA) {
       /* An awaiting task, unless its wait was withdrawn meanwhile. */
       lpromise *t = lua_touserdata(L, -1);
-      if (t->wait == WAIT_PROMISE) {
-        lua_getiuservalue(L, -1, UV_WAIT);
-        if (lua_rawequal(L, -1, p)) {
-          lua_pushnil(L);
-          lua_setiuservalue(L, -3, UV_WAIT);
-          ready(L, -2, p);
-        }
-        lua_pop(L, 1);
+      if (t->wait == WAIT_PROMISE && t->awaiting == lua_touserdata(L, p)) {
+        t->awaiting = NULL;
+        ready(L, -1, p);
       }
     } else {
       run_entry(L, p, lua_gettop(L));
@@ -1034,78 +1384,11 @@ static int lw_p_reject(lua_State *L) {
   return 1;
 }
 
-/* ---- the table of I/O waits ------------------------------------------------ */
-
-/* Keeps the value on top (popped) in a free slot of the I/O waits table
- * and notes the slot in w.  The free slots are a stack in C with room for
- * every slot ever used, so that io_unkeep cannot fail. */
-static void io_keep(lua_State *L, lweft_state *st, lweft_iowait *w) {
-  if (st->io_nfree == 0) {
-    if (st->io_top == st->io_capfree) {
-      int cap = !st->io_capfree ? 64
-                : st->io_capfree < INT_MAX / 2 ? 2 * st->io_capfree : 0;
-      int *p = cap ? realloc(st->io_free, (size_t)cap * sizeof *p) : NULL;
-      if (!p) luaL_error(L, "not enough memory");
-      st->io_free = p;
-      st->io_capfree = cap;
-    }
-    st->io_free[st->io_nfree++] = ++st->io_top;
-  }
-  w->ref = st->io_free[--st->io_nfree];
-  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_io_waits);
-  lua_insert(L, -2);
-  lua_rawseti(L, -2, w->ref);
-  lua_pop(L, 1);
-}
-
-/* Frees the slot of the I/O waits table (at idx) that keeps task t, which
- * is no longer kept for its wait. */
-static void io_unkeep(lua_State *L, lpromise *t, int idx) {
-  lweft_state *st = t->st;
-  lweft_iowait *w = t->io_wait;
-  lua_pushnil(L);
-  lua_rawseti(L, idx, w->ref);
-  st->io_free[st->io_nfree++] = w->ref;
-  w->ref = 0;
-  t->io_wait = NULL;
-}
-
-/* Ends a suspended task's delay timer (and what anchors the task to it). */
-static void drop_timer(lua_State *L, lpromise *t) {
-  if (t->timer) lweft_cancel(L, t->st, t->timer);
-  t->timer = 0;
-}
-
 static int lw_p_cancel(lua_State *L) {
-  lpromise *lp = check_promise(L, 1);
+  check_promise(L, 1);
   lua_settop(L, 2);
   push_error(L, "cancelled", 2);
-  if (!fail(L, 1, 3, CANCELLED)) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  if (lp->is_task && !lp->done) {
-    /* Raise the cancellation where the task waits, or at its next wait. */
-    if (lp->wait == WAIT_IO) {
-      void (*withdraw)(lua_State *, void *) = lp->io_cancel;
-      lp->io_cancel = NULL;
-      if (lp->io_wait) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, lp->st->ref_io_waits);
-        io_unkeep(L, lp, lua_gettop(L));
-        lua_pop(L, 1);
-      }
-      if (withdraw) withdraw(L, lp->io_data);
-      ready(L, 1, 1);
-    } else if (lp->wait == WAIT_PROMISE || lp->wait == WAIT_TIMER) {
-      drop_timer(L, lp);
-      lua_pushnil(L);
-      lua_setiuservalue(L, 1, UV_WAIT);
-      ready(L, 1, 1); /* resumed with its own outcome: the cancellation */
-    } else {
-      lp->cancel_raise = 1;
-    }
-  }
-  lua_pushboolean(L, 1);
+  lua_pushboolean(L, cancel(L, 1, 3));
   return 1;
 }
 
@@ -1123,7 +1406,9 @@ static void check_handler(lua_State *L, int idx) {
  * continuation { kind, a, b } (stack indices; 0 = none). */
 static int chain(lua_State *L, int kind, int a, int b) {
   lpromise *lp = lua_touserdata(L, 1);
-  new_promise(L, lp->st, UV_PLAIN);
+  new_promise(L, lp->st, UV_DERIVED)->derived = D_CHAIN;
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, UV_SRC);
   add_cont(L, 1, kind, a, b, lua_gettop(L));
   return 1;
 }
@@ -1153,8 +1438,7 @@ static int lw_p_finally(lua_State *L) {
 static int lw_p_tostring(lua_State *L) {
   lpromise *lp = check_promise(L, 1);
   if (lp->is_task) {
-    lua_getiuservalue(L, 1, UV_NAME);
-    if (lua_isnil(L, -1)) lua_pushfstring(L, "task#%d", lp->id);
+    push_task_name(L, lp, 1);
     lua_pushfstring(L, "weft.task %s (%s)", lua_tostring(L, -1),
                     state_names[lp->state]);
   } else {
@@ -1188,21 +1472,25 @@ static int suspend_task(lua_State *L, lpromise *t) {
   return lua_yieldk(L, 1, 0, wait_k);
 }
 
-/* A default task is a coroutine: it cannot suspend across a C call. */
+/* A default task is a coroutine: it cannot suspend across a C call.  Nor
+ * can any task inside a __gc finalizer (unless a stackful one was resumed
+ * there): the collector would stay stopped.  (A finalizer never runs
+ * yieldable, so a default task pays for that check only when it fails.) */
 static void check_yieldable(lua_State *L, lpromise *t, const char *fname) {
-  if (lweft_in_finalizer(L) && !(t->cf && t->in_gc))
+  if (t->cf ? t->in_gc || !lweft_in_finalizer(L) : lua_isyieldable(L))
+    return;
+  if (lweft_in_finalizer(L))
     luaL_error(L, "%s: a task cannot suspend inside a __gc finalizer", fname);
-  if (!t->cf && !lua_isyieldable(L))
-    luaL_error(L, "%s: a default task cannot suspend inside a C call here "
-                  "(a table.sort comparator, a gsub callback, a metamethod); "
-                  "a stackful task can: weft.spawn({stackful = true}, fn)",
-               fname);
+  luaL_error(L, "%s: a default task cannot suspend inside a C call here "
+                "(a table.sort comparator, a gsub callback, a metamethod); "
+                "a stackful task can: weft.spawn({stackful = true}, fn)",
+             fname);
 }
 
-/* Raises the task's cancellation if it is due at this suspension. */
+/* Raises the task's cancellation at every wait once it was cancelled, as
+ * the C core's sticky WEFT_ECANCELED, unless a weft.shield holds it back. */
 static void check_cancel(lua_State *L, lpromise *t, int tidx) {
-  if (!t->cancel_raise) return;
-  t->cancel_raise = 0;
+  if (!t->cancelling || t->shield) return;
   lua_getiuservalue(L, tidx, UV_OUTCOME);
   lua_error(L);
 }
@@ -1211,6 +1499,7 @@ static void check_cancel(lua_State *L, lpromise *t, int tidx) {
 static void run_until_settled(lua_State *L, lweft_state *st, int idx,
                               const char *fname) {
   lpromise *lp = lua_touserdata(L, idx);
+  mark_handled(L, lp, idx); /* its outcome is ours, whenever it comes */
   while (lp->state == PENDING) {
     int r = lweft_run_once(L, st, fname);
     if (r == 0 && lp->state == PENDING)
@@ -1248,8 +1537,7 @@ static int lw_await(lua_State *L) {
   if (p->state != PENDING) return deliver(L, 1);
   check_yieldable(L, t, "await");
   push_cont(L, 1, 2);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, 2, UV_WAIT);
+  t->awaiting = p;
   t->wait = WAIT_PROMISE;
   return suspend_task(L, t);
 }
@@ -1315,6 +1603,45 @@ static int lw_delay(lua_State *L) {
   return suspend_task(L, t);
 }
 
+/* weft.shield's continuation: the shielded call returned (status LUA_OK
+ * or LUA_YIELD) or raised; the task at 1 (or nil) may be cancelled
+ * again. */
+static int shield_k(lua_State *L, int status, lua_KContext ctx) {
+  lpromise *t = test_promise(L, 1);
+  (void)ctx;
+  if (t) t->shield--;
+  if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
+  return lua_gettop(L) - 1;
+}
+
+/* weft.shield(fn, ...) runs fn(...) with the running task's cancellation
+ * held back (Trio's shielded cancel scope): its waits work even in a
+ * cancelled task, a cancellation arriving meanwhile interrupts nothing,
+ * and the first wait after it raises.  Returns fn's results. */
+static int lw_shield(lua_State *L) {
+  lweft_state *st = lweft_state_of(L);
+  lpromise *t;
+  if (test_promise(L, 1)) {
+    /* weft.shield(p): a follower of p whose cancellation stays its own
+     * (asyncio.shield), for a wait with a timeout that must not cancel p */
+    lua_settop(L, 1);
+    chain(L, K_NEXT, 0, 0);
+    ((lpromise *)lua_touserdata(L, -1))->derived = D_NONE;
+    return 1;
+  }
+  luaL_argexpected(L, lua_isfunction(L, 1), 1, "function or weft.promise");
+  t = push_running_task(L, st);
+  if (!t) lua_pushnil(L);
+  lua_insert(L, 1); /* 1 the task (or nil), 2 fn, 3... its arguments */
+  if (t && ++t->shield == 0) {
+    t->shield--;
+    return luaL_error(L, "shield: nested too deep");
+  }
+  return shield_k(L, lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0,
+                                shield_k),
+                  0);
+}
+
 /* ---- combinators and timeouts ----------------------------------------------- */
 
 /* Checks that the value at arg is a list of promises; returns its length. */
@@ -1336,7 +1663,7 @@ static int check_list(lua_State *L, int arg) {
 static void combine(lua_State *L, int arg, int kind) {
   lweft_state *st = lweft_state_of(L);
   int n = check_list(L, arg), result, state;
-  new_promise(L, st, UV_PLAIN);
+  lpromise *out = new_promise(L, st, UV_DERIVED);
   result = lua_gettop(L);
   if (n == 0) {
     if (kind == C_ALL || kind == C_SETTLE) {
@@ -1358,6 +1685,17 @@ static void combine(lua_State *L, int arg, int kind) {
   lua_setfield(L, state, "left");
   lua_createtable(L, n, 0);
   lua_setfield(L, state, "results");
+  /* (a copy: what cancelling the result cancels, whatever the caller does
+   * with its list) */
+  lua_createtable(L, n, 0);
+  for (int i = 1; i <= n; i++) {
+    lua_geti(L, arg, i);
+    lua_rawseti(L, -2, i);
+  }
+  lua_setfield(L, state, "inputs");
+  out->derived = D_COMB;
+  lua_pushvalue(L, state);
+  lua_setiuservalue(L, result, UV_SRC);
   for (int i = 1; i <= n; i++) {
     lua_geti(L, arg, i);
     lua_createtable(L, 4, 0);
@@ -1383,13 +1721,19 @@ static int lw_settle(lua_State *L) { combine(L, 1, C_SETTLE); return 1; }
 /* The timer of weft.timeout: upvalues are the result and the source. */
 static int lw_timeout_fired(lua_State *L) {
   lpromise *result = lua_touserdata(L, lua_upvalueindex(1));
-  if (result->state != PENDING) return 0;
+  lpromise *src = lua_touserdata(L, lua_upvalueindex(2));
+  /* (A source that settled first settles the result from its
+   * continuation, which may not have run yet.) */
+  if (result->state != PENDING || result->cancelling || src->state != PENDING)
+    return 0;
+  /* Give up on the source: cancel it (a task gets the cancellation where
+   * it waits), and raise the timeout once it has ended. */
   push_error(L, "timeout", 0);
-  fail(L, lua_upvalueindex(1), -1, REJECTED);
-  /* Give up on the source: cancel it (a task gets the cancellation). */
-  lua_pushcfunction(L, lw_p_cancel);
-  lua_pushvalue(L, lua_upvalueindex(2));
-  lua_call(L, 1, 0);
+  lua_setiuservalue(L, lua_upvalueindex(1), UV_OUTCOME);
+  result->cancelling = result->timed_out = 1;
+  push_error(L, "cancelled", 0);
+  cancel(L, lua_upvalueindex(2), -1);
+  if (src->state != PENDING) end_cancel(L, lua_upvalueindex(1));
   return 0;
 }
 
@@ -1400,8 +1744,10 @@ static void with_timeout(lua_State *L, int p, int msarg) {
   weft_id_t timer;
   int result;
   p = lua_absindex(L, p);
-  new_promise(L, src->st, UV_PLAIN);
+  new_promise(L, src->st, UV_DERIVED)->derived = D_TIMEOUT;
   result = lua_gettop(L);
+  lua_pushvalue(L, p);
+  lua_setiuservalue(L, result, UV_SRC);
   lua_pushvalue(L, result);
   lua_pushvalue(L, p);
   lua_pushcclosure(L, lw_timeout_fired, 2);
@@ -1434,13 +1780,6 @@ static int lw_timeout(lua_State *L) {
 
 /* ---- task introspection ----------------------------------------------------- */
 
-/* Pushes a task's name: opts.name, or "task#N". */
-static void push_task_name(lua_State *L, lpromise *t, int idx) {
-  if (lua_getiuservalue(L, idx, UV_NAME) != LUA_TSTRING) {
-    lua_pop(L, 1);
-    lua_pushfstring(L, "task#%d", t->id);
-  }
-}
 
 /* __index: t.name for tasks, else the methods (upvalue 1). */
 static int lw_p_index(lua_State *L) {
@@ -1582,8 +1921,12 @@ static int lw_spawn(lua_State *L) {
   t = spawn(L, lweft_state_of(L), 2, lua_gettop(L) - 2, stackful ? stack : 0);
   (void)t;
   if (named) {
+    lua_createtable(L, 2, 0);
     lua_pushvalue(L, 1);
-    lua_setiuservalue(L, -2, UV_NAME);
+    lua_rawseti(L, -2, 1);
+    lua_getiuservalue(L, -2, UV_WHERE);
+    lua_rawseti(L, -2, 2);
+    lua_setiuservalue(L, -2, UV_WHERE);
   }
   return 1;
 }
@@ -1767,6 +2110,51 @@ int lweft_spawn(lua_State *L, lweft_state *st, int fnidx, int n) {
   return 1;
 }
 
+int lweft_unstarted_tasks(lua_State *L, lweft_state *st) {
+  lpromise *first = NULL;
+  lua_Debug ar;
+  int n = 0, top = lua_gettop(L);
+  lua_pushnil(L); /* top + 1: the oldest one */
+  push_tasks(L, st);
+  lua_pushnil(L);
+  while (lua_next(L, top + 2)) {
+    lpromise *t = test_promise(L, -1);
+    if (t && !t->started && t->state == PENDING) {
+      n++;
+      if (!first || t->id < first->id) {
+        first = t;
+        lua_pushvalue(L, -1);
+        lua_replace(L, top + 1);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_settop(L, top + 1);
+  if (!n) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (push_spawner(L, top + 1) == LUA_TFUNCTION && first->line > 0 &&
+      lua_getinfo(L, ">S", &ar))
+    lua_pushfstring(L, "%s:%d", ar.short_src, first->line);
+  else
+    lua_pushliteral(L, "?");
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+  return n;
+}
+
+void lweft_mark_run_task(lua_State *L, int idx) {
+  lpromise *t = check_promise(L, idx);
+  mark_handled(L, t, idx);
+  t->stops_run = 1;
+}
+
+int lweft_promise_failed(lua_State *L, int idx) {
+  lpromise *lp = test_promise(L, idx);
+  return lp && (lp->state == REJECTED || lp->state == CANCELLED);
+}
+
 int lweft_settled_results(lua_State *L, int idx, const char *fname) {
   lpromise *t = check_promise(L, idx);
   if (t->state == PENDING)
@@ -1792,6 +2180,7 @@ void lweft_open_task(lua_State *L) {
       {"all", lw_all},           {"any", lw_any},
       {"race", lw_race},         {"settle", lw_settle},
       {"timeout", lw_timeout},   {"spawn", lw_spawn},
+      {"shield", lw_shield},
       {"tasks", lw_tasks},
       {NULL, NULL}};
   if (luaL_newmetatable(L, PROMISE_MT)) {

@@ -35,6 +35,7 @@ static const char state_key = 0;
 static int state_gc(lua_State *L) {
   lweft_state *st = luaL_checkudata(L, 1, "weft.state");
   if (!st->loop) return 0;
+  lweft_warn_never_ran(L, st);
   st->closing = 1;
   lweft_cancel_all(st);
   lweft_forget_drain(st);

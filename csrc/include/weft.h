@@ -338,7 +338,12 @@ WEFT_EXTERN int weft_immediately(weft_loop_t *loop, weft_watch_cb cb,
                                  void *data, int flags, weft_id_t *out);
 
 /* Runs cb once, delay_ms after weft_loop_now; the watcher is then gone.
- * Timers due at the same millisecond fire in the order they were armed. */
+ * Timers due at the same millisecond fire in the order they were armed.
+ * Armed outside the loop's callbacks (after blocking work, between a
+ * host's ticks), a timer first refreshes the loop's time, as
+ * weft_loop_update_time does, so it counts from when it was asked for;
+ * inside them, from the time cached for the pass (likewise weft_every and
+ * weft_watch_enable). */
 WEFT_EXTERN int weft_once(weft_loop_t *loop, uint64_t delay_ms,
                           weft_watch_cb cb, void *data, int flags,
                           weft_id_t *out);
@@ -566,8 +571,11 @@ WEFT_EXTERN int weft_promise_reject(weft_promise_t *promise, int code,
 
 /* Cancels a pending promise: it settles as cancelled (code WEFT_ECANCELED)
  * and its producer's cancel hook runs, at once, so the producer can stop.
- * A task's promise cancels the task (see weft_spawn).  Returns 0, or
- * WEFT_EBUSY if it had already settled. */
+ * A promise whose producer settles it once what it runs or waits on has
+ * ended (a task, a combinator, weft_promise_timeout) stays pending until
+ * then, and settles as cancelled: whoever awaits it sees the cancellation
+ * only once that cleanup is done.  Returns 0, or WEFT_EBUSY if it had
+ * already settled or is being cancelled. */
 WEFT_EXTERN int weft_promise_cancel(weft_promise_t *promise);
 
 /* The promise's weft_promise_state_t, or WEFT_EINVAL for NULL. */
@@ -601,7 +609,12 @@ WEFT_EXTERN int weft_promise_on_cancel(weft_promise_t *promise,
  * referenced until the result is freed), rejected like the last input if
  * all fail.  race: settles like the first input to settle (payload: that
  * input, as for any).  settle: fulfilled (payload NULL) once every input
- * has settled.  With n = 0: all and settle fulfil at once, any rejects
+ * has settled.  An input that was cancelled makes a result that settles
+ * like it cancelled.  Once race or any is decided, or all has failed, the
+ * inputs still pending whose only continuation is the combinator's (no
+ * await, no other then) are cancelled.  Cancelling the result cancels the
+ * inputs still pending, and it settles as cancelled once every input has
+ * settled.  With n = 0: all and settle fulfil at once, any rejects
  * (WEFT_ENOENT), race stays pending.  Returns 0, WEFT_EINVAL or
  * WEFT_ENOMEM. */
 WEFT_EXTERN int weft_promise_all(weft_loop_t *loop, weft_promise_t **promises,
@@ -614,9 +627,10 @@ WEFT_EXTERN int weft_promise_settle(weft_loop_t *loop,
                                     weft_promise_t **promises, size_t n,
                                     weft_promise_t **out);
 
-/* A promise that settles like promise, unless ms pass first: it is then
- * rejected with WEFT_ETIMEDOUT and promise is cancelled.  Returns 0,
- * WEFT_EINVAL or WEFT_ENOMEM. */
+/* A promise that settles like promise, unless ms pass first: promise is
+ * then cancelled, and once it has settled the result is rejected with
+ * WEFT_ETIMEDOUT.  Cancelling the result cancels promise; it settles once
+ * promise has.  Returns 0, WEFT_EINVAL or WEFT_ENOMEM. */
 WEFT_EXTERN int weft_promise_timeout(weft_promise_t *promise, uint64_t ms,
                                      weft_promise_t **out);
 
@@ -637,7 +651,10 @@ typedef void (*weft_task_fn)(weft_loop_t *loop, weft_promise_t *self,
  * (0: the fiber default), and stores its promise (one reference for the
  * caller) in *out.  Cancelling that promise cancels the task: its pending
  * wait returns WEFT_ECANCELED, as does every later one, so the function
- * can clean up and return.  Returns 0, WEFT_EINVAL, WEFT_ENOSTACK or
+ * can clean up and return; the promise stays pending until then, and
+ * settles as cancelled when fn returns (whatever fn resolved it with), or
+ * rejected if fn rejected it with another code.  A task cancelled before
+ * it started never runs.  Returns 0, WEFT_EINVAL, WEFT_ENOSTACK or
  * WEFT_ENOMEM. */
 WEFT_EXTERN int weft_spawn(weft_loop_t *loop, weft_task_fn fn, void *arg,
                            size_t stack_size, weft_promise_t **out);

@@ -163,9 +163,10 @@ static void promise_all_waits_for_every_input_or_first_failure(void) {
   ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
   ASSERT_EQ(weft_promise_error(all2, &msg), WEFT_EPERM);
   ASSERT_STR_EQ(msg, "no");
-  /* The others are still pending; cancelling them ends the combinator. */
-  ASSERT_OK(weft_promise_cancel(in[0]));
-  ASSERT_OK(weft_promise_cancel(in[2]));
+  /* all has failed: the others, which nothing else awaits or chains, are
+   * cancelled (and end the combinator). */
+  ASSERT_EQ(weft_promise_state(in[0]), WEFT_PROMISE_CANCELLED);
+  ASSERT_EQ(weft_promise_state(in[2]), WEFT_PROMISE_CANCELLED);
   ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
   weft_promise_unref(all2);
   unref_n(in, 3);
@@ -215,6 +216,27 @@ static void promise_any_fails_when_all_fail_and_settle_waits_for_all(void) {
   weft_promise_unref(none_any);
   weft_promise_unref(none_all);
   unref_n(in, 2);
+  test_free_loop(loop);
+}
+
+static void promise_decided_race_cancels_the_inputs_nobody_else_uses(void) {
+  weft_loop_t *loop;
+  weft_promise_t *in[3], *race;
+  ASSERT_OK(weft_loop_new(&loop));
+  log_n = 0;
+  new_n(loop, in, 3);
+  ASSERT_OK(weft_promise_race(loop, in, 3, &race));
+  ASSERT_OK(weft_promise_then(in[2], note, "c"));
+  ASSERT_OK(weft_promise_resolve(in[0], "fast", NULL));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_NOWAIT));
+  ASSERT(weft_promise_value(race) == in[0]);
+  ASSERT_EQ(weft_promise_state(in[1]), WEFT_PROMISE_CANCELLED); /* a loser */
+  ASSERT_EQ(weft_promise_state(in[2]), WEFT_PROMISE_PENDING);  /* chained */
+  ASSERT_OK(weft_promise_resolve(in[2], NULL, NULL));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_STR_EQ(log_, "c");
+  weft_promise_unref(race);
+  unref_n(in, 3);
   test_free_loop(loop);
 }
 
@@ -269,6 +291,7 @@ TEST_MAIN(T(promise_continuations_run_from_the_loop_in_order)
           T(promise_all_waits_for_every_input_or_first_failure)
           T(promise_any_and_race_report_the_winner)
           T(promise_any_fails_when_all_fail_and_settle_waits_for_all)
+          T(promise_decided_race_cancels_the_inputs_nobody_else_uses)
           T(promise_cancelling_a_combination_cancels_its_inputs)
           T(promise_timeout_rejects_late_and_cancels_the_source)
           T(promise_timeout_passes_an_early_result_through))

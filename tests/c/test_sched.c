@@ -254,6 +254,100 @@ static void sched_cancel_at_each_kind_of_wait(void) {
   test_free_loop(loop);
 }
 
+/* Cleans up after its cancellation, then returns. */
+static int cleaned;
+static void slow_to_cancel(weft_loop_t *loop, weft_promise_t *self,
+                           void *arg) {
+  (void)loop, (void)self, (void)arg;
+  put('s');
+  ASSERT_EQ(weft_delay(100000), WEFT_ECANCELED);
+  ASSERT_EQ(weft_delay(1), WEFT_ECANCELED); /* sticky */
+  cleaned = 1;
+}
+
+static void await_cancelled(weft_loop_t *loop, weft_promise_t *self,
+                            void *arg) {
+  weft_promise_t *t = arg;
+  (void)loop, (void)self;
+  ASSERT_OK(weft_promise_cancel(t));
+  ASSERT_EQ(weft_promise_cancel(t), WEFT_EBUSY); /* once */
+  /* Still pending while it cleans up: cancelled once it has ended. */
+  ASSERT_EQ(weft_promise_state(t), WEFT_PROMISE_PENDING);
+  ASSERT_EQ(cleaned, 0);
+  ASSERT_EQ(weft_await(t), WEFT_ECANCELED);
+  ASSERT_EQ(cleaned, 1);
+  ASSERT_EQ(weft_promise_state(t), WEFT_PROMISE_CANCELLED);
+  put('a');
+}
+
+static void sched_await_of_a_cancelled_task_waits_for_its_end(void) {
+  weft_loop_t *loop;
+  weft_promise_t *t, *never;
+  ASSERT_OK(weft_loop_new(&loop));
+  log_n = cleaned = 0;
+  ASSERT_OK(weft_spawn(loop, slow_to_cancel, NULL, 0, &t));
+  ASSERT_OK(weft_defer(loop, await_cancelled, t, 0));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_STR_EQ(log_, "sa");
+  weft_promise_unref(t);
+  /* One cancelled before it started never runs, and is cancelled. */
+  ASSERT_OK(weft_spawn(loop, slow_to_cancel, NULL, 0, &never));
+  ASSERT_OK(weft_promise_cancel(never));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_STR_EQ(log_, "sa");
+  ASSERT_EQ(weft_promise_state(never), WEFT_PROMISE_CANCELLED);
+  weft_promise_unref(never);
+  test_free_loop(loop);
+}
+
+static void saw_cleanup(weft_promise_t *p, void *data) {
+  (void)p;
+  *(int *)data = cleaned;
+}
+
+static void sched_timeout_raises_once_the_cancelled_task_has_ended(void) {
+  weft_loop_t *loop;
+  weft_promise_t *t, *out;
+  int cleaned_when_settled = -1;
+  ASSERT_OK(weft_loop_new(&loop));
+  log_n = cleaned = 0;
+  ASSERT_OK(weft_spawn(loop, slow_to_cancel, NULL, 0, &t));
+  ASSERT_OK(weft_promise_timeout(t, 5, &out));
+  ASSERT_OK(weft_promise_then(out, saw_cleanup, &cleaned_when_settled));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(weft_promise_error(out, NULL), WEFT_ETIMEDOUT);
+  ASSERT_EQ(weft_promise_state(t), WEFT_PROMISE_CANCELLED);
+  ASSERT_EQ(cleaned_when_settled, 1);
+  weft_promise_unref(out);
+  weft_promise_unref(t);
+  test_free_loop(loop);
+}
+
+static void sched_cancelled_combination_settles_once_its_tasks_ended(void) {
+  weft_loop_t *loop;
+  weft_promise_t *t[2], *all;
+  int cleaned_when_settled = -1;
+  ASSERT_OK(weft_loop_new(&loop));
+  log_n = cleaned = 0;
+  ASSERT_OK(weft_spawn(loop, slow_to_cancel, NULL, 0, &t[0]));
+  ASSERT_OK(weft_spawn(loop, slow_to_cancel, NULL, 0, &t[1]));
+  ASSERT_OK(weft_promise_all(loop, t, 2, &all));
+  ASSERT_OK(weft_promise_then(all, saw_cleanup, &cleaned_when_settled));
+  ASSERT_EQ(weft_loop_run(loop, WEFT_RUN_NOWAIT), 1); /* both wait now */
+  ASSERT_STR_EQ(log_, "ss");
+  ASSERT_OK(weft_promise_cancel(all));
+  ASSERT_EQ(weft_promise_state(all), WEFT_PROMISE_PENDING);
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(weft_promise_state(all), WEFT_PROMISE_CANCELLED);
+  ASSERT_EQ(weft_promise_state(t[0]), WEFT_PROMISE_CANCELLED);
+  ASSERT_EQ(weft_promise_state(t[1]), WEFT_PROMISE_CANCELLED);
+  ASSERT_EQ(cleaned_when_settled, 1);
+  weft_promise_unref(all);
+  weft_promise_unref(t[0]);
+  weft_promise_unref(t[1]);
+  test_free_loop(loop);
+}
+
 static void ping(weft_loop_t *loop, weft_promise_t *self, void *arg) {
   int i;
   (void)loop, (void)self, (void)arg;
@@ -270,6 +364,9 @@ static void sched_many_tasks_interleave(void) {
 }
 
 TEST_MAIN(T(sched_tasks_start_from_the_loop_in_fifo_order)
+          T(sched_await_of_a_cancelled_task_waits_for_its_end)
+          T(sched_timeout_raises_once_the_cancelled_task_has_ended)
+          T(sched_cancelled_combination_settles_once_its_tasks_ended)
           T(sched_concurrent_delays_overlap) T(sched_await_returns_the_outcome)
           T(sched_waits_outside_a_task_are_refused)
           T(sched_waits_in_a_plain_fiber_are_refused)

@@ -150,6 +150,23 @@ static void timer_every_skips_missed_beats(void) {
   test_free_loop(loop);
 }
 
+/* A timer armed outside the loop's callbacks (after blocking work, between
+ * a host's ticks) counts from the real time, not the stale cached one. */
+static void timer_armed_outside_the_loop_counts_from_now(void) {
+  weft_loop_t *loop;
+  weft_id_t id;
+  struct rec r = {0};
+  uint64_t armed;
+  ASSERT_OK(weft_loop_new(&loop));
+  busy_wait_ms(50); /* the loop's cached time is now 50 ms old */
+  armed = mono_ms();
+  ASSERT_OK(weft_once(loop, 30, record, &r, 0, &id));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(r.n, 1);
+  ASSERT_GE(r.at[0], armed + 30);
+  test_free_loop(loop);
+}
+
 static void timer_disabled_once_waits_full_delay_again(void) {
   weft_loop_t *loop;
   weft_id_t id;
@@ -272,6 +289,7 @@ static void timer_many_random_timers_none_early(void) {
 TEST_MAIN(T(timer_once_fires_after_its_delay)
           T(timer_once_zero_in_a_callback_waits_for_next_pass)
           T(timer_every_does_not_drift) T(timer_every_skips_missed_beats)
+          T(timer_armed_outside_the_loop_counts_from_now)
           T(timer_disabled_once_waits_full_delay_again)
           T(timer_cancel_of_a_due_timer_in_the_same_pass)
           T(timer_same_due_fires_in_arming_order)
