@@ -1,8 +1,7 @@
 #!/bin/sh
 # Runs every C test executable of a build tree, then the Lua reactor,
-# fiber, task, cancel, sync, stream, process, fs, thread and tls specs, under
-# valgrind
-# memcheck: any error or definite leak
+# fiber, task, cancel, sync, stream, process, fs, thread and tls specs,
+# under valgrind memcheck: any error or definite leak
 # fails.
 # usage: scripts/valgrind.sh BUILD_DIR
 set -eu
