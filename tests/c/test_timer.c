@@ -15,10 +15,8 @@ struct rec {
   int n;
   uint64_t at[16];
   weft_id_t ids[16];
-  uint64_t overrun_ms; /* busy-wait this long in the first call */
   uint64_t work_ms;    /* busy-wait this long in every call */
   int cancel_at;       /* cancel own id at this count */
-  uint64_t overrun_end; /* the monotonic clock (ms) when the overrun ended */
 };
 
 static uint64_t mono_ms(void) {
@@ -32,10 +30,6 @@ static void record(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
   (void)arg;
   r->at[r->n] = weft_loop_now(loop);
   r->ids[r->n++] = id;
-  if (r->n == 1 && r->overrun_ms) {
-    busy_wait_ms(r->overrun_ms);
-    r->overrun_end = mono_ms(); /* the loop's clock: the same monotonic one */
-  }
   if (r->work_ms) busy_wait_ms(r->work_ms);
   if (r->n == r->cancel_at) ASSERT_OK(weft_watch_cancel(loop, id));
 }
@@ -87,67 +81,107 @@ static void timer_once_zero_in_a_callback_waits_for_next_pass(void) {
   test_free_loop(loop);
 }
 
-/* When the loop's single timer is due next: after an iteration, the poll
- * would wait from the loop's time until then. */
-static uint64_t next_due(weft_loop_t *loop) {
-  int timeout = weft_loop_backend_timeout(loop);
-  ASSERT_GE(timeout, 0);
-  return weft_loop_now(loop) + (uint64_t)timeout;
+/* The grid tests arm an every timer E (20 ms) and, in the same dispatch
+ * pass (so from the same cached time, base), once timers O1..ON at 20 j:
+ * markers of the grid, armed first.  A beat of E due at base + 20 j shares
+ * its due time with Oj, so it fires in the same pass, right after Oj
+ * (timers due at the same millisecond fire in arming order): what each
+ * call sees is logged with the loop's cached time.  This
+ * checks when a beat was due, never how late it came: a busy machine
+ * delays beats (and may skip some), but must not shift the grid. */
+enum { GRID_MARKS = 12 };
+struct grid {
+  weft_id_t marks[GRID_MARKS];
+  uint64_t base, overrun_end;
+  uint64_t work_ms, overrun_ms;
+  int beats, stop_after;
+  int n;
+  struct { char kind; int j; uint64_t now; } log[64];
+};
+
+static void grid_log(weft_loop_t *loop, struct grid *g, char kind, int j) {
+  ASSERT_LT(g->n, 64);
+  g->log[g->n].kind = kind;
+  g->log[g->n].j = j;
+  g->log[g->n++].now = weft_loop_now(loop);
 }
 
-/* Steps the loop until the record has one more call than before. */
-static void step_to_next_beat(weft_loop_t *loop, struct rec *r) {
-  int n = r->n;
-  while (r->n == n) ASSERT_EQ(weft_loop_run(loop, WEFT_RUN_ONCE), 1);
+static struct grid *the_grid;
+
+static void grid_beat(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
+  struct grid *g = data;
+  (void)arg;
+  grid_log(loop, g, 'E', 0);
+  if (++g->beats == 1 && g->overrun_ms) {
+    busy_wait_ms(g->overrun_ms);
+    g->overrun_end = mono_ms(); /* the loop's clock: the same monotonic one */
+  }
+  busy_wait_ms(g->work_ms);
+  if (g->beats == g->stop_after) ASSERT_OK(weft_watch_cancel(loop, id));
 }
 
-/* The beats stay on the grid start + 20k whatever the load: each is due at
- * the previous due time plus the interval, not at "now" plus it.  (It
- * checks when the next beat is due, never how late one came: a busy
- * machine delays beats, but must not shift the grid.) */
-static void timer_every_does_not_drift(void) {
+static void grid_mark(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
+  (void)id, (void)arg;
+  grid_log(loop, the_grid, 'O', (int)(intptr_t)data);
+}
+
+static void grid_arm(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
+  struct grid *g = data;
+  weft_id_t e;
+  int j;
+  (void)id, (void)arg;
+  g->base = weft_loop_now(loop);
+  for (j = 1; j <= GRID_MARKS; j++)
+    ASSERT_OK(weft_once(loop, 20 * (uint64_t)j, grid_mark,
+                        (void *)(intptr_t)j, WEFT_WATCH_UNREF,
+                        &g->marks[j - 1]));
+  ASSERT_OK(weft_every(loop, 20, 20, grid_beat, g, 0, &e));
+}
+
+/* Runs the grid; returns the number of beats, each checked to come right
+ * after a marker of the same pass; *js gets the markers' j. */
+static int run_grid(struct grid *g, int *js) {
   weft_loop_t *loop;
   weft_id_t id;
-  struct rec r = {0};
-  uint64_t start, due;
-  int i;
+  int i, beats = 0;
   ASSERT_OK(weft_loop_new(&loop));
-  start = weft_loop_now(loop);
-  r.work_ms = 7; /* re-arming from the end of the call would drift 7 ms */
-  ASSERT_OK(weft_every(loop, 20, 20, record, &r, 0, &id));
-  for (i = 0; i < 5; i++) {
-    step_to_next_beat(loop, &r);
-    due = next_due(loop);
-    ASSERT_EQ((due - start) % 20, 0);
-    ASSERT_GT(due, r.at[i]);
+  the_grid = g;
+  ASSERT_OK(weft_immediately(loop, grid_arm, g, 0, &id));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  for (i = 0; i < g->n; i++) {
+    if (g->log[i].kind != 'E') continue;
+    ASSERT_GT(i, 0);
+    ASSERT_EQ(g->log[i - 1].kind, 'O');
+    ASSERT_EQ(g->log[i - 1].now, g->log[i].now); /* due with Oj: on grid */
+    js[beats++] = g->log[i - 1].j;
   }
-  /* And no beat came before its time. */
-  for (i = 0; i < 5; i++) ASSERT_GE(r.at[i], start + 20 * (uint64_t)(i + 1));
-  ASSERT_OK(weft_watch_cancel(loop, id));
+  for (i = 0; i < GRID_MARKS; i++) weft_watch_cancel(loop, g->marks[i]);
+  the_grid = NULL;
   test_free_loop(loop);
+  return beats;
+}
+
+static void timer_every_does_not_drift(void) {
+  struct grid g = {0};
+  int js[16], beats, i;
+  g.work_ms = 7; /* re-arming from the end of each call would drift 7 ms */
+  g.stop_after = 5;
+  beats = run_grid(&g, js);
+  ASSERT_EQ(beats, 5);
+  for (i = 1; i < beats; i++) ASSERT_GT(js[i], js[i - 1]);
 }
 
 static void timer_every_skips_missed_beats(void) {
-  weft_loop_t *loop;
-  weft_id_t id;
-  struct rec r = {0};
-  uint64_t start, due;
-  ASSERT_OK(weft_loop_new(&loop));
-  start = weft_loop_now(loop);
-  r.overrun_ms = 55; /* the first callback overruns 2.75 beats */
-  ASSERT_OK(weft_every(loop, 20, 20, record, &r, 0, &id));
-  step_to_next_beat(loop, &r);
-  /* No burst: the next beat is the first one due after the overrun ended
-   * (the ones due meanwhile were skipped), still on the grid. */
-  due = next_due(loop);
-  ASSERT_EQ((due - start) % 20, 0);
-  ASSERT_GE(due, start + 80);
-  ASSERT_GT(due, r.overrun_end);
-  step_to_next_beat(loop, &r);
-  ASSERT_GE(r.at[1], due);
-  ASSERT_EQ(r.n, 2);
-  ASSERT_OK(weft_watch_cancel(loop, id));
-  test_free_loop(loop);
+  struct grid g = {0};
+  int js[16], beats;
+  g.overrun_ms = 55; /* the first call overruns 2.75 beats */
+  g.stop_after = 2;
+  beats = run_grid(&g, js);
+  ASSERT_EQ(beats, 2);
+  ASSERT_EQ(js[0], 1);
+  /* No burst: the second beat is the first one due after the overrun
+   * ended (those due meanwhile were skipped), still on the grid. */
+  ASSERT_GT(g.base + 20 * (uint64_t)js[1], g.overrun_end);
 }
 
 /* A timer armed outside the loop's callbacks (after blocking work, between
