@@ -28,8 +28,11 @@ build = {
     CMAKE_MODULE_LINKER_FLAGS = "$(LIBFLAG)",
     LUA_INCDIR = "$(LUA_INCDIR)",
     LUA = "$(LUA)",
-    LIBDIR = "$(LIBDIR)",
-    LUADIR = "$(LUADIR)",
+    -- The module goes to the rock's lib directory (luarocks deploys it to
+    -- <tree>/lib/lua/5.4); weft.h, weft_lua.h, libweft.so, weft.pc and the
+    -- CMake package to the tree itself, as to a prefix (cmake/install.cmake).
+    WEFT_ROCK_PREFIX = "$(PREFIX)",
+    WEFT_ROCK_LIBDIR = "$(LIBDIR)",
     WEFT_BUILD_TESTS = "OFF",
   },
   -- LuaLS annotations and the docs go into the rock's own directory, off

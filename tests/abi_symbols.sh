@@ -1,9 +1,9 @@
 #!/bin/sh
 # Fails when libweft exports anything but the symbols listed in weft.sym, or
-# the Lua module anything but luaopen_weft.
-# usage: abi_symbols.sh LIBWEFT WEFT_SYM LUA_MODULE
+# the Lua module anything but the functions its header weft_lua.h declares.
+# usage: abi_symbols.sh LIBWEFT WEFT_SYM LUA_MODULE WEFT_LUA_H
 set -eu
-lib=$1 sym=$2 mod=$3
+lib=$1 sym=$2 mod=$3 modh=$4
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | LC_ALL=C sort > "$tmp/lib"
@@ -12,9 +12,10 @@ if ! diff -u "$sym" "$tmp/lib"; then
   exit 1
 fi
 nm -D --defined-only "$mod" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | LC_ALL=C sort > "$tmp/mod"
-if [ "$(cat "$tmp/mod")" != "luaopen_weft" ]; then
-  echo "weft.so must export luaopen_weft only; it exports:" >&2
-  cat "$tmp/mod" >&2
+sed -n 's/^WEFT_LUA_EXTERN .*[ *]\([a-z_0-9]*\)(.*/\1/p' "$modh" | LC_ALL=C sort > "$tmp/modh"
+grep -qx luaopen_weft "$tmp/modh" || { echo "$modh does not declare luaopen_weft" >&2; exit 1; }
+if ! diff -u "$tmp/modh" "$tmp/mod"; then
+  echo "weft.so's exported symbols differ from what $modh declares (- declared, + exported)" >&2
   exit 1
 fi
 soname=$(objdump -p "$lib" | awk '$1 == "SONAME" {print $2}')

@@ -3,6 +3,7 @@
 #define LWEFT_H
 
 #include "weft.h"
+#include "weft_lua.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -17,10 +18,6 @@
 #else
 #define lweft_closethread(L, from) ((void)(from), lua_resetthread(L))
 #endif
-
-/* The registry field a host sets to a light userdata weft_loop_t * before
- * `require "weft"`, so that Lua shares the host's loop. */
-#define LWEFT_LOOP_KEY "weft.loop"
 
 /* What the binding keeps in C for a watcher slot. */
 typedef struct lweft_rec {

@@ -172,7 +172,8 @@ static void push_state(lua_State *L) {
   st->hosting = 0;
   st->running = 0;
   st->closing = 0;
-  if (lua_getfield(L, LUA_REGISTRYINDEX, LWEFT_LOOP_KEY) == LUA_TLIGHTUSERDATA) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, WEFT_LUA_LOOP_KEY) ==
+      LUA_TLIGHTUSERDATA) {
     st->loop = lua_touserdata(L, -1); /* the host's loop, not ours to free */
     st->owns_loop = 0;
   } else {
@@ -187,7 +188,7 @@ static void push_state(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &state_key);
 }
 
-__attribute__((visibility("default"))) int luaopen_weft(lua_State *L) {
+WEFT_LUA_EXTERN int luaopen_weft(lua_State *L) {
   unsigned int v = weft_version();
   size_t i;
   if ((v >> 16) != WEFT_VERSION_MAJOR)

@@ -28,10 +28,10 @@ lua_State *host_open_lua(weft_loop_t *loop, const char *cpath,
     exit(1);
   }
   luaL_openlibs(L);
-  /* The embedding hook: the binding looks for this registry field when the
-   * script first requires "weft". */
+  /* The embedding hook (weft_lua.h): the binding looks for this registry
+   * field when the script first requires "weft". */
   lua_pushlightuserdata(L, loop);
-  lua_setfield(L, LUA_REGISTRYINDEX, "weft.loop");
+  lua_setfield(L, LUA_REGISTRYINDEX, WEFT_LUA_LOOP_KEY);
   lua_getglobal(L, "package");
   lua_pushstring(L, cpath);
   lua_setfield(L, -2, "cpath");

@@ -3,9 +3,7 @@
 #ifndef HOST_H
 #define HOST_H
 
-#include <lua.h>
-
-#include "weft.h"
+#include "weft_lua.h"
 
 /* Checks the command line (CPATH SCRIPT) and creates the host's loop.
  * Exits the process with a message on failure. */
