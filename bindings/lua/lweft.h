@@ -5,6 +5,8 @@
 #include "weft.h"
 #include "weft_lua.h"
 
+#include <sys/socket.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -199,6 +201,15 @@ void lweft_chan_prims(lua_State *L);
 int lweft_can_block(lua_State *L);
 /* Raises the error of a cancelled job's call, in its worker. */
 int lweft_raise_cancelled(lua_State *L);
+
+/* Adds the socket primitives (socket.c, for weft.socket) to the table on
+ * top. */
+void lweft_socket_prims(lua_State *L);
+
+/* Fills *ss from (family, address, port) at idx..idx+2 ("inet", "inet6"
+ * or "unix"; a numeric address); returns its length, or 0 for an address
+ * that does not parse. */
+socklen_t lweft_sockaddr(lua_State *L, int idx, struct sockaddr_storage *ss);
 
 /* Adds the fs primitives to the table on top (the state is below it). */
 void lweft_fs_prims(lua_State *L);

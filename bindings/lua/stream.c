@@ -605,6 +605,16 @@ static int lw_end_turn(lua_State *L) {
   return 0;
 }
 
+/* buffered(h) -> the number of bytes read from the descriptor and not yet
+ * taken by a read (weft.socket's dirty) */
+static int lw_buffered(lua_State *L) {
+  lhandle *h = check_handle(L, 1);
+  size_t len;
+  weft_stream_buffered(h->s, &len);
+  lua_pushinteger(L, (lua_Integer)len);
+  return 1;
+}
+
 static int lw_queued(lua_State *L) {
   lhandle *h = check_handle(L, 1);
   lua_pushinteger(L, (lua_Integer)weft_stream_queued(h->s));
@@ -1032,6 +1042,7 @@ void lweft_open_stream(lua_State *L) {
       {"write", lw_write},     {"waitio", lw_waitio},
       {"close", lw_close},
       {"fd", lw_fd},           {"queued", lw_queued},
+      {"buffered", lw_buffered},
       {"take_turn", lw_take_turn}, {"end_turn", lw_end_turn},
       {"shutdown", lw_shutdown},
       {"listen", lw_listen},   {"connect", lw_connect},
@@ -1060,4 +1071,9 @@ void lweft_open_stream(lua_State *L) {
   lweft_fs_prims(L);
   lweft_thread_prims(L);
   lweft_tls_prims(L);
+  lweft_socket_prims(L);
+}
+
+socklen_t lweft_sockaddr(lua_State *L, int idx, struct sockaddr_storage *ss) {
+  return to_sockaddr(L, idx, ss);
 }

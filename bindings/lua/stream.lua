@@ -222,6 +222,8 @@ function slow.write_rest(self, data, off)
 end
 
 slow.release = release
+-- (weft.socket, socket.lua, serves its objects' calls by the same turns)
+C.acquire, C.release = acquire, release
 Stream.read, Stream.write = C.methods(Stream, slow)
 
 -- Waits until every queued byte reached the kernel.
@@ -293,6 +295,7 @@ function Stream:close()
   return true
 end
 Stream.__close = function(s) if not s.closed then close_now(s) end end
+C.close_now = close_now
 
 function Stream:shutdown()
   check_stream(self, "shutdown")
@@ -589,6 +592,8 @@ local function resolve(host, port, passive, family, fname)
   if #list == 0 then return nil, fname .. ": unknown node or service", "EAI_NONAME" end
   return list
 end
+
+C.resolve = resolve -- (and weft.socket's names)
 
 local connect_opts = { timeout = true, family = true, nodelay = true }
 
