@@ -284,6 +284,8 @@ struct weft_loop_s {
   weft__link sig_pending;
   weft__link ready;   /* the run queue (sched.c) */
   uint64_t tasks;     /* live tasks and promises: weft_loop_free waits */
+  weft__link unref_procs; /* running children that keep nothing alive */
+  int nunref;             /* how many: their handles are open, not foreign */
   uint64_t seq;
   uint64_t nref; /* enabled, referenced timers and immediates */
 
@@ -292,6 +294,10 @@ struct weft_loop_s {
   weft_unwatch_cb on_unwatch; /* told when a descriptor leaves the poller */
   void *unwatch_data;
 };
+
+/* Closes the handles of unreferenced children still running (process.c):
+ * the loop is being freed, and nothing waits for them. */
+void weft__process_orphan_all(weft_loop_t *loop);
 
 /* True while dispatch is stopped for the current pass. */
 static inline int weft__loop_stopping(const weft_loop_t *loop) {

@@ -86,6 +86,7 @@ static int init(weft_loop_t *loop, uv_loop_t *uv) {
   weft__list_init(&loop->imm);
   weft__list_init(&loop->sig_pending);
   weft__list_init(&loop->ready);
+  weft__list_init(&loop->unref_procs);
   weft__wheel_init(&loop->wheel, uv_now(uv));
   uv_timer_init(uv, &loop->timer);
   uv_idle_init(uv, &loop->idle);
@@ -170,9 +171,11 @@ int weft_loop_free(weft_loop_t *loop) {
   if (loop->owns_uv) {
     struct foreign f = {loop, 0};
     uv_walk(loop->uv, count_foreign, &f);
-    if (f.count) return WEFT_EBUSY; /* the host's handles on weft_loop_uv */
+    if (f.count > loop->nunref)
+      return WEFT_EBUSY; /* the host's handles on weft_loop_uv */
   }
   loop->freeing = 1;
+  weft__process_orphan_all(loop);
   uv_close((uv_handle_t *)&loop->timer, on_close);
   uv_close((uv_handle_t *)&loop->idle, on_close);
   uv_close((uv_handle_t *)&loop->check, on_close);

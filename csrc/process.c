@@ -5,7 +5,12 @@
  * until the child exits, so that libuv still reaps it, and is then closed
  * and freed.  It stays referenced meanwhile, as libuv's and node's
  * children do: an unreferenced handle in an idle loop would never see the
- * exit, since uv_run does not poll a loop with nothing referenced. */
+ * exit, since uv_run does not poll a loop with nothing referenced.
+ *
+ * weft_process_unref makes a running child keep nothing alive, neither
+ * the loop's run nor its free: it leaves the loop's task count and joins
+ * the loop's list of unreferenced children, whose handles a loop being
+ * freed closes (the child goes on; its exit is nobody's business). */
 #include "internal.h"
 
 #include <string.h>
@@ -17,19 +22,23 @@ struct weft_process_s {
   void *data;
   int exited;
   int detached;
+  int unref;        /* in loop->unref_procs, not counted in loop->tasks */
+  weft__link link;
 };
 
 static void on_closed(uv_handle_t *h) {
   weft_process_t *p = WEFT__CONTAINER(h, weft_process_t, proc);
   weft_loop_t *loop = p->loop;
+  if (!p->unref) loop->tasks--;
+  weft__list_remove(&p->link);
   weft__free(p);
-  loop->tasks--;
   weft__loop_handle_closed(loop);
 }
 
 static void on_child_exit(uv_process_t *proc, int64_t status, int signo) {
   weft_process_t *p = WEFT__CONTAINER(proc, weft_process_t, proc);
   p->exited = 1;
+  weft_process_ref(p); /* an exited child holds nothing: back to the count */
   if (p->detached) {
     uv_close((uv_handle_t *)&p->proc, on_closed);
     return;
@@ -66,6 +75,7 @@ int weft_process_spawn(weft_loop_t *loop, const weft_process_options *opts,
   o.stdio_count = 3;
   if (opts->flags & WEFT_PROCESS_DETACHED) o.flags |= UV_PROCESS_DETACHED;
   p->loop = loop;
+  weft__list_init(&p->link);
   p->exit_cb = opts->exit_cb;
   p->data = opts->data;
   p->proc.data = loop;
@@ -98,4 +108,39 @@ void weft_process_close(weft_process_t *p) {
   if (!p || p->detached) return;
   p->detached = 1;
   if (p->exited) uv_close((uv_handle_t *)&p->proc, on_closed);
+}
+
+int weft_process_ref(weft_process_t *p) {
+  if (!p) return WEFT_EINVAL;
+  if (p->unref) {
+    p->unref = 0;
+    p->loop->nunref--;
+    weft__list_remove(&p->link);
+    p->loop->tasks++;
+    uv_ref((uv_handle_t *)&p->proc);
+  }
+  return 0;
+}
+
+int weft_process_unref(weft_process_t *p) {
+  if (!p) return WEFT_EINVAL;
+  if (!p->unref && !p->exited) {
+    p->unref = 1;
+    p->loop->nunref++;
+    weft__list_push(&p->loop->unref_procs, &p->link);
+    p->loop->tasks--;
+    uv_unref((uv_handle_t *)&p->proc);
+  }
+  return 0;
+}
+
+void weft__process_orphan_all(weft_loop_t *loop) {
+  while (!weft__list_empty(&loop->unref_procs)) {
+    weft_process_t *p = WEFT__CONTAINER(weft__list_pop(&loop->unref_procs),
+                                        weft_process_t, link);
+    weft__list_init(&p->link);
+    loop->nunref--;
+    p->detached = 1;
+    uv_close((uv_handle_t *)&p->proc, on_closed);
+  }
 }

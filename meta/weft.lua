@@ -616,6 +616,15 @@ function Process:wait_async(timeout_ms) end
 ---@return true|nil ok
 function Process:kill(sig) end
 
+---Whether the running child keeps the loop alive (the default).
+---@return weft.process_object
+function Process:ref() end
+
+---The running child no longer keeps the loop alive: weft.run returns
+---without waiting for it (a `wait` still keeps the loop while it waits).
+---@return weft.process_object
+function Process:unref() end
+
 ---@alias weft.stdio "inherit"|"pipe"|"null"|weft.stream|file*|integer
 
 ---@class weft.spawn_opts
@@ -895,5 +904,134 @@ function weft.poll(fd, events, timeout_ms, cb) end
 ---@return table<weft.fd, integer>|nil ready
 ---@return ("EBADF"|"EPERM")? code
 function weft.poll_any(set, timeout_ms) end
+
+
+---LuaSocket's API (version 3) over weft's streams: pass `weft.socket.tcp`
+---as `create` to socket.http, socket.smtp, socket.ftp.
+---@class weft.socket
+weft.socket = {}
+
+---A LuaSocket-compatible socket: class "tcp{master}", "tcp{client}",
+---"tcp{server}", "udp{unconnected}" or "udp{connected}".
+---@class weft.luasocket
+---@field class string
+local LuaSocket = {}
+
+---@return integer|nil one 1
+---@return string? err
+function LuaSocket:connect(host, port) end
+---@return integer|nil one
+---@return string? err
+function LuaSocket:bind(host, port) end
+---@param backlog? integer default 32
+---@return integer|nil one
+---@return string? err
+function LuaSocket:listen(backlog) end
+---@return weft.luasocket|nil client
+---@return string? err "timeout", "closed", ...
+function LuaSocket:accept() end
+---@param data string
+---@param i? integer
+---@param j? integer
+---@return integer|nil last the index of the last byte sent
+---@return string? err
+---@return integer? last_before_error
+function LuaSocket:send(data, i, j) end
+---@param pattern? "*l"|"l"|"*a"|"a"|integer
+---@param prefix? string
+---@return string|nil data
+---@return string? err
+---@return string? partial
+function LuaSocket:receive(pattern, prefix) end
+---@param t? number seconds; nil or negative: block; 0: poll
+---@param mode? "b"|"t"
+---@return integer one
+function LuaSocket:settimeout(t, mode) end
+---@return number block
+---@return number total
+function LuaSocket:gettimeout() end
+---@return integer one
+function LuaSocket:close() end
+---@param how? "both"|"send"|"receive"
+---@return integer|nil one
+---@return string? err
+function LuaSocket:shutdown(how) end
+---@return string|nil address
+---@return integer|string port_or_err
+---@return string? family
+function LuaSocket:getpeername() end
+---@return string|nil address
+---@return integer|string port_or_err
+---@return string? family
+function LuaSocket:getsockname() end
+---@return integer|nil one
+---@return string? err
+function LuaSocket:setoption(name, value) end
+---@return any value
+function LuaSocket:getoption(name) end
+---@return integer fd -1 without a descriptor
+function LuaSocket:getfd() end
+---@return integer|nil one
+function LuaSocket:setfd(fd) end
+---@return boolean
+function LuaSocket:dirty() end
+---@return "inet4"|"inet6"
+function LuaSocket:getfamily() end
+---@return integer received
+---@return integer sent
+---@return number age seconds
+function LuaSocket:getstats() end
+---@return integer one
+function LuaSocket:setstats(received, sent, age) end
+---@return integer|nil one
+---@return string? err
+function LuaSocket:setsockname(host, port) end
+---@return integer|nil one
+---@return string? err
+function LuaSocket:setpeername(host, port) end
+---@return integer|nil bytes
+---@return string? err
+function LuaSocket:sendto(data, host, port) end
+---@return string|nil datagram
+---@return string? host_or_err
+---@return integer? port
+function LuaSocket:receivefrom(size) end
+
+---@return weft.luasocket|nil master
+---@return string? err
+function weft.socket.tcp() end
+---@return weft.luasocket|nil master
+function weft.socket.tcp4() end
+---@return weft.luasocket|nil master
+function weft.socket.tcp6() end
+---@return weft.luasocket|nil udp
+function weft.socket.udp() end
+---@return weft.luasocket|nil udp
+function weft.socket.udp4() end
+---@return weft.luasocket|nil udp
+function weft.socket.udp6() end
+---@param family? "inet"|"inet6"
+---@return weft.luasocket|nil client
+---@return string? err
+function weft.socket.connect(host, port, locaddr, locport, family) end
+---@return weft.luasocket|nil client
+function weft.socket.connect4(host, port, locaddr, locport) end
+---@return weft.luasocket|nil client
+function weft.socket.connect6(host, port, locaddr, locport) end
+---@param backlog? integer default 32
+---@return weft.luasocket|nil server
+---@return string? err
+function weft.socket.bind(host, port, backlog) end
+---@param recvt? table
+---@param sendt? table
+---@param timeout? number seconds
+---@return table readable
+---@return table writable
+---@return string? err "timeout"
+function weft.socket.select(recvt, sendt, timeout) end
+---@param seconds number
+function weft.socket.sleep(seconds) end
+---@return number seconds since the epoch
+function weft.socket.gettime() end
 
 return weft

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs every C test executable of a build tree, then the Lua reactor,
-# fiber, task, cancel, sync, stream, process, fs, thread and tls specs,
-# under valgrind memcheck: any error or definite leak
+# fiber, task, cancel, sync, stream, process, fs, thread, tls, socket,
+# process_run and fswatch specs, under valgrind memcheck: any error or
+# definite leak
 # fails.
 # usage: scripts/valgrind.sh BUILD_DIR
 set -eu
@@ -23,7 +24,7 @@ for t in "$build"/tests/test_*; do
     cat "$t.valgrind.log"
   fi
 done
-if WEFT_BUILD="$build" $vg lua5.4 /usr/bin/busted tests/lua/reactor_spec.lua tests/lua/fiber_spec.lua tests/lua/task_spec.lua tests/lua/cancel_spec.lua tests/lua/sync_spec.lua tests/lua/stream_spec.lua tests/lua/process_spec.lua tests/lua/fs_spec.lua tests/lua/thread_spec.lua tests/lua/tls_spec.lua \
+if WEFT_BUILD="$build" $vg lua5.4 /usr/bin/busted tests/lua/reactor_spec.lua tests/lua/fiber_spec.lua tests/lua/task_spec.lua tests/lua/cancel_spec.lua tests/lua/sync_spec.lua tests/lua/stream_spec.lua tests/lua/process_spec.lua tests/lua/fs_spec.lua tests/lua/thread_spec.lua tests/lua/tls_spec.lua tests/lua/socket_spec.lua \
      > "$build/busted.valgrind.log" 2>&1; then
   pass=$((pass + 1))
 else

@@ -116,6 +116,16 @@ static int lw_kill(lua_State *L) {
   return 1;
 }
 
+/* ref(handle, on): whether the running child keeps the loop alive */
+static int lw_proc_ref(lua_State *L) {
+  lproc *lp = luaL_checkudata(L, 1, PROC_MT);
+  if (lp->p) {
+    if (lua_toboolean(L, 2)) weft_process_ref(lp->p);
+    else weft_process_unref(lp->p);
+  }
+  return 0;
+}
+
 /* signo(v) -> the signal number of a number or name, or nil */
 static int lw_signo(lua_State *L) {
   lua_settop(L, 1);
@@ -127,7 +137,8 @@ static int lw_signo(lua_State *L) {
 
 void lweft_process_prims(lua_State *L) {
   static const luaL_Reg prims[] = {{"spawn", lw_spawn}, {"kill", lw_kill},
-                                   {"signo", lw_signo}, {NULL, NULL}};
+                                   {"signo", lw_signo}, {"proc_ref", lw_proc_ref},
+                                   {NULL, NULL}};
   if (luaL_newmetatable(L, PROC_MT)) {
     lua_pushcfunction(L, lw_proc_gc);
     lua_setfield(L, -2, "__gc");

@@ -110,8 +110,11 @@ function Process:wait(timeout)
     argerror(1, "wait", "timeout must be a number >= 0")
   end
   -- (a timeout cancels what it waits on: wait on a shield of the exit)
+  -- An unreferenced child keeps the loop alive while someone waits for it.
+  if self.unref_ then C.proc_ref(self.h, true) end
   local ok, status, signal = pcall(weft.await,
     timeout and weft.shield(self.exited) or self.exited, timeout)
+  if self.unref_ then C.proc_ref(self.h, false) end
   if not ok then
     if weft.is_timeout(status) then return nil, "timeout", "ETIMEDOUT" end
     error(status, 0)
@@ -130,6 +133,23 @@ function Process:kill(sig)
   local ok, msg, code = C.kill(self.h, signo)
   if not ok then return nil, "kill: " .. msg, code end
   return true
+end
+
+-- Whether the running child keeps weft.run (and the main chunk's waits)
+-- from returning: p:ref() is the default; after p:unref() the loop ends
+-- without waiting for it (its exit is still seen while the loop runs).
+function Process:ref()
+  check_process(self, "ref")
+  self.unref_ = nil
+  C.proc_ref(self.h, true)
+  return self
+end
+
+function Process:unref()
+  check_process(self, "unref")
+  self.unref_ = true
+  C.proc_ref(self.h, false)
+  return self
 end
 
 function Process:__tostring()

@@ -1034,6 +1034,17 @@ WEFT_EXTERN int weft_process_pid(const weft_process_t *process);
  * or WEFT_EINVAL. */
 WEFT_EXTERN int weft_process_kill(weft_process_t *process, int signo);
 
+/* Whether the running child keeps the loop alive: weft_process_ref (the
+ * default) makes weft_loop_run wait for it and weft_loop_free refuse
+ * (WEFT_EBUSY) until it exits; after weft_process_unref it does neither,
+ * as libuv's uv_unref: its exit is still seen (exit_cb runs) while
+ * something else keeps the loop running, and a loop freed meanwhile
+ * releases it (the child runs on, unreaped by weft; exit_cb never runs and
+ * the process pointer is no longer valid).  Calls after the exit do
+ * nothing.  Returns 0, or WEFT_EINVAL for NULL. */
+WEFT_EXTERN int weft_process_ref(weft_process_t *process);
+WEFT_EXTERN int weft_process_unref(weft_process_t *process);
+
 /* Releases the process.  After its exit that frees it; before, its
  * exit_cb will not run, but the running child still keeps the loop alive
  * (as in libuv and node) and weft reaps it when it exits, then frees it.

@@ -123,6 +123,76 @@ static void process_closed_early_is_still_reaped(void) {
   test_free_loop(loop);
 }
 
+/* An unreferenced child keeps neither the run nor the free; referenced
+ * again, it keeps both. */
+static void process_unref_keeps_nothing_alive(void) {
+  weft_loop_t *loop;
+  weft_process_t *p;
+  char *args[] = {"sleep", "10", NULL};
+  struct exited e = {0, -1, -1};
+  weft_process_options o = options(args, &e);
+  ASSERT_OK(weft_loop_new(&loop));
+  ASSERT_OK(weft_process_spawn(loop, &o, &p));
+  ASSERT_OK(weft_process_unref(p));
+  ASSERT_OK(weft_process_unref(p)); /* twice: the same */
+  ASSERT_EQ(weft_loop_run(loop, WEFT_RUN_DEFAULT), 0); /* returns at once */
+  ASSERT_EQ(weft_loop_alive(loop), 0);
+  ASSERT_OK(weft_process_ref(p));
+  ASSERT_EQ(weft_loop_alive(loop), 1);
+  ASSERT_EQ(weft_loop_free(loop), WEFT_EBUSY);
+  ASSERT_OK(weft_process_kill(p, SIGTERM));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT)); /* waits for the exit */
+  ASSERT_EQ(e.calls, 1);
+  ASSERT_EQ(e.signo, SIGTERM);
+  ASSERT_EQ(weft_process_ref(NULL), WEFT_EINVAL);
+  ASSERT_EQ(weft_process_unref(NULL), WEFT_EINVAL);
+  test_free_loop(loop);
+}
+
+/* An unreferenced child's exit is still seen while something else runs
+ * the loop. */
+static void process_unref_still_reports_exit(void) {
+  weft_loop_t *loop;
+  weft_process_t *p;
+  char *args[] = {"sh", "-c", "exit 5", NULL};
+  struct exited e = {0, -1, -1};
+  weft_process_options o = options(args, &e);
+  weft_id_t keep;
+  int fired = 0;
+  ASSERT_OK(weft_loop_new(&loop));
+  ASSERT_OK(weft_process_spawn(loop, &o, &p));
+  ASSERT_OK(weft_process_unref(p));
+  /* (a referenced timer keeps the loop polling until the exit is seen) */
+  ASSERT_OK(weft_once(loop, 3600000, test_count_cb, &fired, 0, &keep));
+  while (e.calls == 0) ASSERT_GE(weft_loop_run(loop, WEFT_RUN_ONCE), 0);
+  ASSERT_EQ(e.status, 5);
+  ASSERT_EQ(fired, 0);
+  ASSERT_OK(weft_watch_cancel(loop, keep));
+  test_free_loop(loop);
+}
+
+/* A loop freed while an unreferenced child runs releases it; the child
+ * runs on. */
+static void process_unref_child_outlives_the_loop(void) {
+  weft_loop_t *loop;
+  weft_process_t *p;
+  char *args[] = {"sleep", "10", NULL};
+  struct exited e = {0, -1, -1};
+  weft_process_options o = options(args, &e);
+  int pid;
+  ASSERT_OK(weft_loop_new(&loop));
+  ASSERT_OK(weft_process_spawn(loop, &o, &p));
+  pid = weft_process_pid(p);
+  ASSERT_OK(weft_process_unref(p));
+  test_free_loop(loop);
+  ASSERT_EQ(e.calls, 0);
+  ASSERT_OK(kill(pid, 0)); /* still running */
+  ASSERT_OK(kill(pid, SIGKILL));
+}
+
 TEST_MAIN(T(process_reports_exit_status) T(process_kill_ends_it_with_the_signal)
               T(process_pipes_its_output) T(process_spawn_failures)
-                  T(process_closed_early_is_still_reaped))
+                  T(process_closed_early_is_still_reaped)
+                      T(process_unref_keeps_nothing_alive)
+                          T(process_unref_still_reports_exit)
+                              T(process_unref_child_outlives_the_loop))
