@@ -1029,6 +1029,11 @@ function weft.socket.bind(host, port, backlog) end
 ---@return table writable
 ---@return string? err "timeout"
 function weft.socket.select(recvt, sendt, timeout) end
+---A `create` function for socket.http & co whose sockets become TLS
+---clients on connect (weft.tls.wrap's options).
+---@param opts? table
+---@return fun(): weft.luasocket
+function weft.socket.tls(opts) end
 ---@param seconds number
 function weft.socket.sleep(seconds) end
 ---@return number seconds since the epoch

@@ -7,7 +7,7 @@ set -eu
 need="cmake pkg-config make gcc clang libclang-rt-14-dev libuv1-dev libssl-dev openssl curl liblua5.4-dev lua5.4 \
 lua-busted luarocks binutils perl valgrind file \
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user \
-lua-socket lua-copas python3 curl $*"
+lua-socket lua-copas python3 $*"
 missing=""
 for p in $need; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

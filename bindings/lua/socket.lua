@@ -359,6 +359,23 @@ function tcp_methods:send(data, i, j)
   return nil, err, i - 1 + off
 end
 
+-- Makes the connected socket s (made by socket.tls's creator, s.tls its
+-- options) a TLS client of host: weft.tls.wrap does the handshake on the
+-- socket's stream handle, seen as a weft.stream, so verification, SNI
+-- and every option are weft.tls's.  Returns 1, or nil, error (s closed).
+local function secure(s, host)
+  local opts = {}
+  for k, v in pairs(s.tls) do opts[k] = v end
+  opts.servername = opts.servername or host
+  if not opts.handshake_timeout and s.block then opts.handshake_timeout = s.block * 1000 end
+  local view = setmetatable({ h = s.h, kind = "tcp", closed = false }, C.stream_lua.Stream)
+  local done, ok, msg = pcall(weft.tls.wrap, view, opts)
+  if not done or not ok then kill(s) end
+  if not done then error(ok, 0) end
+  if not ok then return nil, (gsub(msg, "^wrap: ", "")) end
+  return 1
+end
+
 -- Waits for the connect in progress on s to end: 1, or nil, error.
 local function finish_connect(s, deadline)
   local ok, err = wait(s, WRITE, deadline, "connect")
@@ -367,6 +384,7 @@ local function finish_connect(s, deadline)
   local r, msg, code = C.sockerr(s.h)
   if not r then return nil, word(msg, code) end
   setmetatable(s, CLIENT)
+  if s.tls then return secure(s, s.tls_host) end
   return 1
 end
 
@@ -381,6 +399,7 @@ function tcp_methods:connect(host, port)
   local err
   if self.closed then return nil, "closed" end
   if self.connecting then return finish_connect(self, deadline) end
+  self.tls_host = host
   local list
   list, err = resolve(self, host, port, false)
   if not list then return nil, err end
@@ -395,6 +414,7 @@ function tcp_methods:connect(host, port)
       local r, msg, code = C.sk_connect(c_fd(self.h), a.family, a.address, a.port)
       if r then
         setmetatable(self, CLIENT)
+        if self.tls then return secure(self, host) end
         return 1
       elseif r == false then
         self.connecting = true
@@ -693,6 +713,20 @@ function socket.tcp6() return new(MASTER, "inet6", "stream") end
 function socket.udp() return new(UNCONNECTED, nil, "dgram") end
 function socket.udp4() return new(UNCONNECTED, "inet", "dgram") end
 function socket.udp6() return new(UNCONNECTED, "inet6", "dgram") end
+
+-- tls([opts]): a `create` function for LuaSocket's libraries whose
+-- masters become TLS clients on connect (weft.tls.wrap's options; the
+-- server name defaults to the host connected to):
+-- http.request { url = "https://...", create = weft.socket.tls() }.
+function socket.tls(opts)
+  if opts ~= nil and type(opts) ~= "table" then argerror(1, "tls", "table expected, got " .. typename(opts)) end
+  opts = opts or {}
+  return function()
+    local s, err = socket.tcp()
+    if s then s.tls = opts end
+    return s, err
+  end
+end
 
 local makers = { inet = socket.tcp4, inet6 = socket.tcp6 }
 

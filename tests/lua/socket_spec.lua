@@ -628,3 +628,35 @@ describe("socket.smtp with weft.socket.tcp", function()
     srv:close()
   end)
 end)
+
+describe("socket.http over weft.tls", function()
+  it("fetches https:// with create = weft.socket.tls(opts), verifying the server", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("sh tests/tls/mkcerts.sh " .. dir), "mkcerts.sh failed")
+    local srv = assert(weft.tls.listen("127.0.0.1", 0,
+      { cert = dir .. "/server.pem", key = dir .. "/server.key" }))
+    local _, port = srv:sockname()
+    local u = ("https://localhost:%d/"):format(port)
+    local good, bad = weft.run(function()
+      weft.async(function()
+        local c = assert(srv:accept())
+        repeat local line = c:read("l") until line == ""
+        c:write("HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nsecret")
+        c:close()
+      end)
+      -- without the test's CA the server's certificate is refused
+      local refused = { http.request { url = u, create = socket.tls() } }
+      local t = {}
+      local ok, code = http.request { url = u, create = socket.tls { cafile = dir .. "/ca.pem" },
+        sink = ltn12.sink.table(t) }
+      return { ok, code, table.concat(t) }, refused
+    end)
+    srv:close()
+    os.execute("rm -rf " .. dir)
+    assert.same({ 1, 200, "secret" }, good)
+    assert.is_nil(bad[1])
+    assert.matches("certificate verify failed", bad[2])
+    assert.has_error(function() socket.tls(5) end, "bad argument #1 to 'tls' (table expected, got number)")
+  end)
+end)
