@@ -645,6 +645,23 @@ weft.process = {}
 ---@return string? code
 function weft.process.spawn(opts) end
 
+---@class weft.run_result
+---@field status integer|nil the exit code (nil: a signal ended it)
+---@field signal string|nil
+---@field stdout string
+---@field stderr string
+---@field stdout_dropped integer bytes past max_output, read and dropped
+---@field stderr_dropped integer
+
+---Runs argv to its end: its status and whole output.  Raises a timeout
+---error after opts.timeout ms (the child gets SIGTERM, then SIGKILL).
+---@param argv string[]
+---@param opts? { input?: string, cwd?: string, env?: table<string, string>, timeout?: number, max_output?: integer }
+---@return weft.run_result|nil result
+---@return string? message
+---@return string? code
+function weft.process.run(argv, opts) end
+
 ---@class weft.udp_socket
 local Udp = {}
 

@@ -24,7 +24,7 @@ for t in "$build"/tests/test_*; do
     cat "$t.valgrind.log"
   fi
 done
-if WEFT_BUILD="$build" $vg lua5.4 /usr/bin/busted tests/lua/reactor_spec.lua tests/lua/fiber_spec.lua tests/lua/task_spec.lua tests/lua/cancel_spec.lua tests/lua/sync_spec.lua tests/lua/stream_spec.lua tests/lua/process_spec.lua tests/lua/fs_spec.lua tests/lua/thread_spec.lua tests/lua/tls_spec.lua tests/lua/socket_spec.lua \
+if WEFT_BUILD="$build" $vg lua5.4 /usr/bin/busted tests/lua/reactor_spec.lua tests/lua/fiber_spec.lua tests/lua/task_spec.lua tests/lua/cancel_spec.lua tests/lua/sync_spec.lua tests/lua/stream_spec.lua tests/lua/process_spec.lua tests/lua/fs_spec.lua tests/lua/thread_spec.lua tests/lua/tls_spec.lua tests/lua/socket_spec.lua tests/lua/process_run_spec.lua \
      > "$build/busted.valgrind.log" 2>&1; then
   pass=$((pass + 1))
 else

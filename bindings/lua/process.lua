@@ -2,7 +2,7 @@
 -- child's pipes are weft streams; p:wait() suspends a task (or runs the
 -- loop in the main chunk) until the child exits.  Compiled into weft.so
 -- and run by luaopen_weft with (module, primitives, task internals).
-local weft, C = ...
+local weft, C, internals = ...
 
 local type, tostring, pairs, ipairs = type, tostring, pairs, ipairs
 local getmetatable, setmetatable, math_type = getmetatable, setmetatable, math.type
@@ -158,3 +158,116 @@ function Process:__tostring()
 end
 
 Process.wait_async = C.twin(Process.wait)
+
+-- ---- weft.process.run ------------------------------------------------------
+
+-- After SIGTERM, how long a child gets to exit before SIGKILL.
+local GRACE_MS = 2000
+local run_allowed = { input = true, cwd = true, env = true, timeout = true, max_output = true }
+
+-- Ends child p the way run's timeout and cancellation do: SIGTERM, then
+-- SIGKILL after GRACE_MS, and waits until it is reaped.
+local function terminate(p)
+  p:kill("SIGTERM")
+  local code, why = p:wait(GRACE_MS)
+  if code == nil and why == "timeout" then
+    p:kill("SIGKILL")
+    p:wait()
+  end
+end
+
+-- Collects stream s into out[1] (at most max bytes kept) and counts the
+-- rest in out.dropped; closes s at the end.
+local function collect(s, max, out)
+  local parts, kept = {}, 0
+  while true do
+    local chunk = s:read(-65536)
+    if not chunk then break end
+    local room = max and math.max(0, max - kept) or #chunk
+    if room < #chunk then
+      out.dropped = out.dropped + #chunk - room
+      chunk = chunk:sub(1, room)
+    end
+    if #chunk > 0 then
+      parts[#parts + 1] = chunk
+      kept = kept + #chunk
+    end
+  end
+  s:close()
+  out[1] = table.concat(parts)
+end
+
+-- Why spawn could not start argv[1] in cwd: distinct messages for a
+-- missing cwd, a missing program and a file that cannot be executed.
+local function why(prog, cwd, msg, code)
+  if cwd then
+    local st = weft.fs.stat(cwd)
+    if not st then return "run: no such directory (cwd): " .. cwd, "ENOENT" end
+    if st.type ~= "directory" then return "run: not a directory (cwd): " .. cwd, "ENOTDIR" end
+  end
+  if code == "ENOENT" then
+    if prog:find("/", 1, true) then return "run: no such program: " .. prog, "ENOENT" end
+    return "run: program not found in PATH: " .. prog, "ENOENT"
+  end
+  if code == "EACCES" then return "run: permission denied (not executable): " .. prog, "EACCES" end
+  return "run: " .. (msg:gsub("^spawn: ", "")), code
+end
+
+-- run(argv[, opts]) -> { status, signal, stdout, stderr, stdout_dropped,
+-- stderr_dropped }, or nil, message, code when the program cannot start.
+-- Raises a timeout error (weft.is_timeout) after opts.timeout ms, once the
+-- child is reaped.
+function process.run(argv, opts)
+  if type(argv) ~= "table" then argerror(1, "run", "table expected, got " .. type(argv)) end
+  if type(argv[1]) ~= "string" or argv[1] == "" then
+    argerror(1, "run", "the command (argv[1]) must be a non-empty string")
+  end
+  if opts ~= nil and type(opts) ~= "table" then argerror(2, "run", "table expected, got " .. type(opts)) end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if not run_allowed[k] then argerror(2, "run", "unknown option '" .. tostring(k) .. "'") end
+  end
+  if opts.input ~= nil and type(opts.input) ~= "string" then
+    argerror(2, "run", "field 'input' must be a string")
+  end
+  local timeout, max = opts.timeout, opts.max_output
+  if timeout ~= nil and (type(timeout) ~= "number" or not (timeout >= 0)) then
+    argerror(2, "run", "field 'timeout' must be a number >= 0")
+  end
+  if max ~= nil and (math_type(max) ~= "integer" or max < 0) then
+    argerror(2, "run", "field 'max_output' must be an integer >= 0")
+  end
+  local spec = { stdin = opts.input and "pipe" or "null", stdout = "pipe", stderr = "pipe",
+    cwd = opts.cwd, env = opts.env }
+  for i, a in ipairs(argv) do spec[i] = a end
+  local p, msg, code = process.spawn(spec)
+  if not p then return nil, why(argv[1], opts.cwd, msg, code) end
+  local out, err = { dropped = 0 }, { dropped = 0 }
+  local jobs = { weft.async(collect, p.stdout, max, out), weft.async(collect, p.stderr, max, err) }
+  if opts.input then
+    jobs[3] = weft.async(function()
+      p.stdin:write(opts.input) -- (a child that exits unread gives EPIPE: fine)
+      p.stdin:close()
+    end)
+  end
+  local ok, status, signal = pcall(p.wait, p, timeout)
+  if not ok or signal == "timeout" then
+    -- Ended from here: a cancellation must not wait in this task, so a
+    -- task of its own ends the child and its pipes.
+    local cleanup = weft.async(function()
+      terminate(p)
+      for _, j in ipairs(jobs) do j:cancel() end
+      for _, name in ipairs({ "stdin", "stdout", "stderr" }) do
+        if p[name] and not p[name].closed then p[name]:close() end
+      end
+    end)
+    if not ok then error(status, 0) end
+    weft.await(cleanup)
+    error(setmetatable({ kind = "timeout", code = "ETIMEDOUT",
+      message = ("run: %s timed out after %s ms"):format(argv[1], tostring(timeout)) },
+      internals.error_mt), 0)
+  end
+  weft.await(jobs)
+  return { status = signal == nil and status or nil, signal = signal,
+    stdout = out[1], stderr = err[1], stdout_dropped = out.dropped, stderr_dropped = err.dropped }
+end
