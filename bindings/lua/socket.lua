@@ -172,6 +172,37 @@ local function resolve(s, host, port, passive)
   return list
 end
 
+-- Binds s to host, port (making its descriptor, of socktype, for the
+-- first address if it has none): 1, or nil, error.
+local function bind_to(s, host, port, socktype)
+  local list, err = resolve(s, host, port, true)
+  if not list then return nil, err end
+  for _, a in ipairs(list) do
+    if not s.h then
+      local ok, e = create(s, a.family, socktype)
+      if not ok then return nil, e end
+    end
+    if s.family == a.family then
+      local ok, msg, code = C.sk_bind(c_fd(s.h), a.family, a.address, a.port)
+      if ok then return 1 end
+      err = word(msg, code)
+    end
+  end
+  return nil, err or "address family not supported"
+end
+
+-- Makes s use descriptor fd (setfd): true, or nil, error.
+local function adopt(s, fd)
+  if math_type(fd) ~= "integer" or fd < 0 then argerror(1, "setfd", "invalid file descriptor") end
+  if s.h then kill(s) end
+  local h, msg, code = C.open(fd, false)
+  if not h then return nil, word(msg, code) end
+  s.h, s.closed = h, false
+  local host = C.name(h, false)
+  s.family = host and find(host, ":", 1, true) and "inet6" or "inet"
+  return true
+end
+
 -- ---- methods of every class ------------------------------------------------
 
 local function common(methods, any)
@@ -437,21 +468,7 @@ end
 function tcp_methods:bind(host, port)
   check(self, "bind", MASTER)
   check_host(host, 1, "bind")
-  port = check_port(port, 2, "bind")
-  local list, err = resolve(self, host, port, true)
-  if not list then return nil, err end
-  for _, a in ipairs(list) do
-    if not self.h then
-      local ok, e = create(self, a.family, "stream")
-      if not ok then return nil, e end
-    end
-    if self.family == a.family then
-      local ok, msg, code = C.sk_bind(c_fd(self.h), a.family, a.address, a.port)
-      if ok then return 1 end
-      err = word(msg, code)
-    end
-  end
-  return nil, err or "address family not supported"
+  return bind_to(self, host, check_port(port, 2, "bind"), "stream")
 end
 
 function tcp_methods:listen(backlog)
@@ -539,14 +556,9 @@ end
 -- setfd(fd): a master adopts a connected or a listening socket.
 function tcp_methods:setfd(fd)
   check(self, "setfd", MASTER)
-  if math_type(fd) ~= "integer" or fd < 0 then argerror(1, "setfd", "invalid file descriptor") end
-  if self.h then kill(self) end
-  local h, msg, code = C.open(fd, false)
-  if not h then return nil, word(msg, code) end
-  self.h, self.closed = h, false
-  local host = C.name(h, false)
-  self.family = host and find(host, ":", 1, true) and "inet6" or "inet"
-  setmetatable(self, C.name(h, true) and CLIENT or SERVER)
+  local ok, err = adopt(self, fd)
+  if not ok then return nil, err end
+  setmetatable(self, C.name(self.h, true) and CLIENT or SERVER)
   return 1
 end
 
@@ -604,19 +616,7 @@ end
 function udp_methods:setsockname(host, port)
   check(self, "setsockname", UNCONNECTED)
   check_host(host, 1, "setsockname")
-  port = check_port(port, 2, "setsockname")
-  local list, err = resolve(self, host, port, true)
-  if not list then return nil, err end
-  for _, a in ipairs(list) do
-    local ok, e = udp_create(self, a.family)
-    if not ok then return nil, e end
-    if self.family == a.family then
-      local r, msg, code = C.sk_bind(c_fd(self.h), a.family, a.address, a.port)
-      if r then return 1 end
-      err = word(msg, code)
-    end
-  end
-  return nil, err or "address family not supported"
+  return bind_to(self, host, check_port(port, 2, "setsockname"), "dgram")
 end
 
 -- setpeername(host, port) connects; setpeername("*") disconnects.
@@ -693,13 +693,8 @@ end
 
 function udp_methods:setfd(fd)
   check(self, "setfd", UDP, "udp{any}")
-  if math_type(fd) ~= "integer" or fd < 0 then argerror(1, "setfd", "invalid file descriptor") end
-  if self.h then kill(self) end
-  local h, msg, code = C.open(fd, false)
-  if not h then return nil, word(msg, code) end
-  self.h, self.closed = h, false
-  local host = C.name(h, false)
-  self.family = host and find(host, ":", 1, true) and "inet6" or "inet"
+  local ok, err = adopt(self, fd)
+  if not ok then return nil, err end
   return 1
 end
 
