@@ -662,6 +662,38 @@ function weft.process.spawn(opts) end
 ---@return string? code
 function weft.process.run(argv, opts) end
 
+---@class weft.fs_event
+---@field path string the entry's path (in a watched directory) or the file's
+---@field event "change"|"rename"
+
+---A file or directory watcher; `for ev in w do ... end` iterates.
+---@class weft.fswatch
+local FsWatch = {}
+
+---The next change, or nil, "timeout" / nil, "closed".
+---@param timeout_ms? number
+---@return weft.fs_event|nil event
+---@return string? why
+function FsWatch:next(timeout_ms) end
+
+---@return weft.promise
+function FsWatch:next_async(timeout_ms) end
+
+---@return true|nil ok
+function FsWatch:close() end
+
+---Watches path (a file, or a directory's entries).  `coalesce`: the window
+---in ms within which changes are one event per name (default 50).
+---@param path string
+---@param opts? { recursive?: boolean, coalesce?: integer }
+---@return weft.fswatch|nil watcher
+---@return string? message
+---@return string? code
+function weft.fs.watch(path, opts) end
+
+---@return weft.promise
+function weft.fs.watch_async(path, opts) end
+
 ---@class weft.udp_socket
 local Udp = {}
 

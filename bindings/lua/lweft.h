@@ -202,6 +202,10 @@ int lweft_can_block(lua_State *L);
 /* Raises the error of a cancelled job's call, in its worker. */
 int lweft_raise_cancelled(lua_State *L);
 
+/* Adds the file watching primitives (fswatch.c, for weft.fs.watch) to the
+ * table on top (the state is below it). */
+void lweft_fswatch_prims(lua_State *L);
+
 /* Adds the socket primitives (socket.c, for weft.socket) to the table on
  * top. */
 void lweft_socket_prims(lua_State *L);

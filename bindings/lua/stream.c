@@ -1072,6 +1072,7 @@ void lweft_open_stream(lua_State *L) {
   lweft_thread_prims(L);
   lweft_tls_prims(L);
   lweft_socket_prims(L);
+  lweft_fswatch_prims(L);
 }
 
 socklen_t lweft_sockaddr(lua_State *L, int idx, struct sockaddr_storage *ss) {

@@ -19,6 +19,8 @@ extern const char lweft_tls_lua[];
 extern const size_t lweft_tls_lua_len;
 extern const char lweft_socket_lua[];
 extern const size_t lweft_socket_lua_len;
+extern const char lweft_fswatch_lua[];
+extern const size_t lweft_fswatch_lua_len;
 
 /* The Lua parts run with (module, primitives, task internals), in order. */
 static const struct {
@@ -30,7 +32,8 @@ static const struct {
                 {"=weft/process.lua", lweft_process_lua, &lweft_process_lua_len},
                 {"=weft/fs.lua", lweft_fs_lua, &lweft_fs_lua_len},
                 {"=weft/thread.lua", lweft_thread_lua, &lweft_thread_lua_len},
-                {"=weft/socket.lua", lweft_socket_lua, &lweft_socket_lua_len}};
+                {"=weft/socket.lua", lweft_socket_lua, &lweft_socket_lua_len},
+                {"=weft/fswatch.lua", lweft_fswatch_lua, &lweft_fswatch_lua_len}};
 
 /* The registry key of the state userdata: this variable's address. */
 static const char state_key = 0;

@@ -1051,6 +1051,50 @@ WEFT_EXTERN int weft_process_unref(weft_process_t *process);
  * NULL is a no-op. */
 WEFT_EXTERN void weft_process_close(weft_process_t *process);
 
+/* ---- Watching files --------------------------------------------------- */
+
+typedef struct weft_fswatch_s weft_fswatch_t;
+
+/* Kinds of change, or'ed in a callback's events: a name appeared,
+ * disappeared or was renamed (RENAME), or its contents or metadata
+ * changed (CHANGE). */
+enum { WEFT_FSWATCH_RENAME = 1, WEFT_FSWATCH_CHANGE = 2 };
+
+/* Flags for weft_fswatch_start. */
+enum {
+  WEFT_FSWATCH_RECURSIVE = 1 /* a directory's whole tree: not on Linux */
+};
+
+/* Called from the loop for each name that changed in a window: name is
+ * the entry's name inside a watched directory, or the watched file's own
+ * name; events is a WEFT_FSWATCH_* set.  On a failure, name is NULL,
+ * events 0 and status the negative code; status is 0 otherwise. */
+typedef void (*weft_fswatch_cb)(weft_fswatch_t *watch, const char *name,
+                                int events, int status, void *data);
+
+/* Watches path (a file, or a directory and its entries) and stores the
+ * watcher in *out.  Changes are coalesced: the first change of a burst
+ * opens a window of window_ms (0: none, every change is reported at once;
+ * at most one hour), and when it ends cb runs once per name that changed
+ * in it, in the order the names first changed, with the union of their
+ * kinds.  The watcher keeps the loop alive until weft_fswatch_close.
+ * Returns 0, WEFT_EINVAL (NULL or empty arguments, unknown flags),
+ * WEFT_ENOMEM, WEFT_ENOENT for a path that does not exist, WEFT_ENOSYS
+ * for WEFT_FSWATCH_RECURSIVE where the platform cannot (Linux's inotify
+ * watches one directory level), or the system's reason (WEFT_EACCES,
+ * WEFT_ENOSPC when inotify's watch limit is reached); a failed call never
+ * runs cb. */
+WEFT_EXTERN int weft_fswatch_start(weft_loop_t *loop, const char *path,
+                                   int flags, uint64_t window_ms,
+                                   weft_fswatch_cb cb, void *data,
+                                   weft_fswatch_t **out);
+
+/* Stops the watcher: cb never runs again, also for changes already in
+ * the window, and the watcher is freed from the loop.  Safe from its own
+ * callback.  Returns 0, or WEFT_ECLOSED if it was closed before; NULL is
+ * 0. */
+WEFT_EXTERN int weft_fswatch_close(weft_fswatch_t *watch);
+
 /* ---- Blocking work ---------------------------------------------------- */
 
 /* Runs on a thread of libuv's pool: must not touch the loop. */
