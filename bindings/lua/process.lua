@@ -252,17 +252,17 @@ function process.run(argv, opts)
   end
   local ok, status, signal = pcall(p.wait, p, timeout)
   if not ok or signal == "timeout" then
-    -- Ended from here: a cancellation must not wait in this task, so a
-    -- task of its own ends the child and its pipes.
-    local cleanup = weft.async(function()
+    -- Timed out, or this task was cancelled: end the child and its pipes
+    -- before going on, shielded so that the cleanup's waits work in a
+    -- cancelled task (awaiting it then returns once the child is reaped).
+    weft.shield(function()
       terminate(p)
-      for _, j in ipairs(jobs) do j:cancel() end
       for _, name in ipairs({ "stdin", "stdout", "stderr" }) do
         if p[name] and not p[name].closed then p[name]:close() end
       end
+      weft.await(weft.settle(jobs))
     end)
     if not ok then error(status, 0) end
-    weft.await(cleanup)
     error(setmetatable({ kind = "timeout", code = "ETIMEDOUT",
       message = ("run: %s timed out after %s ms"):format(argv[1], tostring(timeout)) },
       internals.error_mt), 0)

@@ -275,11 +275,12 @@ local function common(methods, any)
   end
 
   -- Closes the socket; what send queued goes out first (within the
-  -- socket's timeout).  Always 1, as LuaSocket.
+  -- socket's timeout; not in a cancelled task, whose waits raise).  Always
+  -- 1, as LuaSocket.
   function methods:close()
     check(self, "close", any, "socket")
     if self.h and not self.closed and C.queued(self.h) > 0 and c_take_turn(self.h, WRITE) then
-      wait(self, WRITE, deadline_of(self), "close")
+      pcall(wait, self, WRITE, deadline_of(self), "close")
     end
     kill(self)
     return 1

@@ -95,10 +95,10 @@ describe("weft.process.run", function()
       while (io.open(pidfile):read("a") or "") == "" do weft.delay(5) end
       t:cancel()
       assert.is_true(weft.is_cancelled(select(2, pcall(weft.await, t))))
-    end) -- the run ends once the cleanup reaped the child
-    local pid = tonumber(io.open(pidfile):read("a"))
+      -- the await returned once the cleanup had reaped the child
+      assert.is_false(alive(tonumber(io.open(pidfile):read("a"))))
+    end)
     os.remove(pidfile)
-    assert.is_false(alive(pid))
   end)
 
   it("raises for bad arguments, naming them", function()
