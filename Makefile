@@ -36,6 +36,7 @@ bench: build
 	bench/tasks/run.sh
 	bench/net/run.sh
 	bench/tls/run.sh
+	bench/socket/run.sh
 	bench/threads/run.sh
 
 clean:
