@@ -623,7 +623,7 @@ describe("socket.smtp with weft.socket.tcp", function()
     assert.equal("MAIL FROM:<a@example.org>", log[2])
     assert.same({ "RCPT TO:<b@example.org>", "RCPT TO:<c@example.org>", "DATA" },
       { log[3], log[4], log[5] })
-    assert.matches("\nSubject: hi\n", data)
+    assert.truthy(("\n" .. data):find("\nSubject: hi\n", 1, true)) -- (headers in any order)
     assert.matches("first line\nsecond line$", data)
     srv:close()
   end)
