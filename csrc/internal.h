@@ -236,20 +236,111 @@ void weft__sched_drain(weft_loop_t *loop);
 
 /* ---- promise ------------------------------------------------------------ */
 
-typedef struct weft__cont weft__cont;
+/* Where a continuation node is. */
+enum { WEFT__CONT_IDLE = 0, WEFT__CONT_WAITING, WEFT__CONT_QUEUED };
 
-/* Registers a continuation as weft_promise_then does and returns it (NULL
- * when out of memory), so that the caller may withdraw it. */
-weft__cont *weft__promise_watch(weft_promise_t *p, weft_promise_cb cb,
+struct weft_cont_s {
+  weft__run run; /* run.link: in the promise's list, then the run queue */
+  weft_promise_t *promise;
+  weft_promise_cb cb;
+  void *data;
+  unsigned char where; /* WEFT__CONT_* */
+  unsigned char owned; /* the core's (weft_promise_then): freed after */
+  /* cb only queues a task's resume: run at once when the promise settles,
+   * which puts the resume where the node would have gone, one hop
+   * earlier (an await) */
+  unsigned char at_settle;
+};
+
+struct weft_promise_s {
+  weft_loop_t *loop;
+  const weft_host_t *host; /* NULL: the core's, reference counted */
+  void *obj;               /* the host's object, for its hooks */
+  size_t refs;
+  unsigned char state;
+  /* A task, combinator or timeout settles itself once cancelled, when what
+   * it runs or waits on has ended (self_cancel); meanwhile it is still
+   * pending, and cancelling. */
+  unsigned char self_cancel, cancelling;
+  unsigned char finished; /* a host's, after weft_promise_fini */
+  unsigned char is_task;  /* the promise of a weft_task_t */
+  int code;
+  char *message;
+  void *payload; /* the value, or the error value */
+  weft_free_cb free_payload;
+  weft__link conts;
+  weft_promise_cb cancel_cb;
+  void *cancel_data;
+};
+
+/* Registers a continuation in a node of the core's, as weft_promise_then
+ * does, and returns the node (NULL when out of memory), so that the
+ * caller may withdraw it (weft_cont_cancel). */
+weft_cont_t *weft__promise_then(weft_promise_t *p, weft_promise_cb cb,
                                 void *data);
-/* Withdraws a continuation of a still-pending promise (a scheduled one is
- * left to run). */
-void weft__promise_unwatch(weft__cont *c);
 /* Makes p settle itself once cancelled (tasks, combinators, timeouts):
  * weft_promise_cancel runs its hook but leaves it pending, cancelling,
  * until its producer settles it; a fulfilment or a WEFT_ECANCELED
  * rejection then settles it as cancelled. */
 void weft__promise_self_cancel(weft_promise_t *p);
+/* Settles p as failed (state REJECTED or CANCELLED) with code and message
+ * (copied; NULL: strerror), without running its cancel hook. */
+int weft__promise_settle_failed(weft_promise_t *p, int state, int code,
+                                const char *message);
+
+/* ---- task --------------------------------------------------------------- */
+
+enum { /* weft_task_t.state */
+  WEFT__TASK_IDLE,    /* neither running, waiting nor queued */
+  WEFT__TASK_RUNNING, /* in its host's resume */
+  WEFT__TASK_WAITING,
+  WEFT__TASK_QUEUED,  /* its resume is on the run queue */
+  WEFT__TASK_DONE,    /* its promise has settled */
+  WEFT__TASK_GONE     /* after weft_task_fini */
+};
+
+enum { /* weft_task_t.wait */
+  WEFT__WAIT_NONE,
+  WEFT__WAIT_PROMISE,
+  WEFT__WAIT_TIMER,
+  WEFT__WAIT_FD,
+  WEFT__WAIT_CUSTOM /* weft_task_suspend, and the sync objects */
+};
+
+struct weft_task_s {
+  weft_promise_t promise; /* its outcome, in the same memory */
+  weft__run run;          /* its resume, while queued */
+  const weft_host_t *host;
+  void *obj;
+  int status; /* what the queued resume passes */
+  unsigned char state, wait;
+  unsigned char started, cancelled;
+  unsigned char keep; /* a sync wake that a cancellation does not undo */
+  unsigned shield;
+  /* the pending wait */
+  weft_cont_t cont; /* WEFT__WAIT_PROMISE */
+  weft_id_t timer, rwatch, wwatch;
+  weft_withdraw_cb withdraw; /* WEFT__WAIT_CUSTOM: lets go of the task */
+  weft_withdraw_cb undo;     /* gives back what a sync wake handed over */
+  void *wdata;
+  /* a sync object's queue of waiting tasks (sync.c) */
+  weft__link wlink;
+  void *wslot; /* where a channel's value goes, or comes from */
+};
+
+/* The hook of a task's promise: cancels the task. */
+void weft__task_cancel_hook(weft_promise_t *p, void *data);
+/* The sync objects' waiting lists (sync.c): weft__sync_wait suspends t in
+ * waiters (1, or why it cannot wait), weft__sync_first takes the first
+ * waiter out (NULL: none), weft__sync_wake_all ends every wait. */
+int weft__sync_wait(weft__link *waiters, weft_task_t *t, int64_t timeout_ms,
+                    void *obj);
+weft_task_t *weft__sync_first(weft__link *waiters);
+void weft__sync_wake_all(weft__link *waiters, int status);
+/* Ends a weft_task_suspend wait as weft_task_wake does, and records undo:
+ * should the task be cancelled before its resume runs, undo(task, data)
+ * gives back what the wake handed over (a lock, a permit, a value). */
+int weft__task_wake_sync(weft_task_t *t, int status, weft_withdraw_cb undo);
 
 /* ---- loop -------------------------------------------------------------- */
 

@@ -531,6 +531,7 @@ WEFT_EXTERN void weft_fiber_trim_pool(void);
  * payload.  A promise that never settles can simply be unreferenced. */
 
 typedef struct weft_promise_s weft_promise_t;
+typedef struct weft_task_s weft_task_t;
 
 /* What weft_promise_state reports. */
 typedef enum {
@@ -603,13 +604,15 @@ WEFT_EXTERN int weft_promise_on_cancel(weft_promise_t *promise,
 
 /* Combinators.  Each creates a promise (one reference for the caller) that
  * settles from the loop according to the n input promises, which it
- * references until then.  all: fulfilled (payload NULL; read the inputs)
- * when every input is fulfilled, else rejected like the first input to
- * fail.  any: fulfilled by the first input fulfilled (payload: that input,
- * referenced until the result is freed), rejected like the last input if
- * all fail.  race: settles like the first input to settle (payload: that
- * input, as for any).  settle: fulfilled (payload NULL) once every input
- * has settled.  An input that was cancelled makes a result that settles
+ * references until then.  all: fulfilled when every input is fulfilled,
+ * its value (weft_promise_value) an array of the n inputs in order
+ * (weft_promise_t **, each referenced until the result is freed: read
+ * their values), else rejected like the first input to fail.  any:
+ * fulfilled by the first input fulfilled (payload: that input, referenced
+ * until the result is freed), rejected like the last input if all fail.
+ * race: settles like the first input to settle (payload: that input, as
+ * for any).  settle: fulfilled once every input has settled, with the
+ * inputs as all's value.  An input that was cancelled makes a result that settles
  * like it cancelled.  Once race or any is decided, or all has failed, the
  * inputs still pending whose only continuation is the combinator's (no
  * await, no other then) are cancelled.  Cancelling the result cancels the
@@ -633,6 +636,278 @@ WEFT_EXTERN int weft_promise_settle(weft_loop_t *loop,
  * promise has.  Returns 0, WEFT_EINVAL or WEFT_ENOMEM. */
 WEFT_EXTERN int weft_promise_timeout(weft_promise_t *promise, uint64_t ms,
                                      weft_promise_t **out);
+
+/* Rejects a pending promise as weft_promise_reject does, with an error
+ * value besides the code and message: payload, which the promise then owns
+ * (free_payload may be NULL); weft_promise_payload reads it.  Returns 0,
+ * WEFT_EINVAL, or WEFT_EBUSY (the payload then stays the caller's). */
+WEFT_EXTERN int weft_promise_reject_value(weft_promise_t *promise, int code,
+                                          const char *message, void *payload,
+                                          weft_free_cb free_payload);
+
+/* The payload of a settled promise: its value, or its error value; NULL
+ * while pending. */
+WEFT_EXTERN void *weft_promise_payload(const weft_promise_t *promise);
+
+/* 1 while a cancelled promise waits for its producer to end (a task
+ * cleaning up, a combinator or timeout waiting for its inputs), else 0. */
+WEFT_EXTERN int weft_promise_cancelling(const weft_promise_t *promise);
+
+/* ---- Hosts: promises and tasks in a host's own objects ------------------ */
+/* A host (a language binding, an engine) keeps promises and tasks inside
+ * its own objects, so that its garbage collector owns them: a pending
+ * promise that nothing the host can reach holds is collected, with what
+ * it holds.  The core asks the host to keep such an object while it needs
+ * it beyond a call (a queued continuation, a queued resume) through
+ * retain and release, and the host calls weft_promise_fini or
+ * weft_task_fini when it frees the memory.  Continuations may live in the
+ * consumer's memory too (weft_cont_t), so that an await allocates
+ * nothing. */
+
+/* What a host supplies.  size is sizeof(weft_host_t) (the struct may grow
+ * at its end); retain and release (either may be NULL) count the core's
+ * references to obj; resume runs a task's body (see weft_task_init). */
+typedef struct weft_host_s {
+  size_t size;
+  void (*retain)(void *obj);
+  void (*release)(void *obj);
+  void (*resume)(weft_task_t *task, int status, void *obj);
+} weft_host_t;
+
+/* The bytes a host reserves for a promise, a task or a continuation
+ * (pointer-aligned). */
+WEFT_EXTERN size_t weft_promise_size(void);
+WEFT_EXTERN size_t weft_task_size(void);
+WEFT_EXTERN size_t weft_cont_size(void);
+
+/* Makes a pending promise in host memory (weft_promise_size bytes) on
+ * loop, owned by the host object obj: weft_promise_ref and _unref call
+ * host->retain and host->release with obj instead of counting, and the
+ * memory is the host's to free after weft_promise_fini.  Returns 0 or
+ * WEFT_EINVAL. */
+WEFT_EXTERN int weft_promise_init(weft_promise_t *promise, weft_loop_t *loop,
+                                  const weft_host_t *host, void *obj);
+
+/* The host is freeing a promise of weft_promise_init: its pending
+ * continuations are dropped (they never run) and its payload freed.  The
+ * core holds no reference then (it would have retained obj).  NULL or a
+ * second call: no-op. */
+WEFT_EXTERN void weft_promise_fini(weft_promise_t *promise);
+
+/* A continuation in the consumer's own memory (weft_cont_size bytes,
+ * zeroed before its first use). */
+typedef struct weft_cont_s weft_cont_t;
+
+/* As weft_promise_then, in the node cont: cb(promise, data) runs from the
+ * loop once promise has settled.  The node is the caller's again once cb
+ * has started (it may watch another promise from cb) or after
+ * weft_cont_cancel.  Returns 0, WEFT_EINVAL, or WEFT_EBUSY if the node is
+ * still pending. */
+WEFT_EXTERN int weft_promise_watch(weft_promise_t *promise, weft_cont_t *cont,
+                                   weft_promise_cb cb, void *data);
+
+/* Withdraws a pending continuation, before its promise settles or after
+ * (from the run queue).  Returns 0, or WEFT_ENOENT if it was not
+ * pending. */
+WEFT_EXTERN int weft_cont_cancel(weft_cont_t *cont);
+
+/* 1 if the node waits on a promise or for its turn to run, else 0. */
+WEFT_EXTERN int weft_cont_pending(const weft_cont_t *cont);
+
+/* 1 if a continuation other than except (NULL: none) waits on the pending
+ * promise: whether anything else still awaits or chains it. */
+WEFT_EXTERN int weft_promise_consumed(const weft_promise_t *promise,
+                                      const weft_cont_t *except);
+
+/* ---- Tasks of any host -------------------------------------------------- */
+/* A task is a body of host code (a C fiber, a coroutine of a scripting
+ * language, a state machine) that the loop runs.  The core owns when it
+ * runs: it starts from the loop's dispatch and is resumed only from there,
+ * in FIFO order with every other task and continuation, never from inside
+ * the call that ended its wait.  The body waits by calling a
+ * weft_task_* wait, which returns 1 ("registered"), and then giving control
+ * back (returning from resume, yielding its coroutine, suspending its
+ * fiber); the loop calls host->resume again once the wait has ended.
+ *
+ * A task's promise (weft_task_promise) is its outcome: the host settles it
+ * when the body ends.  Cancelling that promise cancels the task: its
+ * pending wait ends with WEFT_ECANCELED, as does every later one at once
+ * (unless weft_task_shield holds the cancellation back), and the promise
+ * stays pending until the host settles it; it then settles as cancelled
+ * (weft_promise_resolve or a WEFT_ECANCELED rejection), so that an await
+ * of a cancelled task returns once it has cleaned up.  A task cancelled
+ * before it started is cancelled at once; its first resume comes with
+ * WEFT_ECANCELED and the host runs none of its body. */
+
+/* Undoes a wait for a task that gives it up (see weft_task_suspend). */
+typedef void (*weft_withdraw_cb)(weft_task_t *task, void *data);
+
+/* Makes a task in host memory (weft_task_size bytes), owned by obj as
+ * weft_promise_init's promises are, and queues its first resume:
+ * host->resume(task, 0, obj) from the loop.  host->resume is then called
+ * each time a wait has ended, with the wait's result: 0 or more, or an
+ * error code (WEFT_ECANCELED, WEFT_ETIMEDOUT...).  Returns 0 or
+ * WEFT_EINVAL. */
+WEFT_EXTERN int weft_task_init(weft_task_t *task, weft_loop_t *loop,
+                               const weft_host_t *host, void *obj);
+
+/* The host is freeing the task's memory: a pending wait is withdrawn, a
+ * queued resume dropped, its promise finished as with weft_promise_fini.
+ * NULL or a second call: no-op. */
+WEFT_EXTERN void weft_task_fini(weft_task_t *task);
+
+/* The task's promise; the task whose promise promise is, or NULL. */
+WEFT_EXTERN weft_promise_t *weft_task_promise(weft_task_t *task);
+WEFT_EXTERN weft_task_t *weft_promise_task(weft_promise_t *promise);
+
+/* The task's loop, and its host object. */
+WEFT_EXTERN weft_loop_t *weft_task_get_loop(const weft_task_t *task);
+WEFT_EXTERN void *weft_task_get_obj(const weft_task_t *task);
+
+/* Waits until promise settles: returns 1 (suspend; the resume's status is
+ * 0 once promise has settled, or WEFT_ECANCELED), 0 if it had settled
+ * already (no wait), WEFT_ECANCELED if the task is cancelled, or
+ * WEFT_EINVAL (a task that waits, is queued or has ended; NULL). */
+WEFT_EXTERN int weft_task_await(weft_task_t *task, weft_promise_t *promise);
+
+/* Waits ms milliseconds: 1 (the resume's status is 0 or WEFT_ECANCELED),
+ * or as weft_task_await. */
+WEFT_EXTERN int weft_task_sleep(weft_task_t *task, uint64_t ms);
+
+/* Waits until fd is readable and/or writable (WEFT_READABLE,
+ * WEFT_WRITABLE), or timeout_ms pass (< 0: no timeout): 1 (the resume's
+ * status is the ready event, WEFT_ETIMEDOUT or WEFT_ECANCELED), or as
+ * weft_task_await; WEFT_EBADF or WEFT_EPERM for a descriptor that cannot
+ * be watched. */
+WEFT_EXTERN int weft_task_wait_fd(weft_task_t *task, int fd, int events,
+                                  int64_t timeout_ms);
+
+/* A wait of the host's own making (an I/O operation of its binding): 1,
+ * or as weft_task_await.  weft_task_wake(task, status) ends it, and the
+ * resume gets status; past timeout_ms (< 0: none) it ends with
+ * WEFT_ETIMEDOUT, and a cancellation ends it with WEFT_ECANCELED; in
+ * those two cases withdraw(task, data) runs first (may be NULL), so the
+ * host lets go of the task. */
+WEFT_EXTERN int weft_task_suspend(weft_task_t *task, int64_t timeout_ms,
+                                  weft_withdraw_cb withdraw, void *data);
+
+/* Ends a weft_task_suspend wait: the task's resume is queued with status.
+ * Returns 0, or WEFT_ENOENT if the task is not in such a wait. */
+WEFT_EXTERN int weft_task_wake(weft_task_t *task, int status);
+
+/* 1 while the task waits, else 0. */
+WEFT_EXTERN int weft_task_waiting(const weft_task_t *task);
+
+/* 1 once the task's cancellation was asked for, else 0. */
+WEFT_EXTERN int weft_task_cancelled(const weft_task_t *task);
+
+/* Adds delta (+1 or -1) to the task's shield: while it is above 0, a
+ * cancellation interrupts no wait and waits work in a cancelled task
+ * (Trio's shielded cancel scope), for a cleanup that must wait; the first
+ * wait after the shield ends fails with the cancellation.  Returns the new
+ * depth, or WEFT_EINVAL. */
+WEFT_EXTERN int weft_task_shield(weft_task_t *task, int delta);
+
+/* ---- Sync objects for tasks of every host -------------------------------- */
+/* Mutex, semaphore, event, channel (weft_queue_t) and group (a nursery) for
+ * the tasks of one loop, in host or core memory (weft_*_size bytes).  A
+ * call that would wait registers the task (as weft_task_suspend does) and
+ * returns 1; the task's resume then gets 0 (it got what it waited for),
+ * WEFT_ETIMEDOUT past timeout_ms (< 0: no timeout), WEFT_ECANCELED, or
+ * WEFT_ECLOSED when the object was closed or finished.  Waiters are served
+ * in arrival order; what a wake hands to a task cancelled before its
+ * resume runs (a lock, a permit, an item) goes on to the next waiter, so
+ * nothing is lost.  A call that need not wait returns 0 (or an error) at
+ * once.  A cancelled task (not shielded) gets WEFT_ECANCELED at once. */
+typedef struct weft_mutex_s weft_mutex_t;
+typedef struct weft_sem_s weft_sem_t;
+typedef struct weft_event_s weft_event_t;
+typedef struct weft_queue_s weft_queue_t;
+typedef struct weft_group_s weft_group_t;
+
+WEFT_EXTERN size_t weft_mutex_size(void);
+WEFT_EXTERN size_t weft_sem_size(void);
+WEFT_EXTERN size_t weft_event_size(void);
+WEFT_EXTERN size_t weft_queue_size(void);
+WEFT_EXTERN size_t weft_group_size(void);
+
+/* A mutex: lock takes it for task (0) or waits (1); unlock hands it to the
+ * first waiter, or frees it (WEFT_EPERM if it was not locked); owner is
+ * the task holding it (NULL: none).  fini wakes the waiters with
+ * WEFT_ECLOSED. */
+WEFT_EXTERN int weft_mutex_init(weft_mutex_t *mutex, weft_loop_t *loop);
+WEFT_EXTERN void weft_mutex_fini(weft_mutex_t *mutex);
+WEFT_EXTERN int weft_mutex_lock(weft_mutex_t *mutex, weft_task_t *task,
+                                int64_t timeout_ms);
+WEFT_EXTERN int weft_mutex_unlock(weft_mutex_t *mutex);
+WEFT_EXTERN int weft_mutex_locked(const weft_mutex_t *mutex);
+WEFT_EXTERN weft_task_t *weft_mutex_owner(const weft_mutex_t *mutex);
+
+/* A counting semaphore of count permits: acquire takes one (0) or waits
+ * (1); release gives one back, to the first waiter if any. */
+WEFT_EXTERN int weft_sem_init(weft_sem_t *sem, weft_loop_t *loop,
+                              size_t count);
+WEFT_EXTERN void weft_sem_fini(weft_sem_t *sem);
+WEFT_EXTERN int weft_sem_acquire(weft_sem_t *sem, weft_task_t *task,
+                                 int64_t timeout_ms);
+WEFT_EXTERN int weft_sem_release(weft_sem_t *sem);
+WEFT_EXTERN size_t weft_sem_count(const weft_sem_t *sem);
+
+/* An event: wait returns 0 while it is set, else waits (1); set wakes
+ * every waiter and keeps it set until clear. */
+WEFT_EXTERN int weft_event_init(weft_event_t *event, weft_loop_t *loop);
+WEFT_EXTERN void weft_event_fini(weft_event_t *event);
+WEFT_EXTERN int weft_event_wait(weft_event_t *event, weft_task_t *task,
+                                int64_t timeout_ms);
+WEFT_EXTERN int weft_event_set(weft_event_t *event);
+WEFT_EXTERN int weft_event_clear(weft_event_t *event);
+WEFT_EXTERN int weft_event_is_set(const weft_event_t *event);
+
+/* The capacity of a channel without bound. */
+#define WEFT_QUEUE_UNBOUNDED ((size_t)-1)
+
+/* A channel of opaque items (void *: pointers, or keys of the host's own
+ * values) between the tasks of a loop, in FIFO order.  capacity: the items
+ * it buffers (0: a rendezvous, a send waits for its receiver;
+ * WEFT_QUEUE_UNBOUNDED).  send hands item to a waiting receiver, buffers
+ * it, or waits (1) with it until a receiver or room takes it; recv stores
+ * the next item in *out (0) or waits (1) and stores it there before the
+ * resume (out must stay valid meanwhile).  With task NULL, neither waits:
+ * WEFT_EAGAIN instead (try_send / try_recv).  close wakes every receiver
+ * and sender with WEFT_ECLOSED; items buffered can still be received, then
+ * recv returns WEFT_ECLOSED.  peek reads the buffered item i without
+ * taking it.  fini closes it and frees the ring (the host frees the items
+ * it owns first, through peek). */
+WEFT_EXTERN int weft_queue_init(weft_queue_t *queue, weft_loop_t *loop,
+                                size_t capacity);
+WEFT_EXTERN void weft_queue_fini(weft_queue_t *queue);
+WEFT_EXTERN int weft_queue_send(weft_queue_t *queue, weft_task_t *task,
+                                void *item, int64_t timeout_ms);
+WEFT_EXTERN int weft_queue_recv(weft_queue_t *queue, weft_task_t *task,
+                                void **out, int64_t timeout_ms);
+WEFT_EXTERN int weft_queue_close(weft_queue_t *queue);
+WEFT_EXTERN size_t weft_queue_count(const weft_queue_t *queue);
+WEFT_EXTERN int weft_queue_closed(const weft_queue_t *queue);
+WEFT_EXTERN int weft_queue_peek(const weft_queue_t *queue, size_t i,
+                                void **item);
+
+/* A group (a nursery) watches the promises added to it (its children,
+ * usually tasks), referencing each until it has settled.  The first child
+ * rejected cancels the others at once.  wait returns, or ends a wait (1)
+ * with, once every child has ended: 0; the failure's code (the failed
+ * child is weft_group_failure, referenced until fini); or WEFT_ETIMEDOUT
+ * when timeout_ms passed first (the children were cancelled then, and have
+ * ended too).  A child added after a failure or a timeout is cancelled at
+ * once.  cancel cancels every live child; live counts them.  fini drops
+ * the children (not cancelled) and wakes waiters with WEFT_ECLOSED. */
+WEFT_EXTERN int weft_group_init(weft_group_t *group, weft_loop_t *loop);
+WEFT_EXTERN void weft_group_fini(weft_group_t *group);
+WEFT_EXTERN int weft_group_add(weft_group_t *group, weft_promise_t *child);
+WEFT_EXTERN int weft_group_wait(weft_group_t *group, weft_task_t *task,
+                                int64_t timeout_ms);
+WEFT_EXTERN int weft_group_cancel(weft_group_t *group);
+WEFT_EXTERN size_t weft_group_live(const weft_group_t *group);
+WEFT_EXTERN weft_promise_t *weft_group_failure(const weft_group_t *group);
 
 /* ---- Tasks: fibers scheduled by the loop ------------------------------- */
 /* A task runs a function in its own fiber, started from the loop's
@@ -684,6 +959,18 @@ WEFT_EXTERN int weft_wait_fd(int fd, int events, int64_t timeout_ms);
 
 /* The loop of the running task, or NULL outside a task. */
 WEFT_EXTERN weft_loop_t *weft_task_loop(void);
+
+/* The running fiber task (to shield it, or to wait on a sync object), or
+ * NULL outside one. */
+WEFT_EXTERN weft_task_t *weft_task_self(void);
+
+/* For a fiber task that started a wait with weft_task_self() (a sync
+ * object's call, weft_task_suspend...), given what that call returned: 1
+ * suspends the fiber until the wait ends and returns the wait's status;
+ * anything else is returned as it is.  So
+ * weft_wait(weft_mutex_lock(m, weft_task_self(), -1)) is 0 once the mutex
+ * is held, or an error.  WEFT_EINVAL outside a fiber task. */
+WEFT_EXTERN int weft_wait(int registered);
 
 /* ---- Streams ---------------------------------------------------------- */
 /* A stream is a descriptor that can report readiness (a socket, a pipe, a

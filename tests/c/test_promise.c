@@ -152,9 +152,15 @@ static void promise_all_waits_for_every_input_or_first_failure(void) {
   ASSERT_OK(weft_promise_resolve(in[0], NULL, NULL));
   ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
   ASSERT_EQ(weft_promise_state(all), WEFT_PROMISE_PENDING);
-  ASSERT_OK(weft_promise_resolve(in[1], NULL, NULL));
+  ASSERT_OK(weft_promise_resolve(in[1], "one", NULL));
   ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
   ASSERT_EQ(weft_promise_state(all), WEFT_PROMISE_FULFILLED);
+  {
+    /* Its value: the inputs, in order, to read the results from. */
+    weft_promise_t **res = weft_promise_value(all);
+    ASSERT(res[0] == in[0] && res[1] == in[1] && res[2] == in[2]);
+    ASSERT_STR_EQ((const char *)weft_promise_value(res[1]), "one");
+  }
   weft_promise_unref(all);
   unref_n(in, 3);
   new_n(loop, in, 3);
