@@ -86,6 +86,11 @@ typedef struct lweft_state {
   int nidle;
   int running; /* inside run / tick / a main-chunk wait */
   int ever_ran; /* the loop ran at least once (for the never-ran warning) */
+  /* the embedding host's (embed.c): its error handler, and the bridges
+   * between its core promises and the state's */
+  weft_lua_error_cb host_error;
+  void *host_error_data;
+  void *bridges;
   int unhandled_new; /* a promise was rejected with no handler (task.c) */
   int closing; /* the Lua state is closing: late core callbacks do nothing */
 } lweft_state;
@@ -300,6 +305,29 @@ int lweft_unstarted_tasks(lua_State *L, lweft_state *st);
  * not a host's), writes one line to stderr saying how many tasks never
  * started and watchers never fired, and where the first was created. */
 void lweft_warn_never_ran(lua_State *L, lweft_state *st);
+
+/* The embedding API's side (embed.c, task.c).  lweft_get_state: the
+ * binding's state of L, or NULL before the module was opened.
+ * lweft_push_host_promise: a new Lua promise standing for the core promise
+ * of bridge (its cancellation calls lweft_bridge_cancel(bridge), which
+ * returns whether it must wait for the core promise to settle).
+ * lweft_watch_for_host: when the Lua promise at idx settles,
+ * lweft_bridge_report(L, promise index, hostref) runs from the loop.
+ * lweft_promise_state: the state (WEFT_PROMISE_*) of the promise at idx,
+ * or -1.  lweft_push_outcome: pushes ok, values... or false, err; returns
+ * the count.  lweft_settle_cancelled: settles the promise at idx as
+ * cancelled.  lweft_cancel_promise: cancels it (p:cancel()).
+ * lweft_cut_bridges: the state is closing. */
+lweft_state *lweft_get_state(lua_State *L);
+void lweft_push_host_promise(lua_State *L, lweft_state *st, void *bridge);
+int lweft_bridge_cancel(void *bridge);
+void lweft_watch_for_host(lua_State *L, int idx, void *hostref);
+void lweft_bridge_report(lua_State *L, int p, void *hostref);
+int lweft_promise_state(lua_State *L, int idx);
+int lweft_push_outcome(lua_State *L, int idx);
+void lweft_settle_cancelled(lua_State *L, int idx);
+int lweft_cancel_promise(lua_State *L, int idx);
+void lweft_cut_bridges(lweft_state *st);
 
 /* Whether the value at idx is a rejected or cancelled promise. */
 int lweft_promise_failed(lua_State *L, int idx);

@@ -96,7 +96,22 @@ void lweft_callback_error(lua_State *L, lweft_state *st) {
     /* The handler failed: that error is the one to report. */
     lua_replace(L, base);
   }
-  lua_settop(L, base + 1); /* err, misc */
+  lua_settop(L, base);
+  if (st->host_error) { /* the embedding host's */
+    const char *msg = luaL_tolstring(L, base, NULL);
+    lua_pushvalue(L, base); /* the error value, at -1 during the call */
+    st->host_error(L, msg, st->host_error_data);
+    lua_settop(L, base - 1);
+    return;
+  }
+  if (!st->running) {
+    /* Nobody would ever raise it: a host drives the loop itself. */
+    fprintf(stderr, "weft: unhandled error: %s\n",
+            luaL_tolstring(L, base, NULL));
+    lua_settop(L, base - 1);
+    return;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_misc);
   if (lua_getfield(L, -1, "err") == LUA_TNIL) {
     lua_pushvalue(L, base);
     lua_setfield(L, base + 1, "err");
@@ -104,7 +119,7 @@ void lweft_callback_error(lua_State *L, lweft_state *st) {
   lua_settop(L, base - 1);
   /* Stopping a loop that is not running would make its next run return
    * at once. */
-  if (st->running) weft_loop_stop(st->loop);
+  weft_loop_stop(st->loop);
 }
 
 /* Raises the error a callback left for run() / tick(), if any. */

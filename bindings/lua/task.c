@@ -32,7 +32,7 @@ static const char *const state_names[] = {"pending", "fulfilled", "rejected",
 enum { WAIT_NONE, WAIT_PROMISE, WAIT_TIMER, WAIT_QUEUED, WAIT_IO };
 
 /* Continuation kinds, stored as integers in an entry's first slot. */
-enum { K_NEXT = 1, K_FINALLY, K_COMB, K_TIMEOUT };
+enum { K_NEXT = 1, K_FINALLY, K_COMB, K_TIMEOUT, K_HOST };
 
 /* Combinators, in a combinator state table's field "kind". */
 enum { C_ALL = 1, C_ANY, C_RACE, C_SETTLE };
@@ -42,7 +42,9 @@ enum {
   D_NONE,   /* weft.promise(), or a task: settled by hand or by its function */
   D_CHAIN,  /* next / catch / finally: waits on one source (UV_SRC) */
   D_COMB,   /* all / any / race / settle: UV_SRC is the combinator state */
-  D_TIMEOUT /* weft.timeout: waits on one source (UV_SRC), with a timer */
+  D_TIMEOUT, /* weft.timeout: waits on one source (UV_SRC), with a timer */
+  D_HOST     /* stands for a core promise of the host (embed.c); UV_SRC is
+              * the bridge, a light userdata */
 };
 
 typedef struct lpromise {
@@ -1007,8 +1009,15 @@ static int still_consumes(lua_State *L, int vidx, int p, int except) {
     lpromise *t = lua_touserdata(L, vidx);
     return t->wait == WAIT_PROMISE && t->awaiting == lua_touserdata(L, p);
   }
-  if (!lua_istable(L, vidx) || lua_rawgeti(L, vidx, 4) != LUA_TUSERDATA) {
-    lua_pop(L, lua_istable(L, vidx));
+  if (!lua_istable(L, vidx)) return 0;
+  if (lua_rawgeti(L, vidx, 1) == LUA_TNUMBER &&
+      lua_tointeger(L, -1) == K_HOST) { /* a host waits for it */
+    lua_pop(L, 1);
+    return 1;
+  }
+  lua_pop(L, 1);
+  if (lua_rawgeti(L, vidx, 4) != LUA_TUSERDATA) {
+    lua_pop(L, 1);
     return 0;
   }
   live = !lua_rawequal(L, -1, except) &&
@@ -1070,7 +1079,9 @@ static void cancel_sources(lua_State *L, lpromise *lp, int idx, int err) {
   int top = lua_gettop(L), src, waits = 0;
   lua_getiuservalue(L, idx, UV_SRC);
   src = lua_gettop(L);
-  if (lp->derived == D_COMB) {
+  if (lp->derived == D_HOST) {
+    waits = lweft_bridge_cancel(lua_touserdata(L, src));
+  } else if (lp->derived == D_COMB) {
     int n;
     lua_getfield(L, src, "inputs");
     n = (int)lua_rawlen(L, -1);
@@ -1298,7 +1309,10 @@ static void run_entry(lua_State *L, int p, int e) {
     lweft_cancel(L, lp->st, (weft_id_t)lua_tointeger(L, -1));
     lua_pop(L, 1);
   }
-  if (kind == K_COMB) {
+  if (kind == K_HOST) {
+    lua_rawgeti(L, e, 2);
+    lweft_bridge_report(L, p, lua_touserdata(L, -1));
+  } else if (kind == K_COMB) {
     comb_input(L, p, e, target);
   } else if (kind == K_FINALLY) {
     /* It runs whatever the outcome, the chain's cancellation included. */
@@ -2088,6 +2102,13 @@ int lweft_settle(lua_State *L, int idx, int n) {
     lua_pop(L, n < 0 ? 1 : n);
     return 0;
   }
+  if (((lpromise *)lua_touserdata(L, idx))->cancelling) {
+    /* cancelled while its producer ran: it ends cancelled, as it asked */
+    lua_pop(L, n < 0 ? 1 : n);
+    if (((lpromise *)lua_touserdata(L, idx))->state != PENDING) return 0;
+    end_cancel(L, idx);
+    return 1;
+  }
   r = n < 0 ? fail(L, idx, -1, REJECTED)
             : fulfil(L, idx, lua_gettop(L) - n + 1, n);
   lua_pop(L, n < 0 ? 1 : n);
@@ -2161,6 +2182,56 @@ int lweft_settled_results(lua_State *L, int idx, const char *fname) {
     return luaL_error(L, "%s: the task never finished: it waits on something "
                          "nothing is left to settle", fname);
   return deliver(L, idx);
+}
+
+/* ---- for the embedding API (embed.c) ------------------------------------- */
+
+void lweft_push_host_promise(lua_State *L, lweft_state *st, void *bridge) {
+  new_promise(L, st, UV_DERIVED)->derived = D_HOST;
+  lua_pushlightuserdata(L, bridge);
+  lua_setiuservalue(L, -2, UV_SRC);
+}
+
+void lweft_watch_for_host(lua_State *L, int idx, void *hostref) {
+  idx = lua_absindex(L, idx);
+  lua_createtable(L, 2, 0);
+  lua_pushinteger(L, K_HOST);
+  lua_rawseti(L, -2, 1);
+  lua_pushlightuserdata(L, hostref);
+  lua_rawseti(L, -2, 2);
+  push_cont(L, idx, -1);
+  lua_pop(L, 1);
+}
+
+int lweft_promise_state(lua_State *L, int idx) {
+  lpromise *lp = test_promise(L, idx);
+  return lp ? lp->state : -1;
+}
+
+int lweft_push_outcome(lua_State *L, int idx) {
+  return push_outcome(L, idx);
+}
+
+void lweft_settle_cancelled(lua_State *L, int idx) {
+  lpromise *lp = lua_touserdata(L, idx);
+  idx = lua_absindex(L, idx);
+  if (lp->state != PENDING) return;
+  if (lp->cancelling) {
+    end_cancel(L, idx);
+    return;
+  }
+  push_error(L, "cancelled", 0);
+  fail(L, idx, -1, CANCELLED);
+  lua_pop(L, 1);
+}
+
+int lweft_cancel_promise(lua_State *L, int idx) {
+  int r;
+  idx = lua_absindex(L, idx);
+  push_error(L, "cancelled", 0);
+  r = cancel(L, idx, -1);
+  lua_pop(L, 1);
+  return r;
 }
 
 void lweft_open_task(lua_State *L) {

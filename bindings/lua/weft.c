@@ -43,6 +43,7 @@ static int state_gc(lua_State *L) {
   if (!st->loop) return 0;
   lweft_warn_never_ran(L, st);
   st->closing = 1;
+  lweft_cut_bridges(st);
   lweft_cancel_all(st);
   lweft_forget_drain(st);
   if (st->owns_loop) {
@@ -139,6 +140,14 @@ int lweft_argerror(lua_State *L, int arg, const char *fname,
     if (ar.name) fname = ar.name;
   }
   return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, fname, extramsg);
+}
+
+lweft_state *lweft_get_state(lua_State *L) {
+  lweft_state *st;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &state_key);
+  st = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return st && st->loop ? st : NULL;
 }
 
 static int new_table_ref(lua_State *L) {

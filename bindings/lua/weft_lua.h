@@ -52,6 +52,67 @@ extern "C" {
  * weft.so was built for, or when the module cannot create its loop. */
 WEFT_LUA_EXTERN int luaopen_weft(lua_State *L);
 
+/* Opens the module in L on the host's loop (NULL: a loop of its own), as
+ * setting WEFT_LUA_LOOP_KEY and then require "weft" would, and leaves the
+ * module table on top; it is also package.loaded.weft, so scripts get
+ * it from require.  Returns 1.  Raises like luaopen_weft (call it in a
+ * protected call), and ignores loop if the state opened the module
+ * already. */
+WEFT_LUA_EXTERN int weft_lua_open(lua_State *L, weft_loop_t *loop);
+
+/* Pushes the values of a fulfilled core promise for a script (see
+ * weft_lua_push_promise); returns how many. */
+typedef int (*weft_lua_push_cb)(lua_State *L, weft_promise_t *promise,
+                                void *data);
+
+/* Hands a core promise to the scripts of L: pushes a weft.promise that
+ * settles as promise does, from the loop: fulfilled with the values
+ * push(L, promise, data) pushes (none if push is NULL), rejected with
+ * promise's message (a string), or cancelled.  A script awaits it, chains
+ * on it, combines it, like any other; cancelling it cancels promise (and
+ * it settles once promise has).  The binding references promise until it
+ * settles.  The module must be open in L.  Returns 0, WEFT_EINVAL or
+ * WEFT_ENOMEM (nothing pushed then). */
+WEFT_LUA_EXTERN int weft_lua_push_promise(lua_State *L,
+                                          weft_promise_t *promise,
+                                          weft_lua_push_cb push, void *data);
+
+/* The core promise of the weft.promise or task at index idx of L, for the
+ * host to await (weft_await, weft_task_await) or chain on
+ * (weft_promise_then): it settles as the script's does, from the loop:
+ * fulfilled, rejected with WEFT_EHOST and the error as text (its
+ * traceback included), or cancelled; its values are read with
+ * weft_lua_push_outcome.  Cancelling it cancels the script's promise (a
+ * task gets the cancellation where it waits).  The caller owns one
+ * reference (weft_promise_unref).  If the Lua state closes first, it is
+ * cancelled.  NULL if the value is not a weft promise, or out of
+ * memory. */
+WEFT_LUA_EXTERN weft_promise_t *weft_lua_to_promise(lua_State *L, int idx);
+
+/* Pushes the outcome of a settled promise of weft_lua_to_promise, as
+ * pcall gives one: true and the values, or false and the error value;
+ * returns how many it pushed.  false and a message when the promise is
+ * pending, cancelled, or not one of this Lua state's. */
+WEFT_LUA_EXTERN int weft_lua_push_outcome(lua_State *L,
+                                          weft_promise_t *promise);
+
+/* Receives an error that no script handles: one raised in a callback, a
+ * task started with weft.defer, or a rejection nobody handled by the end
+ * of the loop iteration (unhandled rejections).  msg is the error as text
+ * (with its traceback); the error value itself is at index -1 of L during
+ * the call.  The host decides what to do (log it, stop a level, quit).  */
+typedef void (*weft_lua_error_cb)(lua_State *L, const char *msg,
+                                  void *data);
+
+/* Routes the errors scripts of L do not handle to cb (NULL: back to the
+ * default) instead of parking them for weft.run or weft.tick, which a host
+ * driving the loop itself never calls.  A script's own weft.on_error
+ * handler still comes first.  With neither, and no weft.run or weft.tick
+ * of a script running, such an error is written to stderr with its
+ * traceback: it is never dropped silently.  The module must be open. */
+WEFT_LUA_EXTERN void weft_lua_on_error(lua_State *L, weft_lua_error_cb cb,
+                                       void *data);
+
 #ifdef __cplusplus
 }
 #endif

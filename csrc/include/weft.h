@@ -95,7 +95,8 @@ WEFT_EXTERN const char *weft_version_string(void);
   XX(EAI_SERVICE, "service not available for socket type")                   \
   XX(ETLS, "TLS handshake or protocol failure")                              \
   XX(ECERT, "certificate verify failed")                                     \
-  XX(ETRUNCATED, "stream truncated: end without TLS close_notify")
+  XX(ETRUNCATED, "stream truncated: end without TLS close_notify")        \
+  XX(EHOST, "the host's code raised an error")
 
 /* The codes.  The values come from the platform's errno.h (negated); the
  * weft-specific ones are fixed. */
@@ -151,7 +152,8 @@ enum {
   WEFT_EAI_SERVICE = -5007,
   WEFT_ETLS = -5008,
   WEFT_ECERT = -5009,
-  WEFT_ETRUNCATED = -5010
+  WEFT_ETRUNCATED = -5010,
+  WEFT_EHOST = -5011 /* the error value is the host's (weft_promise_payload) */
 };
 
 /* The message for an error code ("bad file descriptor"); a static string.
