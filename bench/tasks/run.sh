@@ -1,8 +1,10 @@
 #!/bin/sh
 # Task benchmarks: (a) 100,000 tasks each sleeping 10 ms, against cqueues,
 # luv + coroutines and node (wall time and peak RSS); (b) a ping-pong of two
-# tasks over weft.channel(0) against raw coroutine resume/yield, and that
-# round trip with the four C calls a channel needs at least (floor_lua.lua); (c)
+# tasks over weft.channel(0) against raw coroutine resume/yield, against the
+# bare scheduler (two tasks that only hand the turn to each other,
+# yield_weft.lua), and that round trip with the four C calls a channel
+# needs at least (floor_lua.lua); (c)
 # 1,000,000 weft.async + await of a trivial function.  ROUNDS interleaved.
 # usage: bench/tasks/run.sh   env: BUILD=build ROUNDS=3
 set -eu
@@ -36,6 +38,7 @@ for r in $(seq 1 "$ROUNDS"); do
   run sleep "node promises" node "$here/sleep_node.js" 100000 10
   run baseline "lua5.4 + weft, empty" lua5.4 -e 'require "weft" print("RESULT metric=none value=0")'
   run pingpong "weft channel(0), rt/s" lua5.4 "$here/pingpong_weft.lua" 200000
+  run pingpong "weft bare scheduler (2 tasks yielding), rt/s" lua5.4 "$here/yield_weft.lua" 1000000
   run pingpong "coroutine resume/yield, rt/s" lua5.4 "$here/../fibers/pingpong_lua.lua" resume 10000000
   run pingpong "same + 2 no-op C calls a side, rt/s" lua5.4 "$here/floor_lua.lua" 2 5000000
   run async "weft 1M async+await, ms" lua5.4 "$here/async_await_weft.lua" 1000000

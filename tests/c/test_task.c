@@ -209,26 +209,27 @@ static void shielded(machine *m, int status) {
   }
 }
 
-static void cancel_soon(weft_loop_t *loop, weft_id_t id, int arg,
-                        void *data) {
-  (void)loop, (void)id, (void)arg;
-  ASSERT_OK(weft_promise_cancel(data));
+/* Started after the shielded one (so it waits): cancels it. */
+static void cancels_arg(machine *m, int status) {
+  (void)status;
+  ASSERT(weft_task_waiting(((machine *)m->arg)->task));
+  ASSERT_OK(weft_promise_cancel(weft_task_promise(((machine *)m->arg)->task)));
+  machine_end(m);
 }
 
 static void task_shield_holds_a_cancellation_back(void) {
   weft_loop_t *loop;
-  machine *m;
-  weft_id_t id;
+  machine *m, *c;
   ASSERT_OK(weft_loop_new(&loop));
   m = machine_new(loop, shielded, NULL);
-  ASSERT_OK(weft_once(loop, 2, cancel_soon, weft_task_promise(m->task), 0,
-                      &id));
+  c = machine_new(loop, cancels_arg, m);
   ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
   ASSERT_EQ(m->resumes, 2);
   ASSERT_EQ(weft_promise_state(weft_task_promise(m->task)),
             WEFT_PROMISE_CANCELLED);
   ASSERT_EQ(weft_task_shield(m->task, -1), WEFT_EINVAL); /* not shielded */
   machine_free(m);
+  machine_free(c);
   test_free_loop(loop);
 }
 
