@@ -14,7 +14,9 @@
  * a condition, a loop registers a one-shot waiter with its own uv_async,
  * and each counts itself in nrecv / nsend first, so that the end that
  * makes its condition true knows to wake it (libuv coalesces async sends:
- * a burst of messages costs a loop one wake-up). */
+ * a burst of messages costs a loop one wake-up).  A thread blocked here
+ * while it runs a pool job is woken when the job is cancelled
+ * (WEFT_ECANCELED). */
 #include "internal.h"
 
 #include <errno.h>
@@ -224,26 +226,38 @@ static void wake(weft_chan_t *ch, int event) {
   pthread_mutex_unlock(&ch->wmu);
 }
 
-/* Blocks the calling thread until event may hold or the deadline (when
- * timeout_ms > 0).  Returns 0 to try again, or WEFT_ETIMEDOUT. */
+void weft__chan_interrupt(weft_chan_t *ch) {
+  pthread_mutex_lock(&ch->wmu);
+  pthread_cond_broadcast(&ch->can_recv);
+  pthread_cond_broadcast(&ch->can_send);
+  pthread_mutex_unlock(&ch->wmu);
+}
+
+/* Blocks the calling thread until event may hold, the deadline (when
+ * timeout_ms > 0) or the cancellation of the pool job it runs.  Returns
+ * 0 to try again, WEFT_ETIMEDOUT or WEFT_ECANCELED. */
 static int block_until(weft_chan_t *ch, int event, int64_t timeout_ms,
                        const struct timespec *deadline) {
   atomic_uint *n = waiting(ch, event);
   pthread_cond_t *cv =
       event == WEFT_CHAN_RECV ? &ch->can_recv : &ch->can_send;
+  weft_job_t *job = weft__job_current();
   int r = 0;
+  if (job && weft__job_blocked(job, ch)) r = WEFT_ECANCELED;
   pthread_mutex_lock(&ch->wmu);
   atomic_fetch_add(n, 1);
-  while (!(event == WEFT_CHAN_RECV ? recv_ready(ch) : send_ready(ch))) {
-    if (timeout_ms < 0) {
+  while (!r && !(event == WEFT_CHAN_RECV ? recv_ready(ch) : send_ready(ch))) {
+    if (job && weft_job_cancelled(job)) {
+      r = WEFT_ECANCELED;
+    } else if (timeout_ms < 0) {
       pthread_cond_wait(cv, &ch->wmu);
     } else if (pthread_cond_timedwait(cv, &ch->wmu, deadline) == ETIMEDOUT) {
       r = WEFT_ETIMEDOUT;
-      break;
     }
   }
   atomic_fetch_sub(n, 1);
   pthread_mutex_unlock(&ch->wmu);
+  if (job) weft__job_blocked(job, NULL);
   return r;
 }
 

@@ -360,6 +360,10 @@ struct weft_loop_s {
   uv_timer_t timer; /* wakes the loop for the wheel's next due time */
   uv_idle_t idle;   /* keeps the poll from blocking while work is due */
   uv_check_t check; /* the dispatch pass for timers and immediates */
+  /* stops the loop when the pool job running it is cancelled (made the
+   * first time a job runs the loop) */
+  uv_async_t wake;
+  int has_wake;
   uint64_t armed;   /* due time the uv timer is armed for, or UINT64_MAX */
 
   /* watcher slots, in chunks so their addresses never move */
@@ -461,6 +465,27 @@ int weft__stream_recv(weft_stream_t *s, void *buf, size_t len);
 int weft__stream_send(weft_stream_t *s, const void *buf, size_t len);
 /* The bytes the write queue can still take under its limit. */
 size_t weft__stream_room(const weft_stream_t *s);
+
+/* ---- jobs: a pool job's waits (thread.c, chan.c, loop.c) --------------- */
+/* A thread running a pool job's function can be woken from its waits when
+ * the job is cancelled: a blocking channel call returns WEFT_ECANCELED,
+ * and weft_loop_run stops and returns it. */
+
+/* The job this thread runs (a pool worker inside the job's function), or
+ * NULL. */
+weft_job_t *weft__job_current(void);
+/* Notes that job blocks in ch (NULL: no longer), so that a cancellation
+ * wakes it (weft__chan_interrupt); returns 1 if the job is cancelled. */
+int weft__job_blocked(weft_job_t *job, weft_chan_t *ch);
+/* Wakes every thread blocked in ch, to look at its job again. */
+void weft__chan_interrupt(weft_chan_t *ch);
+/* Notes that job runs loop (NULL: no longer), so that a cancellation stops
+ * it (weft__loop_interrupt); returns 1 if the job is cancelled. */
+int weft__job_runs(weft_job_t *job, weft_loop_t *loop);
+/* Makes loop's wake handle (on its thread); 0 or a WEFT_E* code. */
+int weft__loop_wake_init(weft_loop_t *loop);
+/* Wakes loop from any thread: it stops if the job running it is cancelled. */
+void weft__loop_interrupt(weft_loop_t *loop);
 
 /* Every handle weft opens has data == loop and counts in open_handles; its
  * close callback calls this, which releases a loop whose free waited for

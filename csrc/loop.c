@@ -159,7 +159,8 @@ static void count_foreign(uv_handle_t *h, void *arg) {
   struct foreign *f = arg;
   if (uv_is_closing(h) || h == (uv_handle_t *)&f->loop->timer ||
       h == (uv_handle_t *)&f->loop->idle ||
-      h == (uv_handle_t *)&f->loop->check)
+      h == (uv_handle_t *)&f->loop->check ||
+      (f->loop->has_wake && h == (uv_handle_t *)&f->loop->wake))
     return;
   f->count++;
 }
@@ -179,6 +180,7 @@ int weft_loop_free(weft_loop_t *loop) {
   uv_close((uv_handle_t *)&loop->timer, on_close);
   uv_close((uv_handle_t *)&loop->idle, on_close);
   uv_close((uv_handle_t *)&loop->check, on_close);
+  if (loop->has_wake) uv_close((uv_handle_t *)&loop->wake, on_close);
   if (loop->owns_uv) {
     while (loop->open_handles > 0) uv_run(loop->uv, UV_RUN_DEFAULT);
     uv_loop_close(loop->uv);
@@ -187,18 +189,47 @@ int weft_loop_free(weft_loop_t *loop) {
   return 0;
 }
 
+/* A pool job's thread runs the loop: a cancellation of the job stops it
+ * (the wake handle) and the run returns WEFT_ECANCELED. */
+static void on_wake(uv_async_t *h) {
+  weft_job_t *job = weft__job_current();
+  if (job && weft_job_cancelled(job)) weft_loop_stop(h->data);
+}
+
+int weft__loop_wake_init(weft_loop_t *loop) {
+  int err;
+  if (loop->has_wake) return 0;
+  err = uv_async_init(loop->uv, &loop->wake, on_wake);
+  if (err) return weft__err_from_uv(err);
+  loop->wake.data = loop;
+  uv_unref((uv_handle_t *)&loop->wake);
+  loop->has_wake = 1;
+  loop->open_handles++;
+  return 0;
+}
+
+void weft__loop_interrupt(weft_loop_t *loop) { uv_async_send(&loop->wake); }
+
 int weft_loop_run(weft_loop_t *loop, weft_run_mode mode) {
+  /* (A run that cannot block has no wait to interrupt: a cancelled job
+   * may still tick its loop, to close what it leaves.) */
+  weft_job_t *job = mode == WEFT_RUN_NOWAIT ? NULL : weft__job_current();
   int r;
   if (!loop || (mode != WEFT_RUN_DEFAULT && mode != WEFT_RUN_ONCE &&
                 mode != WEFT_RUN_NOWAIT))
     return WEFT_EINVAL;
   if (loop->running || loop->in_dispatch || loop->freeing) return WEFT_EBUSY;
+  if (job) {
+    if ((r = weft__loop_wake_init(loop))) return r;
+    if (weft__job_runs(job, loop)) return WEFT_ECANCELED;
+  }
   loop->running = 1;
   r = uv_run(loop->uv, mode == WEFT_RUN_ONCE     ? UV_RUN_ONCE
                        : mode == WEFT_RUN_NOWAIT ? UV_RUN_NOWAIT
                                                  : UV_RUN_DEFAULT);
   loop->running = 0;
   loop->stop_iter = UINT64_MAX;
+  if (job && weft__job_runs(job, NULL)) return WEFT_ECANCELED;
   return r ? 1 : 0;
 }
 

@@ -30,6 +30,10 @@ struct weft_job_s {
   int status;
   int state;
   atomic_int cancelled;
+  /* what its function waits in, under the pool's lock: a cancellation
+   * wakes it there */
+  weft_chan_t *blocked_in;
+  weft_loop_t *running;
 };
 
 typedef struct wthread {
@@ -57,7 +61,41 @@ struct weft_pool_s {
   void *ud;
   int closing;
   uint64_t inflight; /* jobs submitted whose callback has not run */
+  /* weft_pool_close_async: its callback, run once every thread is gone */
+  weft_done_fn closed_cb;
+  void *closed_data;
+  int finished; /* every thread joined, every callback run */
 };
+
+/* The job this thread runs.  initial-exec: libweft is loaded at start-up
+ * or as a dependency of the Lua module (see fiber.c), and weft_loop_run
+ * reads it on every run. */
+#if defined(__GNUC__)
+static _Thread_local weft_job_t *current
+    __attribute__((tls_model("initial-exec")));
+#else
+static _Thread_local weft_job_t *current;
+#endif
+
+weft_job_t *weft__job_current(void) { return current; }
+
+int weft__job_blocked(weft_job_t *job, weft_chan_t *ch) {
+  int cancelled;
+  pthread_mutex_lock(&job->pool->mu);
+  job->blocked_in = ch;
+  cancelled = atomic_load(&job->cancelled);
+  pthread_mutex_unlock(&job->pool->mu);
+  return cancelled;
+}
+
+int weft__job_runs(weft_job_t *job, weft_loop_t *loop) {
+  int cancelled;
+  pthread_mutex_lock(&job->pool->mu);
+  job->running = loop;
+  cancelled = atomic_load(&job->cancelled);
+  pthread_mutex_unlock(&job->pool->mu);
+  return cancelled;
+}
 
 /* The pause a busy-wait loop takes between two looks: it lets the other
  * hyperthread run and saves power. */
@@ -125,7 +163,9 @@ static void *worker(void *arg) {
     watched = 0;
     job->state = RUNNING;
     pthread_mutex_unlock(&p->mu);
+    current = job;
     job->status = job->fn(job, td, job->arg);
+    current = NULL;
     pthread_mutex_lock(&p->mu);
     job->state = DONE;
     weft__list_push(&p->done, &job->link);
@@ -138,6 +178,8 @@ leave:
   p->alive--;
   weft__list_push(&p->exited, &self->link);
   pthread_cond_broadcast(&p->gone);
+  /* The last one out of a closing pool lets the loop finish the close. */
+  if (p->closing && p->alive == 0) uv_async_send(&p->async);
   pthread_mutex_unlock(&p->mu);
   return NULL;
 }
@@ -186,11 +228,22 @@ static void run_done(weft_pool_t *p) {
     if (job->done) job->done(p->loop, job, job->status, job->arg);
     weft__free(job);
   }
-  if (p->inflight == 0) uv_unref((uv_handle_t *)&p->async);
+  /* (A close in progress keeps the loop alive until it ends.) */
+  if (p->inflight == 0 && !(p->closing && !p->finished))
+    uv_unref((uv_handle_t *)&p->async);
 }
 
+static void finish_close(weft_pool_t *p);
+
 static void on_async(uv_async_t *h) {
-  run_done(WEFT__CONTAINER(h, weft_pool_t, async));
+  weft_pool_t *p = WEFT__CONTAINER(h, weft_pool_t, async);
+  int gone;
+  run_done(p);
+  if (!p->closing || p->finished) return;
+  pthread_mutex_lock(&p->mu);
+  gone = p->alive == 0;
+  pthread_mutex_unlock(&p->mu);
+  if (gone) finish_close(p);
 }
 
 int weft_pool_new(weft_loop_t *loop, const weft_pool_options *opts,
@@ -295,6 +348,9 @@ int weft_job_cancel(weft_job_t *job) {
     uv_async_send(&p->async);
   } else if (job->state == RUNNING) {
     atomic_store(&job->cancelled, 1);
+    /* Wake it where it waits; it sees the flag there. */
+    if (job->blocked_in) weft__chan_interrupt(job->blocked_in);
+    if (job->running) weft__loop_interrupt(job->running);
   } else {
     r = WEFT_ENOENT;
   }
@@ -325,9 +381,9 @@ static void on_pool_closed(uv_handle_t *h) {
   weft__loop_handle_closed(loop);
 }
 
-int weft_pool_close(weft_pool_t *p) {
-  if (!p) return 0;
-  if (p->closing) return WEFT_ECLOSED;
+/* Starts closing: queued jobs are cancelled, idle threads leave, busy
+ * ones once their job ends. */
+static void start_close(weft_pool_t *p) {
   pthread_mutex_lock(&p->mu);
   p->closing = 1;
   while (!weft__list_empty(&p->queue)) {
@@ -340,11 +396,38 @@ int weft_pool_close(weft_pool_t *p) {
   atomic_store_explicit(&p->queued, 0, memory_order_relaxed);
   atomic_store_explicit(&p->stop_watching, 1, memory_order_relaxed);
   pthread_cond_broadcast(&p->work);
+  uv_async_send(&p->async); /* the cancelled jobs' callbacks, from the loop */
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* Every thread is gone: joins them, runs what is left, tells the
+ * closer, and lets the loop free the pool. */
+static void finish_close(weft_pool_t *p) {
+  join_exited(p);
+  run_done(p);
+  p->finished = 1;
+  p->loop->tasks--;
+  if (p->closed_cb) p->closed_cb(p->loop, 0, p->closed_data);
+  uv_close((uv_handle_t *)&p->async, on_pool_closed);
+}
+
+int weft_pool_close_async(weft_pool_t *p, weft_done_fn cb, void *data) {
+  if (!p) return WEFT_EINVAL;
+  if (p->closing) return WEFT_ECLOSED;
+  p->closed_cb = cb;
+  p->closed_data = data;
+  uv_ref((uv_handle_t *)&p->async); /* the loop lives until it ends */
+  start_close(p);
+  return 0;
+}
+
+int weft_pool_close(weft_pool_t *p) {
+  if (!p) return 0;
+  if (p->finished) return WEFT_ECLOSED;
+  if (!p->closing) start_close(p);
+  pthread_mutex_lock(&p->mu);
   while (p->alive > 0) pthread_cond_wait(&p->gone, &p->mu);
   pthread_mutex_unlock(&p->mu);
-  join_exited(p);
-  run_done(p); /* running jobs finished; queued ones were cancelled */
-  p->loop->tasks--;
-  uv_close((uv_handle_t *)&p->async, on_pool_closed);
+  finish_close(p); /* running jobs finished; queued ones were cancelled */
   return 0;
 }

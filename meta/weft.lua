@@ -840,13 +840,17 @@ function weft.fs.open(path, mode, perm) end
 ---@class weft.pool_object
 local Pool = {}
 
----Runs `fn(...)` in a worker's own Lua state; a task of its results.
+---Runs `fn(...)` in a worker's own Lua state; a task of its results.  The
+---job's error arrives as itself when it can cross (a table with the worker's
+---traceback in its field `traceback`); cancelling the task cancels the job.
 ---@param fn function|string a function without upvalues but _ENV, or a dotted name
 ---@param ... any values that can cross threads
 ---@return weft.promise
 function Pool:run(fn, ...) end
 
----@return boolean
+---Cancels queued jobs, lets running ones finish and waits for the threads
+---without blocking the loop (a task suspends, the main chunk runs the loop).
+---@return boolean closed false if it was closed already
 function Pool:close() end
 
 ---@return integer

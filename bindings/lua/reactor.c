@@ -510,6 +510,8 @@ static int run_mode(lua_State *L, lweft_state *st, weft_run_mode mode,
   r = weft_loop_run(st->loop, mode);
   st->running--;
   st->L = prev;
+  if (r == WEFT_ECANCELED) /* a worker's job was cancelled (thread.c) */
+    return lweft_raise_cancelled(L);
   if (r == WEFT_EBUSY)
     return luaL_error(L, "%s: the loop is already running (in a callback, "
                          "or in a plain coroutine inside a task: run the code "

@@ -1,256 +1,80 @@
-/* thread.c: the C half of weft.pool and weft.thread: worker threads with
- * their own Lua states, jobs that suspend the task waiting on them, and
- * channels across threads.  Values cross as messages (codec.c).  thread.lua
- * builds the objects on these primitives. */
-#include "lweft.h"
+/* thread.c: weft.pool on the loop's side.  A pool is a userdata over a
+ * core pool whose workers have Lua states of their own (worker.c); a job
+ * is a task that waits for its worker without blocking the loop, and a
+ * pool closes while the loop runs.  threadchan.c holds the channels
+ * across threads, thread.lua the constructors and their options.  The
+ * methods are C functions called by the script itself, so their errors
+ * carry the script's position. */
+#include "lthread.h"
 
-#include <stdatomic.h>
 #include <stdint.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <lualib.h>
+#define POOL_MT "weft.pool"
+#define JOB_MT "weft.job_handle"
 
-#define POOL_MT "weft.pool_handle"
+/* The pools' metatable, for lweft_testudata. */
+static const char pool_key = 0;
 
-/* Workers are numbered from 1, in the order any pool started them. */
-static atomic_int next_thread_id;
+/* registry[&cancelled_key]: thread.lua's function(reason) -> the error of
+ * a task cancelled with that reason, for a job that never ran. */
+static const char cancelled_key = 0;
 
-/* ---- the worker's side ----------------------------------------------------- */
+typedef struct lclosing lclosing;
 
-/* What a worker keeps about itself, a light userdata under worker_key in
- * its Lua state's registry (not in thread-local variables: this module is
- * loaded with dlopen, and a thread-local that the main thread touches
- * outlives the module's dlclose in LeakSanitizer's books). */
-typedef struct wstate {
-  lua_State *L;
-  char *init_error;  /* why the init module failed, if it did */
-  int id;            /* weft.thread.id() */
-  weft_job_t *job;   /* the job it runs, for the hook's cancellation check */
-} wstate;
+typedef struct lpool {
+  weft_pool_t *pool; /* NULL once the close ended */
+  int closing;       /* the close began: no new job */
+  lthread_cfg *cfg;  /* what workers start from (the close frees it) */
+  ljob *jobs;        /* jobs whose done callback has not run */
+} lpool;
 
-static const char worker_key = 0;
-
-/* The worker running L's state, or NULL outside workers. */
-static wstate *worker_of(lua_State *L) {
-  wstate *w;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &worker_key);
-  w = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return w;
-}
-
-int lweft_can_block(lua_State *L) {
-  return !lua_isyieldable(L) && !weft_fiber_current() && worker_of(L);
-}
-
-int lweft_raise_cancelled(lua_State *L) { return luaL_error(L, "cancelled"); }
-
-static int lw_thread_id(lua_State *L) {
-  wstate *w = worker_of(L);
-  lua_pushinteger(L, w ? w->id : 0);
-  return 1;
-}
-
-/* encode(root, ...) -> the message of the values */
-static int lw_encode(lua_State *L) {
-  const char *root = luaL_checkstring(L, 1);
-  return lweft_encode(L, 2, lua_gettop(L) - 1, root);
-}
-
-/* decode(bytes) -> the values; raises "bad message: ..." */
-static int lw_decode(lua_State *L) {
-  size_t len;
-  const char *msg = luaL_checklstring(L, 1, &len);
-  lua_settop(L, 1);
-  lua_pushglobaltable(L);
-  return lweft_decode(L, msg, len, 2);
-}
-
-/* ---- workers ------------------------------------------------------------ */
-
-typedef struct poolcfg {
-  char *path, *cpath, *init;
-} poolcfg;
-
-static int worker_setup(lua_State *L) {
-  poolcfg *cfg = lua_touserdata(L, 1);
-  luaL_openlibs(L);
-  lua_getglobal(L, "package");
-  lua_pushstring(L, cfg->path);
-  lua_setfield(L, -2, "path");
-  lua_pushstring(L, cfg->cpath);
-  lua_setfield(L, -2, "cpath");
-  if (cfg->init) {
-    lua_getglobal(L, "require");
-    lua_pushstring(L, cfg->init);
-    lua_call(L, 1, 0);
-  }
-  return 0;
-}
-
-static void *worker_init(void *ud) {
-  poolcfg *cfg = ud;
-  wstate *w = calloc(1, sizeof *w);
-  if (!w) return NULL;
-  w->id = atomic_fetch_add(&next_thread_id, 1) + 1;
-  w->L = luaL_newstate();
-  if (!w->L) return w;
-  lua_pushlightuserdata(w->L, w);
-  lua_rawsetp(w->L, LUA_REGISTRYINDEX, &worker_key);
-  lua_pushcfunction(w->L, worker_setup);
-  lua_pushlightuserdata(w->L, cfg);
-  if (lua_pcall(w->L, 1, 0, 0) != LUA_OK) {
-    const char *msg = lua_tostring(w->L, -1);
-    w->init_error = strdup(msg ? msg : "the worker's init failed");
-    lua_settop(w->L, 0);
-  }
-  return w;
-}
-
-static void worker_exit(void *td, void *ud) {
-  wstate *w = td;
-  (void)ud;
-  if (!w) return;
-  if (w->L) lua_close(w->L);
-  free(w->init_error);
-  free(w);
-}
-
-/* A job: its message in, its result out, and the wait of the task. */
-typedef struct ljob {
+/* A pool's close: the core's callback and the caller waiting for it each
+ * hold it; freed when neither does. */
+struct lclosing {
   lweft_state *st;
-  weft_job_t *job;
-  _Atomic(lua_State *) running_on; /* the worker's state while it runs */
-  char *msg, *res;
-  size_t len, rlen;
-  int ok;
-  int done_ran, lua_live;
-  lweft_iowait iow; /* the task waiting for it */
-} ljob;
+  lpool *p; /* the pool's userdata, until the close ended */
+  lthread_cfg *cfg;
+  int pending; /* the close has not ended */
+  int waiting; /* a task or the main chunk waits for it */
+  lweft_iowait iow;
+};
+
+static void free_cfg(lthread_cfg *c) {
+  if (!c) return;
+  free(c->path);
+  free(c->cpath);
+  free(c->init);
+  free(c);
+}
+
+/* ---- jobs ------------------------------------------------------------------- */
+
+/* A job as a Lua value: the handle keeps the job's memory until it is
+ * collected, and its pool (user value 1) while the job may run; a handle
+ * collected before its job ended cancels it. */
+typedef struct ljobh {
+  ljob *j;
+} ljobh;
 
 static void job_release(ljob *j) {
   if (j->done_ran && !j->lua_live) {
     free(j->msg);
     free(j->res);
+    pthread_mutex_destroy(&j->mu);
     free(j);
   }
 }
 
-/* Set on a worker's state by a cancellation (lua_sethook may be called
- * from another thread, as lua.c does from a signal handler): a hook left
- * on the whole time would slow every instruction of every job.  A stray
- * one, arriving after the job ended, removes itself. */
-static void cancel_hook(lua_State *L, lua_Debug *ar) {
-  wstate *w = worker_of(L);
-  (void)ar;
-  if (w && w->job && weft_job_cancelled(w->job)) luaL_error(L, "cancelled");
-  lua_sethook(L, NULL, 0, 0);
-}
-
-static int traceback(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (msg) luaL_traceback(L, L, msg, 1);
-  else lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-  return 1;
-}
-
-/* Resolves "a.b.c" to a function: require the longest loadable module
- * prefix, then index the rest. */
-static void resolve(lua_State *L, int idx) {
-  const char *name = lua_tostring(L, idx);
-  size_t n = strlen(name);
-  const char *end = name + n;
-  int top = lua_gettop(L);
-  for (;;) {
-    lua_getglobal(L, "require");
-    lua_pushlstring(L, name, (size_t)(end - name));
-    if (lua_pcall(L, 1, 1, 0) == LUA_OK && !lua_isnil(L, -1)) break;
-    lua_settop(L, top);
-    while (end > name && *--end != '.') {
-    }
-    if (end == name) { /* no module: a global */
-      lua_pushglobaltable(L);
-      end = name - 1;
-      break;
-    }
-  }
-  while (*end) { /* index the rest, one field at a time */
-    const char *start = end + 1, *dot = strchr(start, '.');
-    size_t len = dot ? (size_t)(dot - start) : strlen(start);
-    if (!lua_istable(L, -1)) luaL_error(L, "'%s' is not a function", name);
-    lua_pushlstring(L, start, len);
-    lua_gettable(L, -2);
-    lua_remove(L, -2);
-    end = start + len;
-  }
-  if (lua_type(L, -1) != LUA_TFUNCTION)
-    luaL_error(L, "'%s' is not a function", name);
-  lua_replace(L, idx);
-  lua_settop(L, top);
-}
-
-static int run_protected(lua_State *L) {
-  ljob *j = lua_touserdata(L, 1);
-  int n, base;
-  lua_settop(L, 0);
-  lua_pushcfunction(L, traceback);
-  lua_pushglobaltable(L);
-  base = lua_gettop(L);
-  n = lweft_decode(L, j->msg, j->len, 2);
-  if (n < 1) return luaL_error(L, "bad job");
-  if (lua_type(L, base + 1) == LUA_TSTRING) resolve(L, base + 1);
-  atomic_store(&j->running_on, L);
-  if (weft_job_cancelled(worker_of(L)->job)) /* cancelled before it got here */
-    lua_sethook(L, cancel_hook, LUA_MASKCOUNT, 1);
-  if (lua_pcall(L, n - 1, LUA_MULTRET, 1) != LUA_OK) {
-    atomic_store(&j->running_on, NULL);
-    return lua_error(L);
-  }
-  atomic_store(&j->running_on, NULL);
-  lweft_encode(L, base + 1, lua_gettop(L) - base, "results");
-  return 1;
-}
-
-static void keep_result(ljob *j, lua_State *L, int ok) {
-  size_t len;
-  const char *s = lua_tolstring(L, -1, &len);
-  j->res = malloc(len ? len : 1);
-  if (j->res) memcpy(j->res, s, len);
-  j->rlen = j->res ? len : 0;
-  j->ok = ok && j->res;
-}
-
-static int run_job(weft_job_t *job, void *td, void *arg) {
-  wstate *w = td;
-  ljob *j = arg;
-  lua_State *L = w ? w->L : NULL;
-  if (!L) return WEFT_ENOMEM;
-  w->job = job;
-  if (w->init_error) {
-    lua_pushstring(L, w->init_error);
-  } else {
-    lua_pushcfunction(L, run_protected);
-    lua_pushlightuserdata(L, j);
-    if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
-      keep_result(j, L, 1);
-      w->job = NULL;
-      lua_settop(L, 0);
-      return 0;
-    }
-    if (!lua_isstring(L, -1)) {
-      lua_pop(L, 1);
-      lua_pushliteral(L, "error object is not a string");
-    }
-  }
-  /* the error, as a one-string message */
-  lweft_encode(L, -1, 1, "error");
-  keep_result(j, L, 0);
-  w->job = NULL;
-  lua_settop(L, 0);
-  return weft_job_cancelled(job) ? WEFT_ECANCELED : 0;
+static void job_unlink(ljob *j) {
+  if (!j->pool) return;
+  if (j->prev) j->prev->next = j->next;
+  else j->pool->jobs = j->next;
+  if (j->next) j->next->prev = j->prev;
+  j->prev = j->next = NULL;
+  j->pool = NULL;
 }
 
 static void job_done(weft_loop_t *loop, weft_job_t *job, int status,
@@ -259,17 +83,20 @@ static void job_done(weft_loop_t *loop, weft_job_t *job, int status,
   (void)loop, (void)job;
   j->done_ran = 1;
   j->job = NULL;
-  if (status == WEFT_ECANCELED && !j->res) j->ok = 0;
+  j->status = status;
+  job_unlink(j);
   if (j->lua_live) lweft_io_wake(j->st, &j->iow);
   job_release(j);
 }
 
-/* Stops the job: a queued one never runs, a running one gets the hook. */
+/* Stops the job: a queued one never runs; a running one is woken where it
+ * waits in weft (the core) and its Lua code stops at its next instruction
+ * (the hook). */
 static void job_stop(ljob *j) {
-  lua_State *wl;
   if (j->job) weft_job_cancel(j->job);
-  if ((wl = atomic_load(&j->running_on)))
-    lua_sethook(wl, cancel_hook, LUA_MASKCOUNT, 1);
+  pthread_mutex_lock(&j->mu);
+  if (j->running_on) lthread_interrupt(j->running_on);
+  pthread_mutex_unlock(&j->mu);
 }
 
 /* The task waiting on the job was cancelled: the job goes too. */
@@ -278,39 +105,85 @@ static void job_abandon(lua_State *L, void *data) {
   job_stop(data);
 }
 
-/* Pushes ok, result bytes (or false, nil when cancelled before it ran). */
+/* Gives the job's results, or raises its error: a value that crossed as
+ * itself (a table gets the worker's traceback in its field "traceback"),
+ * a string with the traceback, or the cancellation of a job that never
+ * ran. */
 static int job_result(lua_State *L, ljob *j) {
-  lua_pushboolean(L, j->ok);
-  if (j->res) lua_pushlstring(L, j->res, j->rlen);
-  else lua_pushnil(L);
-  return 2;
+  int base = lua_gettop(L), n;
+  if (!j->res) {
+    if (j->status != WEFT_ECANCELED)
+      return luaL_error(L, "run: %s", weft_strerror(j->status));
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &cancelled_key);
+    lua_pushliteral(L, "the pool closed");
+    lua_call(L, 1, 1);
+    return lua_error(L);
+  }
+  lua_pushglobaltable(L); /* functions get this state's globals */
+  n = lweft_decode(L, j->res, j->rlen, base + 1);
+  lua_remove(L, base + 1);
+  free(j->res); /* (decoded: give the memory back now) */
+  j->res = NULL;
+  if (j->ok) return n;
+  if (n >= 2 && lua_istable(L, base + 1) && lua_type(L, base + 2) == LUA_TSTRING) {
+    lua_pushliteral(L, "traceback");
+    if (lua_rawget(L, base + 1) == LUA_TNIL) {
+      lua_pushliteral(L, "traceback");
+      lua_pushvalue(L, base + 2);
+      lua_rawset(L, base + 1);
+    }
+  }
+  lua_settop(L, base + 1);
+  return lua_error(L);
 }
 
 static int job_k(lua_State *L, int status, lua_KContext ctx) {
-  ljob *j = (ljob *)ctx;
   (void)status;
-  if (!lua_toboolean(L, 3)) { /* cancelled: the hook stopped the job */
-    lua_settop(L, 4);
+  if (!lua_toboolean(L, 2)) { /* cancelled: the hook stopped the job */
+    lua_settop(L, 3);
     return lua_error(L);
   }
-  return job_result(L, j);
+  lua_settop(L, 1);
+  return job_result(L, (ljob *)ctx);
 }
 
-typedef struct lpool {
-  weft_pool_t *pool; /* NULL once closed */
-  poolcfg cfg;
-} lpool;
+/* lweft_io_begin, protected: a cancellation due at once must stop the job
+ * too.  Arguments: the state; results: the task, the task's pointer. */
+static int begin_wait(lua_State *L) {
+  void *task = lweft_io_begin(L, lua_touserdata(L, 1), "run");
+  lua_pushlightuserdata(L, task);
+  return 2;
+}
 
-#define JOB_MT "weft.job_handle"
+/* (begin_wait never yields: its continuation only makes the protected call
+ * yieldable, which lweft_io_begin checks.) */
+static int begin_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status, (void)ctx;
+  return lua_gettop(L);
+}
 
-/* A job as a Lua value: the handle keeps the job's memory until it is
- * collected, and a handle collected before its job ended cancels it. */
-typedef struct ljobh {
-  ljob *j;
-} ljobh;
+/* The body of a job's task (the handle at 1): waits for the job without
+ * blocking the loop, then gives its results or raises its error.  A C
+ * function, so that a job's error shows no frame of weft's own. */
+static int job_task(lua_State *L) {
+  ljob *j = ((ljobh *)lua_touserdata(L, 1))->j;
+  void *task;
+  lua_settop(L, 1);
+  if (j->done_ran) return job_result(L, j);
+  lua_pushcfunction(L, begin_wait);
+  lua_pushlightuserdata(L, j->st);
+  if (lua_pcallk(L, 1, 2, 0, 0, begin_wait_k) != LUA_OK) {
+    job_stop(j);
+    return lua_error(L);
+  }
+  task = lua_touserdata(L, -1);
+  lua_pop(L, 1); /* the task is on top */
+  return lweft_io_suspend(L, task, &j->iow, job_abandon, j, (lua_KContext)j,
+                          job_k);
+}
 
 static int lw_job_gc(lua_State *L) {
-  ljobh *h = luaL_checkudata(L, 1, JOB_MT);
+  ljobh *h = lua_touserdata(L, 1);
   if (h->j) {
     if (!h->j->done_ran) job_stop(h->j);
     h->j->lua_live = 0;
@@ -320,72 +193,198 @@ static int lw_job_gc(lua_State *L) {
   return 0;
 }
 
-/* pool_submit(pool, bytes) -> job handle: queued at once, in call order */
-static int lw_pool_submit(lua_State *L) {
-  lweft_state *st = lweft_state_of(L);
-  lpool *p = luaL_checkudata(L, 1, POOL_MT);
+/* ---- pools ---------------------------------------------------------------------- */
+
+/* The pool of self (argument 1), or raises naming fname. */
+static lpool *self_pool(lua_State *L, const char *fname) {
+  lpool *p = lweft_testudata(L, 1, &pool_key);
+  if (!p)
+    lweft_argerror(L, 1, fname,
+                   lua_pushfstring(L, POOL_MT " expected, got %s",
+                                   luaL_typename(L, 1)));
+  return p;
+}
+
+typedef struct msgbuf {
+  char *p;
   size_t len;
-  const char *msg = luaL_checklstring(L, 2, &len);
+} msgbuf;
+
+static int keep_msg(lua_State *L, void *ud, const char *p, size_t len) {
+  msgbuf *m = ud;
+  if (!(m->p = malloc(len ? len : 1))) return luaL_error(L, "not enough memory");
+  memcpy(m->p, p, len);
+  m->len = len;
+  return 0;
+}
+
+/* pool:run(fn, ...) -> the task of fn(...) in a worker: queued at once,
+ * in call order */
+static int lw_pool_run(lua_State *L) {
+  lpool *p = self_pool(L, "run");
+  lweft_state *st = lweft_state_of(L);
+  int t = lua_type(L, 2), err;
+  msgbuf m = {NULL, 0};
   ljobh *h;
   ljob *j;
-  int err;
-  if (!p->pool) return luaL_error(L, "attempt to use a closed pool");
-  h = lua_newuserdatauv(L, sizeof *h, 0);
+  if (t != LUA_TFUNCTION && t != LUA_TSTRING)
+    lweft_argerror(L, 2, "run",
+                   lua_pushfstring(L, "function or function name expected, "
+                                      "got %s", luaL_typename(L, 2)));
+  if (p->closing) return luaL_error(L, "attempt to use a closed pool");
+  lweft_encode_with(L, 2, lua_gettop(L) - 1, "args", keep_msg, &m);
+  h = lua_newuserdatauv(L, sizeof *h, 1);
   h->j = NULL;
-  luaL_setmetatable(L, JOB_MT);
-  j = calloc(1, sizeof *j);
-  if (!j || !(j->msg = malloc(len ? len : 1))) {
-    free(j);
+  lua_pushvalue(L, lua_upvalueindex(3)); /* the handles' metatable */
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  if (!(j = calloc(1, sizeof *j))) {
+    free(m.p);
     return luaL_error(L, "not enough memory");
   }
-  memcpy(j->msg, msg, len);
-  j->len = len;
+  pthread_mutex_init(&j->mu, NULL);
+  j->msg = m.p;
+  j->len = m.len;
   j->st = st;
   j->lua_live = 1;
-  err = weft_pool_submit(p->pool, run_job, job_done, j, &j->job);
+  err = weft_pool_submit(p->pool, lthread_run_job, job_done, j, &j->job);
   if (err) {
-    free(j->msg);
-    free(j);
+    j->done_ran = 1;
+    j->lua_live = 0;
+    job_release(j);
     return luaL_error(L, "run: %s", weft_strerror(err));
   }
   h->j = j;
+  j->pool = p;
+  j->next = p->jobs;
+  if (p->jobs) p->jobs->prev = j;
+  p->jobs = j;
+  lua_pushvalue(L, lua_upvalueindex(2)); /* job_task */
+  lua_insert(L, -2);
+  return lweft_spawn(L, st, lua_gettop(L) - 1, 1);
+}
+
+static void closing_release(lclosing *c) {
+  if (!c->pending && !c->waiting) free(c);
+}
+
+static void on_closed(weft_loop_t *loop, int status, void *data) {
+  lclosing *c = data;
+  (void)loop, (void)status;
+  c->pending = 0;
+  free_cfg(c->cfg); /* every worker has left */
+  c->cfg = NULL;
+  if (c->p) c->p->pool = NULL;
+  c->p = NULL;
+  if (c->waiting) lweft_io_wake(c->st, &c->iow);
+  closing_release(c);
+}
+
+/* Begins closing p without blocking; NULL without memory. */
+static lclosing *begin_close(lpool *p, lweft_state *st) {
+  lclosing *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->st = st;
+  c->p = p;
+  c->cfg = p->cfg;
+  c->pending = 1;
+  p->cfg = NULL;
+  p->closing = 1;
+  weft_pool_close_async(p->pool, on_closed, c);
+  return c;
+}
+
+static void close_abandon(lua_State *L, void *data) {
+  lclosing *c = data;
+  (void)L;
+  c->waiting = 0;
+  closing_release(c);
+}
+
+static int close_k(lua_State *L, int status, lua_KContext ctx) {
+  lclosing *c = (lclosing *)ctx;
+  (void)status;
+  if (!lua_toboolean(L, 2)) { /* cancelled: close_abandon let c go */
+    lua_settop(L, 3);
+    return lua_error(L);
+  }
+  c->waiting = 0;
+  closing_release(c);
+  lua_pushboolean(L, 1);
   return 1;
 }
 
-/* pool_wait(job) -> ok, result bytes: waits for the job (a task
- * suspends, cancellable with the job; the main chunk runs the loop). */
-static int lw_pool_wait(lua_State *L) {
-  ljobh *h = luaL_checkudata(L, 1, JOB_MT);
-  ljob *j = h->j;
+/* pool:close() -> true, or false if it was closed already.  Queued jobs
+ * are cancelled, running ones finish; it waits for the workers to leave:
+ * a task suspends, the main chunk runs the loop, a callback (which can do
+ * neither) does not wait. */
+static int lw_pool_close(lua_State *L) {
+  lpool *p = self_pool(L, "close");
+  lweft_state *st = lweft_state_of(L);
+  lclosing *c;
   void *task;
+  int can_wait;
   lua_settop(L, 1);
-  if (j->done_ran) return job_result(L, j); /* it finished first */
-  lua_pushnil(L); /* 2: keeps the task's slot at 3 for the continuation */
-  task = lweft_io_begin(L, j->st, "run");
-  if (!task) {
-    if (lweft_io_run_while(L, j->st, &j->done_ran, 0, "run") != LUA_OK) {
-      job_stop(j);
+  if (p->closing) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (!(c = begin_close(p, st))) return luaL_error(L, "not enough memory");
+  /* A task suspends, unless it is inside a C call it cannot suspend
+   * across (a __close run by an error, a metamethod): then, as in a
+   * callback, the close goes on without a wait. */
+  if (lua_isyieldable(L) || weft_fiber_current()) {
+    task = lweft_io_begin(L, st, "close"); /* at 2, if any */
+    can_wait = 1;
+  } else {
+    task = NULL;
+    can_wait = lua_pushthread(L); /* the main thread: never in a task */
+    lua_pop(L, 1);
+  }
+  if (task) {
+    c->waiting = 1;
+    return lweft_io_suspend(L, task, &c->iow, close_abandon, c,
+                            (lua_KContext)c, close_k);
+  }
+  if (can_wait && !st->running && c->pending) {
+    c->waiting = 1;
+    if (lweft_io_run_while(L, st, &c->pending, 1, "close") != LUA_OK) {
+      close_abandon(L, c);
       return lua_error(L);
     }
-    return job_result(L, j);
+    c->waiting = 0;
   }
-  return lweft_io_suspend(L, task, &j->iow, job_abandon, j, (lua_KContext)j,
-                          job_k);
+  closing_release(c);
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
-static void free_cfg(poolcfg *c) {
-  free(c->path);
-  free(c->cpath);
-  free(c->init);
-  c->path = c->cpath = c->init = NULL;
-}
-
+/* A pool collected (or the Lua state closing) with jobs still running:
+ * nothing can await them any more, so they are cancelled, woken where they
+ * wait, and the pool closes on this thread, which cannot return to its
+ * loop from here. */
 static int lw_pool_gc(lua_State *L) {
-  lpool *p = luaL_checkudata(L, 1, POOL_MT);
-  if (p->pool) weft_pool_close(p->pool);
-  p->pool = NULL;
-  free_cfg(&p->cfg);
+  lpool *p = lua_touserdata(L, 1);
+  if (!p->pool) return 0;
+  for (ljob *j = p->jobs; j; j = j->next) job_stop(j);
+  if (!p->closing && !begin_close(p, lweft_state_of(L))) return 0;
+  weft_pool_close(p->pool); /* on_closed runs inside */
   return 0;
+}
+
+static int lw_pool_threads(lua_State *L) {
+  lpool *p = self_pool(L, "threads");
+  lua_pushinteger(L, p->pool ? (lua_Integer)weft_pool_threads(p->pool) : 0);
+  return 1;
+}
+
+static int lw_pool_tostring(lua_State *L) {
+  lpool *p = self_pool(L, "__tostring");
+  if (p->closing) lua_pushliteral(L, POOL_MT " (closed)");
+  else
+    lua_pushfstring(L, POOL_MT " (%d threads)", (int)weft_pool_threads(p->pool));
+  return 1;
 }
 
 static char *dup_field(lua_State *L, const char *name) {
@@ -412,40 +411,32 @@ static int lw_pool_new(lua_State *L) {
   o.spin_us = (unsigned)luaL_checkinteger(L, 5);
   p = lua_newuserdatauv(L, sizeof *p, 0);
   memset(p, 0, sizeof *p);
+  p->closing = 1; /* (until the core pool exists) */
   luaL_setmetatable(L, POOL_MT);
-  p->cfg.path = dup_field(L, "path");
-  p->cfg.cpath = dup_field(L, "cpath");
-  if (!lua_isnil(L, 4)) p->cfg.init = strdup(luaL_checkstring(L, 4));
-  o.thread_init = worker_init;
-  o.thread_exit = worker_exit;
-  o.ud = &p->cfg;
+  if (!(p->cfg = calloc(1, sizeof *p->cfg)))
+    return luaL_error(L, "not enough memory");
+  p->cfg->path = dup_field(L, "path");
+  p->cfg->cpath = dup_field(L, "cpath");
+  if (!lua_isnil(L, 4)) p->cfg->init = strdup(luaL_checkstring(L, 4));
+  o.thread_init = lthread_worker_init;
+  o.thread_exit = lthread_worker_exit;
+  o.ud = p->cfg;
   err = weft_pool_new(st->loop, &o, &p->pool);
-  if (err) return luaL_error(L, "pool: %s", weft_strerror(err));
+  if (err) {
+    free_cfg(p->cfg);
+    p->cfg = NULL;
+    return luaL_error(L, "pool: %s", weft_strerror(err));
+  }
+  p->closing = 0;
   return 1;
 }
 
-static int lw_pool_close(lua_State *L) {
-  lpool *p = luaL_checkudata(L, 1, POOL_MT);
-  int was = p->pool != NULL;
-  if (p->pool) weft_pool_close(p->pool);
-  p->pool = NULL;
-  lua_pushboolean(L, was);
-  return 1;
-}
+/* ---- the rest ------------------------------------------------------------------ */
 
-static int lw_pool_threads(lua_State *L) {
-  lpool *p = luaL_checkudata(L, 1, POOL_MT);
-  lua_pushinteger(L, p->pool ? (lua_Integer)weft_pool_threads(p->pool) : 0);
-  return 1;
-}
-
-/* register(name, mt) -> mt */
+/* register(name, mt) -> true, or false if the name is another
+ * metatable's (thread.lua checks the arguments and raises) */
 static int lw_register(lua_State *L) {
-  luaL_checkstring(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  if (lweft_register_class(L, 1, 2))
-    return luaL_argerror(L, 1, "name already registered for another metatable");
-  lua_settop(L, 2);
+  lua_pushboolean(L, lweft_register_class(L, 1, 2) == 0);
   return 1;
 }
 
@@ -455,25 +446,49 @@ static int lw_cpus(lua_State *L) {
   return 1;
 }
 
+static int lw_thread_id(lua_State *L) {
+  lua_pushinteger(L, lthread_id(L));
+  return 1;
+}
+
+/* on_cancelled(fn): fn(reason) makes the error of a job that never ran */
+static int lw_on_cancelled(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &cancelled_key);
+  return 0;
+}
+
 void lweft_thread_prims(lua_State *L) {
   static const luaL_Reg prims[] = {
-      {"thread_id", lw_thread_id},
-      {"encode", lw_encode},         {"decode", lw_decode},
-      {"pool_new", lw_pool_new},     {"pool_submit", lw_pool_submit},
-      {"pool_wait", lw_pool_wait},
-      {"pool_close", lw_pool_close}, {"pool_threads", lw_pool_threads},
-      {"cpus", lw_cpus},             {"register", lw_register},
-      {NULL, NULL}};
-  if (luaL_newmetatable(L, POOL_MT)) {
-    lua_pushcfunction(L, lw_pool_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
-  if (luaL_newmetatable(L, JOB_MT)) {
-    lua_pushcfunction(L, lw_job_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
+      {"thread_id", lw_thread_id}, {"pool_new", lw_pool_new},
+      {"cpus", lw_cpus},           {"register", lw_register},
+      {"on_cancelled", lw_on_cancelled}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {
+      {"close", lw_pool_close}, {"threads", lw_pool_threads}, {NULL, NULL}};
+  static const luaL_Reg meta[] = {{"__gc", lw_pool_gc},
+                                  {"__close", lw_pool_close},
+                                  {"__tostring", lw_pool_tostring},
+                                  {NULL, NULL}};
+  /* (stack: state, prims) */
+  luaL_newmetatable(L, JOB_MT);
+  lua_pushcfunction(L, lw_job_gc);
+  lua_setfield(L, -2, "__gc");
+  luaL_newmetatable(L, POOL_MT); /* state, prims, job mt, pool mt */
+  lua_pushvalue(L, -4);
+  luaL_setfuncs(L, meta, 1);
+  luaL_newlibtable(L, methods);
+  lua_pushvalue(L, -5);
+  luaL_setfuncs(L, methods, 1);
+  lua_pushvalue(L, -5); /* run: the state, job_task, the job mt */
+  lua_pushvalue(L, -6);
+  lua_pushcclosure(L, job_task, 1);
+  lua_pushvalue(L, -5);
+  lua_pushcclosure(L, lw_pool_run, 3);
+  lua_setfield(L, -2, "run");
+  lua_setfield(L, -2, "__index");
+  lweft_class_key(L, POOL_MT, &pool_key);
+  lua_pop(L, 2);
   lua_pushvalue(L, -2); /* the state */
   luaL_setfuncs(L, prims, 1);
   lweft_chan_prims(L);

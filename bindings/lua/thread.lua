@@ -1,14 +1,15 @@
--- thread.lua: weft.pool, weft.thread.run and weft.thread.channel, over the
--- primitives of thread.c.  A job's function and values cross threads as
--- messages: what cannot cross is refused at the sending call with an
--- error naming its path.  Compiled into weft.so and run by luaopen_weft
+-- thread.lua: the constructors of weft.pool and weft.thread.channel and
+-- their options, weft.thread.run and weft.thread.register.  Pools, jobs and
+-- channels are C (thread.c, worker.c, threadchan.c): their methods raise
+-- at the caller's position.  Compiled into weft.so and run by luaopen_weft
 -- with (module, primitives, task internals).
 local weft, C = ...
 
-local type, select, tostring, error = type, select, tostring, error
-local math_type, getmetatable, setmetatable = math.type, getmetatable, setmetatable
-local encode, decode = C.encode, C.decode
+local type, tostring, error, pairs = type, tostring, error, pairs
+local math_type = math.type
 
+-- Raises "bad argument #n to 'fname' (msg)" at the caller of the function
+-- that calls it.
 local function argerror(n, fname, msg)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
 end
@@ -16,7 +17,7 @@ end
 local thread = {}
 weft.thread = thread
 
-function thread.id() return C.thread_id() end
+thread.id = C.thread_id
 
 -- Registers metatable mt as class `name` in this Lua state: its instances
 -- may cross threads, and a receiving state that registered the same name
@@ -24,12 +25,12 @@ function thread.id() return C.thread_id() end
 function thread.register(name, mt)
   if type(name) ~= "string" then argerror(1, "register", "string expected, got " .. type(name)) end
   if type(mt) ~= "table" then argerror(2, "register", "table expected, got " .. type(mt)) end
-  return C.register(name, mt)
+  if not C.register(name, mt) then
+    argerror(1, "register", "name already registered for another metatable")
+  end
+  return mt
 end
 
--- ---- channels ------------------------------------------------------------------
-
--- Its methods are C (threadchan.c).
 function thread.channel(capacity)
   if capacity ~= nil and (math_type(capacity) ~= "integer" or capacity < 1) then
     argerror(1, "channel", "capacity must be an integer >= 1 or nil")
@@ -37,10 +38,13 @@ function thread.channel(capacity)
   return C.chan_new(capacity)
 end
 
--- ---- pools -------------------------------------------------------------------
-
-local Pool = { __name = "weft.pool" }
-Pool.__index = Pool
+-- The error of a job that never ran: a task cancellation.
+C.on_cancelled(function(reason)
+  local p = weft.promise()
+  p:cancel(reason)
+  local _, err = pcall(p.await, p)
+  return err
+end)
 
 local pool_opts = { max = true, min = true, idle_ms = true, init = true, spin_us = true }
 
@@ -63,57 +67,15 @@ function weft.pool(opts)
   if math_type(spin) ~= "integer" or spin < 0 or spin > 1000000 then
     argerror(1, "pool", "field 'spin_us' must be an integer from 0 to 1000000")
   end
-  return setmetatable({ h = C.pool_new(min, max, idle, opts.init, spin), closed = false }, Pool)
+  return C.pool_new(min, max, idle, opts.init, spin)
 end
 
--- The error a job's promise gets when the job never ran.
-local function cancelled_error(reason)
-  local p = weft.promise()
-  p:cancel(reason)
-  local _, err = pcall(p.await, p)
-  return err
-end
-
-local function job(handle)
-  local ok, res = C.pool_wait(handle)
-  if res == nil then error(cancelled_error("the pool closed"), 0) end
-  if ok then return decode(res) end
-  error((decode(res)), 0)
-end
-
--- Runs fn(...) in a worker's own Lua state: a task (a promise) of its
--- results.  fn is a function without upvalues but _ENV, or a dotted name
--- ("mylib.render.page") resolved in the worker.
-function Pool:run(fn, ...)
-  if getmetatable(self) ~= Pool then argerror(1, "run", "weft.pool expected") end
-  if self.closed then error("attempt to use a closed pool", 2) end
+local default
+-- pool:run on a default pool sized to the CPU count, made on first use.
+function thread.run(fn, ...)
   if type(fn) ~= "function" and type(fn) ~= "string" then
     argerror(1, "run", "function or function name expected, got " .. type(fn))
   end
-  local ok, msg = pcall(encode, "args", fn, ...)
-  if not ok then error(msg, 2) end
-  -- queued now, in call order; the task only waits for it
-  return weft.async(job, C.pool_submit(self.h, msg))
-end
-
-function Pool:close()
-  if getmetatable(self) ~= Pool then argerror(1, "close", "weft.pool expected") end
-  if self.closed then return false end
-  self.closed = true
-  return C.pool_close(self.h)
-end
-
-function Pool:threads() return C.pool_threads(self.h) end
-
-function Pool:__tostring()
-  return self.closed and "weft.pool (closed)" or ("weft.pool (%d threads)"):format(self:threads())
-end
-
-Pool.__close = Pool.close
-
-local default
--- weft.pool:run on a default pool sized to the CPU count.
-function thread.run(fn, ...)
   if not default then default = weft.pool({ max = C.cpus(), min = 0, idle_ms = 5000, spin_us = 50 }) end
-  return default:run(fn, ...)
+  return default:run(fn, ...) -- (a tail call: its errors point at the caller)
 end

@@ -149,10 +149,26 @@ typedef struct cwait {
   int status;
   int chan_live, lua_live;
   lweft_iowait iow; /* the task waiting, if one does */
+  struct cwait *prev, *next; /* in the state's list */
+  struct cwlist *list;
 } cwait;
 
+/* The waits of a Lua state, so that closing the state withdraws those a
+ * suspended task left (a channel could still wake them, and the loop
+ * cannot be freed while one is armed): a userdata in the registry, made
+ * after the binding's state and so finalized before it. */
+typedef struct cwlist {
+  cwait *head;
+} cwlist;
+
+static const char cwlist_key = 0;
+
 static void cw_release(cwait *cw) {
-  if (!cw->chan_live && !cw->lua_live) free(cw);
+  if (cw->chan_live || cw->lua_live) return;
+  if (cw->prev) cw->prev->next = cw->next;
+  else cw->list->head = cw->next;
+  if (cw->next) cw->next->prev = cw->prev;
+  free(cw);
 }
 
 static void cw_end(cwait *cw, int status) {
@@ -192,6 +208,31 @@ static void cw_abandon(lua_State *L, void *data) {
   cw_release(cw);
 }
 
+static int cwlist_gc(lua_State *L) {
+  cwlist *l = lua_touserdata(L, 1);
+  while (l->head) cw_abandon(L, l->head);
+  return 0;
+}
+
+/* This state's list of waits, made on first use. */
+static cwlist *waits_of(lua_State *L) {
+  cwlist *l;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &cwlist_key) == LUA_TUSERDATA) {
+    l = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return l;
+  }
+  lua_pop(L, 1);
+  l = lua_newuserdatauv(L, sizeof *l, 0);
+  l->head = NULL;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, cwlist_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &cwlist_key);
+  return l;
+}
+
 /* The wait's outcome (0 or WEFT_ETIMEDOUT), the Lua side done with it. */
 static int cw_finish(cwait *cw) {
   int status = cw->status;
@@ -226,6 +267,7 @@ static int wait_ready(lua_State *L, weft_chan_t *ch, int event, int64_t left,
                       const char *fname, lua_KFunction k, int *status) {
   lweft_state *st = lweft_state_of(L);
   void *task = lweft_io_begin(L, st, fname); /* on top, if any */
+  cwlist *list = waits_of(L);
   cwait *cw = calloc(1, sizeof *cw);
   if (!cw) return luaL_error(L, "not enough memory");
   cw->st = st;
@@ -242,6 +284,10 @@ static int wait_ready(lua_State *L, weft_chan_t *ch, int event, int64_t left,
     free(cw);
     return luaL_error(L, "not enough memory");
   }
+  cw->list = list;
+  cw->next = list->head;
+  if (list->head) list->head->prev = cw;
+  list->head = cw;
   if (task)
     return lweft_io_suspend(L, task, &cw->iow, cw_abandon, cw, (lua_KContext)cw,
                             k);

@@ -257,7 +257,10 @@ WEFT_EXTERN int weft_loop_free(weft_loop_t *loop);
 /* Runs the loop in the given mode.  Returns 1 if referenced work remains
  * (RUN_ONCE / RUN_NOWAIT, or RUN_DEFAULT ended by weft_loop_stop), 0 if the
  * loop has nothing left to do, WEFT_EINVAL for a bad argument, or
- * WEFT_EBUSY when called from inside one of the loop's own callbacks. */
+ * WEFT_EBUSY when called from inside one of the loop's own callbacks.
+ * Called by a pool job's function (on its worker), a run that may block
+ * (RUN_DEFAULT, RUN_ONCE) stops as soon as the job is cancelled and returns
+ * WEFT_ECANCELED (at once if it already is). */
 WEFT_EXTERN int weft_loop_run(weft_loop_t *loop, weft_run_mode mode);
 
 /* Asks the running loop to return.  No further callbacks run in the current
@@ -1457,8 +1460,10 @@ WEFT_EXTERN int weft_pool_submit(weft_pool_t *pool, weft_job_fn fn,
 
 /* Cancels a job: a queued one never runs and its done gets
  * WEFT_ECANCELED; a running one is flagged (weft_job_cancelled), which its
- * function may poll to stop early.  Returns 0, or WEFT_ENOENT once it has
- * finished. */
+ * function may poll to stop early, and woken where it waits in weft: a
+ * blocking weft_chan_send / weft_chan_recv returns WEFT_ECANCELED, and so
+ * does a weft_loop_run it is in.  Call it on the loop's thread.  Returns
+ * 0, or WEFT_ENOENT once it has finished. */
 WEFT_EXTERN int weft_job_cancel(weft_job_t *job);
 
 /* 1 if the job was cancelled while it ran; for the job's own function. */
@@ -1467,12 +1472,28 @@ WEFT_EXTERN int weft_job_cancelled(const weft_job_t *job);
 /* The pool's current number of threads. */
 WEFT_EXTERN unsigned weft_pool_threads(weft_pool_t *pool);
 
-/* Closes the pool: queued jobs are cancelled, running ones finish (this
- * call waits for them and for every thread to leave), then every pending
- * done callback runs, inside this call.  The pool is freed once the loop
- * has closed its handle.  Returns 0, or WEFT_ECLOSED for a second close;
- * NULL is a no-op. */
+/* Closes the pool and blocks the calling thread until it is closed:
+ * queued jobs are cancelled, running ones finish (cancel them first to
+ * have them stop where they wait), every thread leaves, then every pending
+ * done callback runs, inside this call.  This is for a caller with no loop
+ * to run meanwhile (a host shutting down); a caller on the loop's thread
+ * that can return to its loop uses weft_pool_close_async, so that timers
+ * and I/O keep running while jobs finish.  Also finishes a close that
+ * weft_pool_close_async began (its callback runs inside this call).  The
+ * pool is freed once the loop has closed its handle.  Returns 0, or
+ * WEFT_ECLOSED once closed; NULL is a no-op. */
 WEFT_EXTERN int weft_pool_close(weft_pool_t *pool);
+
+/* Begins closing the pool without blocking: queued jobs are cancelled
+ * (their done callbacks run from the loop), running ones finish, threads
+ * leave as they become idle; once every thread has left and every done
+ * callback has run, cb(loop, 0, data) runs from the loop (cb may be NULL)
+ * and the pool is freed after it: do not use it then.  The close keeps the
+ * loop alive until it ends.  Call it on the loop's thread.  Returns 0,
+ * WEFT_ECLOSED if the pool is already closing, or WEFT_EINVAL; a failed
+ * call never runs cb. */
+WEFT_EXTERN int weft_pool_close_async(weft_pool_t *pool, weft_done_fn cb,
+                                      void *data);
 
 /* ---- Threads: channels ------------------------------------------------ */
 /* A channel carries byte messages between threads, in order.  A thread
@@ -1505,16 +1526,18 @@ WEFT_EXTERN void weft_chan_unref(weft_chan_t *chan);
 
 /* Copies len bytes of data into the channel, waiting while it is full up
  * to timeout_ms (-1: no limit; 0: never wait).  Returns 0, WEFT_EAGAIN
- * (full, timeout 0), WEFT_ETIMEDOUT, WEFT_ECLOSED, WEFT_EINVAL or
+ * (full, timeout 0), WEFT_ETIMEDOUT, WEFT_ECLOSED, WEFT_ECANCELED (the pool
+ * job running it was cancelled while it waited), WEFT_EINVAL or
  * WEFT_ENOMEM.  Thread-safe; blocks the calling thread. */
 WEFT_EXTERN int weft_chan_send(weft_chan_t *chan, const void *data,
                                size_t len, int64_t timeout_ms);
 
 /* Takes the oldest message, waiting while there is none up to timeout_ms
  * (-1: no limit; 0: never wait); stores its bytes (free them with
- * weft_chan_free) and length.  Returns 0, WEFT_EAGAIN, WEFT_ETIMEDOUT,
- * WEFT_ECLOSED once closed and drained, WEFT_ENOMEM (nothing taken) or
- * WEFT_EINVAL. */
+ * weft_chan_free) and length.  Each message goes to exactly one receiver.
+ * Returns 0, WEFT_EAGAIN, WEFT_ETIMEDOUT, WEFT_ECLOSED once closed and
+ * drained, WEFT_ECANCELED (the pool job running it was cancelled while it
+ * waited; nothing taken), WEFT_ENOMEM (nothing taken) or WEFT_EINVAL. */
 WEFT_EXTERN int weft_chan_recv(weft_chan_t *chan, int64_t timeout_ms,
                                void **data, size_t *len);
 

@@ -261,6 +261,175 @@ static void pool_rejects_bad_options(void) {
   test_free_loop(loop);
 }
 
+/* A job that waits in weft until it is cancelled: in a channel (how 0:
+ * recv, 1: send on a full one) or in a loop of its own (how 2). */
+struct waiting_job {
+  weft_chan_t *ch;
+  int how;
+  atomic_int waiting;
+  int result, done, status;
+};
+
+static void never_fires(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
+  (void)loop, (void)id, (void)arg, (void)data;
+  ASSERT(0);
+}
+
+static int waiting_fn(weft_job_t *job, void *td, void *arg) {
+  struct waiting_job *w = arg;
+  void *data;
+  size_t len;
+  (void)job, (void)td;
+  if (w->how == 2) {
+    weft_loop_t *own;
+    weft_id_t id;
+    ASSERT_OK(weft_loop_new(&own));
+    ASSERT_OK(weft_once(own, 1000000, never_fires, NULL, 0, &id));
+    atomic_store(&w->waiting, 1);
+    w->result = weft_loop_run(own, WEFT_RUN_DEFAULT);
+    /* and once more: a cancelled job's run returns at once */
+    ASSERT_EQ(weft_loop_run(own, WEFT_RUN_ONCE), WEFT_ECANCELED);
+    ASSERT_OK(weft_watch_cancel(own, id));
+    ASSERT_OK(weft_loop_free(own));
+    return 0;
+  }
+  atomic_store(&w->waiting, 1);
+  if (w->how == 0) w->result = weft_chan_recv(w->ch, -1, &data, &len);
+  else w->result = weft_chan_send(w->ch, "late", 4, -1);
+  return 0;
+}
+
+static void waiting_done(weft_loop_t *loop, weft_job_t *job, int status,
+                         void *arg) {
+  struct waiting_job *w = arg;
+  (void)loop, (void)job;
+  w->done++;
+  w->status = status;
+}
+
+static void pool_cancel_wakes_a_job_waiting_in_weft(void) {
+  for (int how = 0; how < 3; how++) {
+    weft_loop_t *loop;
+    weft_pool_t *pool;
+    weft_pool_options o = options(0, 1, 0);
+    struct waiting_job w;
+    weft_job_t *job;
+    void *data;
+    size_t len;
+    memset(&w, 0, sizeof w);
+    loop_thread = pthread_self();
+    ASSERT_OK(weft_loop_new(&loop));
+    ASSERT_OK(weft_pool_new(loop, &o, &pool));
+    ASSERT_OK(weft_chan_new(1, &w.ch));
+    if (how == 1) ASSERT_OK(weft_chan_send(w.ch, "full", 4, 0));
+    w.how = how;
+    ASSERT_OK(weft_pool_submit(pool, waiting_fn, waiting_done, &w, &job));
+    while (!atomic_load(&w.waiting)) usleep(100);
+    usleep(20000); /* most likely in its wait by now; either order works */
+    ASSERT_OK(weft_job_cancel(job));
+    ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT)); /* the job ends */
+    ASSERT_EQ(w.done, 1);
+    ASSERT_EQ(w.result, WEFT_ECANCELED);
+    /* The wait took nothing and sent nothing. */
+    if (how == 1) {
+      ASSERT_OK(weft_chan_recv(w.ch, 0, &data, &len));
+      ASSERT_EQ(len, 4u);
+      ASSERT(memcmp(data, "full", 4) == 0);
+      weft_chan_free(data);
+    }
+    ASSERT_EQ(weft_chan_recv(w.ch, 0, &data, &len), WEFT_EAGAIN);
+    ASSERT_OK(weft_chan_send(w.ch, "next", 4, 0));
+    ASSERT_EQ(weft_chan_count(w.ch), 1u);
+    weft_chan_unref(w.ch);
+    ASSERT_OK(weft_pool_close(pool));
+    ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+    test_free_loop(loop);
+  }
+}
+
+/* pool_close_async: the loop runs (a timer lets the job end) while the
+ * pool closes, and the close's callback comes after the job's. */
+struct closing {
+  weft_chan_t *go;
+  atomic_int started;
+  char order[8];
+  int n;
+};
+
+static int go_fn(weft_job_t *job, void *td, void *arg) {
+  struct closing *c = arg;
+  void *data;
+  size_t len;
+  (void)job, (void)td;
+  atomic_store(&c->started, 1);
+  ASSERT_OK(weft_chan_recv(c->go, -1, &data, &len));
+  weft_chan_free(data);
+  return 0;
+}
+
+static void go_done(weft_loop_t *loop, weft_job_t *job, int status,
+                    void *arg) {
+  struct closing *c = arg;
+  (void)loop, (void)job;
+  ASSERT_EQ(status, 0);
+  c->order[c->n++] = 'J';
+}
+
+static void on_go_timer(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
+  struct closing *c = data;
+  (void)loop, (void)id, (void)arg;
+  c->order[c->n++] = 'T';
+  ASSERT_OK(weft_chan_send(c->go, "go", 2, 0));
+}
+
+static void on_pool_closed_cb(weft_loop_t *loop, int status, void *data) {
+  struct closing *c = data;
+  (void)loop;
+  ASSERT_EQ(status, 0);
+  c->order[c->n++] = 'C';
+}
+
+static void pool_close_async_lets_the_loop_run(void) {
+  weft_loop_t *loop;
+  weft_pool_t *pool;
+  weft_pool_options o = options(0, 2, 0);
+  struct closing c;
+  weft_id_t id;
+  memset(&c, 0, sizeof c);
+  loop_thread = pthread_self();
+  ASSERT_OK(weft_loop_new(&loop));
+  ASSERT_OK(weft_chan_new(SIZE_MAX, &c.go));
+  ASSERT_OK(weft_pool_new(loop, &o, &pool));
+  ASSERT_OK(weft_pool_submit(pool, go_fn, go_done, &c, NULL));
+  while (!atomic_load(&c.started)) usleep(100); /* (a queued one is cancelled) */
+  ASSERT_OK(weft_pool_close_async(pool, on_pool_closed_cb, &c));
+  ASSERT_EQ(weft_pool_close_async(pool, on_pool_closed_cb, &c), WEFT_ECLOSED);
+  ASSERT_EQ(weft_pool_submit(pool, go_fn, go_done, &c, NULL), WEFT_ECLOSED);
+  ASSERT_OK(weft_once(loop, 1, on_go_timer, &c, 0, &id));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT)); /* until closed */
+  ASSERT_EQ(c.n, 3);
+  ASSERT(memcmp(c.order, "TJC", 3) == 0);
+  test_free_loop(loop);
+  /* weft_pool_close finishes a close that began without blocking: the
+   * callback runs inside it */
+  memset(c.order, 0, sizeof c.order);
+  c.n = 0;
+  atomic_store(&c.started, 0);
+  ASSERT_OK(weft_loop_new(&loop));
+  ASSERT_OK(weft_pool_new(loop, &o, &pool));
+  ASSERT_OK(weft_pool_submit(pool, go_fn, go_done, &c, NULL));
+  while (!atomic_load(&c.started)) usleep(100);
+  ASSERT_OK(weft_pool_close_async(pool, on_pool_closed_cb, &c));
+  ASSERT_OK(weft_chan_send(c.go, "go", 2, 0));
+  ASSERT_OK(weft_pool_close(pool));
+  ASSERT_EQ(c.n, 2);
+  ASSERT(memcmp(c.order, "JC", 2) == 0);
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  test_free_loop(loop);
+  ASSERT_EQ(weft_pool_close_async(NULL, NULL, NULL), WEFT_EINVAL);
+  weft_chan_unref(c.go);
+}
+
 /* ---- channels ----------------------------------------------------------- */
 
 struct producer {
@@ -553,6 +722,8 @@ TEST_MAIN(T(pool_runs_jobs_and_finishes_on_the_loop) T(pool_reaps_idle_threads)
               T(pool_cancel_and_close) T(pool_workers_watch_for_the_next_job)
                   T(pool_takes_an_older_options_struct)
                       T(pool_rejects_bad_options)
+                          T(pool_cancel_wakes_a_job_waiting_in_weft)
+                              T(pool_close_async_lets_the_loop_run)
                   T(chan_passes_messages_between_threads)
                   T(chan_keeps_order_across_sizes_and_growth)
                       T(chan_limits_and_close)

@@ -105,31 +105,21 @@ describe("pool:run", function()
 
   it("close cancels queued jobs and finishes running ones", function()
     local one = weft.pool { max = 1 }
-    local ch, ready = weft.thread.channel(), weft.thread.channel()
-    local started = weft.thread.channel()
+    local ch, started = weft.thread.channel(), weft.thread.channel()
     local running = one:run(function(c, s)
       s:send(true)
       c:recv()
       return "finished"
     end, ch, started)
     local queued = one:run(function() return "never" end)
-    -- A helper lets the running job end once close has started waiting
-    -- (close blocks this thread, so the go cannot come from here).
-    local helper = weft.pool { max = 1 }
-    local go = helper:run(function(c, r)
-      r:recv()
-      require("weft").delay(100)
-      c:send("go")
-    end, ch, ready)
     weft.run(function()
       started:recv()
-      ready:send(true)
+      -- the close waits for the running job, which another task lets end
+      weft.async(function() ch:send("go") end)
       assert.is_true(one:close())
       assert.equal("finished", weft.await(running))
       assert.is_true(weft.is_cancelled(select(2, pcall(weft.await, queued))))
-      weft.await(go)
     end)
-    helper:close()
     assert.is_false(one:close())
     assert.has_error(function() one:run(print) end, "attempt to use a closed pool")
   end)
@@ -414,5 +404,299 @@ describe("weft.thread.channel: every value once, to a receiver that waits", func
     for w = 1, workers do assert.same({ values / workers, "closed" }, outcomes[w]) end
     table.sort(taken)
     for i = 1, values do assert.equal(i, taken[i]) end
+  end)
+end)
+
+-- Runs src in a child lua5.4 (finding weft as this process does) that may
+-- take at most secs: its output, and whether it exited with 0 in time.
+local function run_bounded(src, secs)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(src)
+  f:close()
+  local p = assert(io.popen(("timeout -s KILL %d env LUA_CPATH=%q LUA_PATH=%q lua5.4 %s 2>&1")
+    :format(secs, package.cpath, package.path, path)))
+  local out = p:read("a")
+  local ok = p:close()
+  os.remove(path)
+  return out, ok
+end
+local HANG_S = HANG_MS // 1000
+
+describe("cancelling a job that waits in weft", function()
+  -- Runs body(ch, started, ...) as a job, which tells `started` when it is
+  -- about to wait, and returns its task once it is.
+  local function blocked(one, ch, body, ...)
+    local started = weft.thread.channel()
+    local t = one:run(body, ch, started, ...)
+    started:recv()
+    return t
+  end
+
+  it("wakes a ch:recv() at once; a later value goes to a live receiver", function()
+    local one = weft.pool { max = 1 }
+    local ch = weft.thread.channel()
+    weft.run(function()
+      local t = blocked(one, ch, function(c, s) s:send(true); return c:recv() end)
+      t:cancel()
+      assert.is_true(weft.is_cancelled(select(2, pcall(weft.await, t))))
+      -- the one worker is free again, and the value goes to the next job
+      local nxt = one:run(function(c, ms) return c:recv(ms) end, ch, HANG_MS)
+      ch:send(42)
+      assert.equal(42, weft.await(nxt))
+    end)
+    assert.equal(0, ch:count())
+    one:close()
+  end)
+
+  it("wakes a ch:send() waiting for room, which sends nothing", function()
+    local one = weft.pool { max = 1 }
+    local ch = weft.thread.channel(1)
+    ch:send("first")
+    weft.run(function()
+      local t = blocked(one, ch, function(c, s) s:send(true); c:send("never") end)
+      t:cancel()
+      assert.is_true(weft.is_cancelled(select(2, pcall(weft.await, t))))
+      local ok, got = pcall(weft.await, one:run(function(c) return c:recv() end, ch), HANG_MS)
+      if not ok then ch:recv(0) end -- (a sender stuck in the job would hang the run)
+      assert(ok, got)
+      assert.equal("first", got)
+    end)
+    assert.same({ nil, "timeout" }, { ch:recv(0) })
+    one:close()
+  end)
+
+  it("wakes a task of the job's own loop waiting on a channel", function()
+    local one = weft.pool { max = 1 }
+    local ch = weft.thread.channel()
+    weft.run(function()
+      local t = blocked(one, ch, function(c, s)
+        return require("weft").run(function() s:send(true); return c:recv() end)
+      end)
+      t:cancel()
+      assert.is_true(weft.is_cancelled(select(2, pcall(weft.await, t))))
+      local nxt = one:run(function(c, ms) return c:recv(ms) end, ch, HANG_MS)
+      ch:send(7)
+      assert.equal(7, weft.await(nxt))
+    end)
+    one:close()
+  end)
+
+  it("wakes the job's own loop waiting on a timer", function()
+    local one = weft.pool { max = 1 }
+    weft.run(function()
+      local t = blocked(one, nil, function(_, s, ms)
+        local w = require "weft"
+        w.run(function() s:send(true); w.delay(ms) end)
+      end, HANG_MS)
+      t:cancel()
+      assert.equal("free", weft.await(one:run(function() return "free" end), HANG_MS))
+    end)
+    one:close()
+  end)
+
+  it("lets pool:close() return after cancelling a job blocked in ch:recv()", function()
+    local out, ok = run_bounded([[
+      local weft = require "weft"
+      local pool, ch, started = weft.pool { max = 1 }, weft.thread.channel(), weft.thread.channel()
+      weft.run(function()
+        local t = pool:run(function(c, s) s:send(true); return c:recv() end, ch, started)
+        started:recv()
+        t:cancel()
+        pool:close()
+      end)
+      print("closed")
+    ]], HANG_S)
+    assert.is_true(ok, out)
+    assert.equal("closed\n", out)
+  end)
+end)
+
+describe("a Lua state closing with jobs still waiting", function()
+  for name, body in pairs {
+    ["in ch:recv()"] = "c:recv()",
+    ["in ch:send() on a full channel"] = "c:send(1); c:send(2)",
+    ["in its own loop"] = "require('weft').run(function() c:recv() end)",
+    ["in a busy loop"] = "while true do end",
+  } do
+    it("interrupts a worker waiting " .. name .. ", and the process exits", function()
+      local out, ok = run_bounded(([[
+        local weft = require "weft"
+        local pool, ch, started = weft.pool { max = 2 }, weft.thread.channel(1), weft.thread.channel()
+        pool:run(function(c, s) s:send(true); %s end, ch, started)
+        weft.thread.run(function(c) c:recv() end, weft.thread.channel())
+        started:recv()
+        print("ending")
+      ]]):format(body), HANG_S)
+      assert.is_true(ok, out)
+      assert.equal("ending\n", out)
+    end)
+  end
+end)
+
+describe("a Lua state closing with a task waiting on a channel", function()
+  it("withdraws the wait and frees the loop (no leak under the sanitizers)", function()
+    local out, ok = run_bounded([[
+      local weft = require "weft"
+      local ch, full = weft.thread.channel(), weft.thread.channel(1)
+      full:send(1)
+      weft.async(function() ch:recv() end)
+      weft.async(function() full:send(2) end)
+      weft.async(function() ch:recv(60000) end)
+      weft.tick(true)
+      print("ending")
+    ]], HANG_S)
+    assert.is_true(ok, out)
+    assert.equal("ending\n", out)
+  end)
+end)
+
+describe("pool:close()", function()
+  -- A pool whose one job waits for "go" on its channel.
+  local function waiting_job()
+    local p, go, started = weft.pool { max = 1 }, weft.thread.channel(), weft.thread.channel()
+    local job = p:run(function(g, s, ms) s:send(true); return g:recv(ms) end, go, started, HANG_MS)
+    started:recv()
+    return p, go, job
+  end
+
+  it("suspends a task while jobs finish: other tasks run meanwhile", function()
+    local order = {}
+    weft.run(function()
+      local p, go, job = waiting_job()
+      local closer = weft.async(function()
+        assert.is_true(p:close())
+        order[#order + 1] = "closed"
+      end)
+      weft.async(function()
+        order[#order + 1] = "other task"
+        go:send("go")
+      end)
+      weft.await(closer)
+      assert.equal("go", weft.await(job))
+      assert.is_false(p:close())
+    end)
+    assert.same({ "other task", "closed" }, order)
+  end)
+
+  it("runs the loop in the main chunk: timers fire meanwhile", function()
+    local p, go, job = waiting_job()
+    weft.once(1, function() go:send("go") end)
+    assert.is_true(p:close())
+    assert.equal("go", weft.await(job))
+  end)
+
+  it("in a callback, begins the close and returns without waiting", function()
+    local p, go, job = waiting_job()
+    local returned
+    weft.once(1, function()
+      returned = p:close()
+      go:send("go") -- (only now can the job end)
+    end)
+    assert.equal("go", weft.await(job))
+    assert.is_true(returned)
+    weft.run() -- the close ends
+    assert.equal("weft.pool (closed)", tostring(p))
+    assert.equal(0, p:threads())
+  end)
+
+  it("closes a pool bound with <close> at the end of a task's block", function()
+    local go, started = weft.thread.channel(), weft.thread.channel()
+    local job
+    weft.run(function()
+      do
+        local p <close> = weft.pool { max = 1 }
+        job = p:run(function(g, s, ms) s:send(true); return g:recv(ms) end, go, started, HANG_MS)
+        started:recv()
+        weft.async(function() go:send("go") end)
+      end
+      assert.equal("go", weft.await(job))
+    end)
+  end)
+
+  it("refuses bad self", function()
+    assert.has_error(function() pool.close(42) end,
+      "bad argument #1 to 'close' (weft.pool expected, got number)")
+    assert.has_error(function() pool.run({}, print) end,
+      "bad argument #1 to 'run' (weft.pool expected, got table)")
+  end)
+end)
+
+describe("a job's error", function()
+  it("arrives as the table it was, with the worker's traceback in 'traceback'", function()
+    local ok, err = pcall(weft.await, pool:run(function() error({ code = 42 }) end))
+    assert.is_false(ok)
+    assert.is_table(err)
+    assert.equal(42, err.code)
+    assert.matches("^stack traceback:\n", err.traceback)
+    assert.matches("in function 'error'", err.traceback)
+  end)
+
+  it("keeps a table's own 'traceback' field", function()
+    local _, err = pcall(weft.await, pool:run(function() error({ traceback = "mine" }) end))
+    assert.equal("mine", err.traceback)
+  end)
+
+  it("arrives as itself when it is a number or a boolean", function()
+    assert.same({ false, 7 }, { pcall(weft.await, pool:run(function() error(7) end)) })
+    assert.same({ false, false }, { pcall(weft.await, pool:run(function() error(false) end)) })
+  end)
+
+  it("names the type of a value that cannot cross", function()
+    local _, err = pcall(weft.await, pool:run(function() error(io.stdout) end))
+    assert.matches("^%(error object is a userdata value: error%[1%]: FILE%* cannot cross threads%)\nstack traceback:", err)
+    _, err = pcall(weft.await, pool:run(function() local up = 1; error({ f = function() return up end }) end))
+    assert.matches("^%(error object is a table value: error%[1%]%.f: function with upvalues cannot cross threads%)", err)
+  end)
+
+  it("keeps a string's worker traceback and shows no frame of weft's own", function()
+    local _, err = pcall(weft.await, pool:run(function() error("boom") end))
+    assert.matches("boom\nstack traceback:", err)
+    assert.not_matches("thread%.lua", err)
+    assert.not_matches("weft/", err)
+  end)
+end)
+
+describe("errors of the thread functions", function()
+  -- Calls fn, which raises on its line; the message must start there.
+  local function raises_here(fn, msg)
+    local line = debug.getinfo(2, "l").currentline
+    local ok, err = pcall(fn)
+    assert.is_false(ok)
+    assert.equal(("%s:%d: %s"):format(debug.getinfo(1, "S").short_src, line, msg), err)
+  end
+
+  it("carry the caller's position and the function's name", function()
+    local ch = weft.thread.channel()
+    local up = 1
+    raises_here(function() ch:send(function() return up end) end,
+      "value[1]: function with upvalues cannot cross threads")
+    raises_here(function() ch:try_send(function() return up end) end,
+      "value[1]: function with upvalues cannot cross threads")
+    raises_here(function() ch:recv(-1) end, "bad argument #1 to 'recv' (timeout must be a number >= 0)")
+    raises_here(function() ch:recv("x") end, "bad argument #1 to 'recv' (timeout must be a number >= 0)")
+    raises_here(function() ch.recv(42) end, "bad argument #1 to 'recv' (weft.thread.channel expected, got number)")
+    raises_here(function() ch.count() end, "bad argument #1 to 'count' (weft.thread.channel expected, got no value)")
+    raises_here(function() pool:run(function() return up end) end,
+      "args[1]: function with upvalues cannot cross threads")
+    raises_here(function() pool:run(print, io.stdout) end, "args[1]: C function cannot cross threads")
+    raises_here(function() pool:run(42) end,
+      "bad argument #1 to 'run' (function or function name expected, got number)")
+    raises_here(function() weft.thread.run(42) end,
+      "bad argument #1 to 'run' (function or function name expected, got number)")
+    raises_here(function() weft.thread.channel(0) end,
+      "bad argument #1 to 'channel' (capacity must be an integer >= 1 or nil)")
+    raises_here(function() weft.pool { max = 0 } end,
+      "bad argument #1 to 'pool' (field 'max' must be an integer >= 1)")
+    weft.thread.register("spec.Thing", {})
+    raises_here(function() weft.thread.register("spec.Thing", {}) end,
+      "bad argument #1 to 'register' (name already registered for another metatable)")
+    ch:close()
+    raises_here(function() ch:send(1) end, "send on a closed channel")
+    local closed = weft.pool { max = 1 }
+    closed:close()
+    raises_here(function() closed:run(print) end, "attempt to use a closed pool")
+    -- and the loop still works
+    assert.equal(3, weft.await(pool:run(function(a, b) return a + b end, 1, 2)))
   end)
 end)
