@@ -301,13 +301,18 @@ static int push(weft_chan_t *ch, const void *data, size_t len, void *big) {
 
 /* Takes the oldest message: a short one is copied into buf (INLINE_MAX
  * bytes) and NULL returned in *big, a long one's block is returned in
- * *big.  Returns 0, WEFT_EAGAIN (none) or WEFT_ECLOSED (closed, drained);
- * rmu held. */
-static int take_locked(weft_chan_t *ch, void *buf, size_t *len, void **big) {
+ * *big.  Returns 0, WEFT_EAGAIN (none), WEFT_ECLOSED (closed, drained) or
+ * WEFT_ECANCELED (job, the pool job of this thread, is cancelled); rmu
+ * held. */
+static int take_locked(weft_chan_t *ch, weft_job_t *job, void *buf,
+                       size_t *len, void **big) {
   slot *sl;
   size_t taken = atomic_load_explicit(&ch->taken, memory_order_relaxed);
   int closed = atomic_load(&ch->closed); /* (before sent: none after it) */
   if (atomic_load(&ch->sent) == taken) return closed ? WEFT_ECLOSED : WEFT_EAGAIN;
+  /* A cancelled job takes nothing: checked after the load of sent, so that
+   * a message sent after the cancellation is never seen without it. */
+  if (job && weft_job_cancelled(job)) return WEFT_ECANCELED;
   if (ch->hpos == BLOCK_SLOTS) { /* the sender linked the next one */
     block *b = ch->head;
     ch->head = atomic_load_explicit(&b->next, memory_order_acquire);
@@ -326,11 +331,12 @@ static int take_locked(weft_chan_t *ch, void *buf, size_t *len, void **big) {
  * by the caller: a long message replaces its spare, which is freed) under
  * one lock.  Returns how many, or WEFT_EAGAIN / WEFT_ECLOSED for none. */
 static int take(weft_chan_t *ch, void **blocks, size_t *lens, int n) {
+  weft_job_t *job = weft__job_current();
   int got = 0, err = 0;
   pthread_mutex_lock(&ch->rmu);
   while (got < n) {
     void *big;
-    if ((err = take_locked(ch, blocks[got], &lens[got], &big))) break;
+    if ((err = take_locked(ch, job, blocks[got], &lens[got], &big))) break;
     if (big) {
       weft__free(blocks[got]);
       blocks[got] = big;

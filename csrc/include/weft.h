@@ -1536,8 +1536,9 @@ WEFT_EXTERN int weft_chan_send(weft_chan_t *chan, const void *data,
  * (-1: no limit; 0: never wait); stores its bytes (free them with
  * weft_chan_free) and length.  Each message goes to exactly one receiver.
  * Returns 0, WEFT_EAGAIN, WEFT_ETIMEDOUT, WEFT_ECLOSED once closed and
- * drained, WEFT_ECANCELED (the pool job running it was cancelled while it
- * waited; nothing taken), WEFT_ENOMEM (nothing taken) or WEFT_EINVAL. */
+ * drained, WEFT_ECANCELED (the pool job running it is cancelled: it takes
+ * nothing from then on, and a wait ends at once), WEFT_ENOMEM (nothing
+ * taken) or WEFT_EINVAL. */
 WEFT_EXTERN int weft_chan_recv(weft_chan_t *chan, int64_t timeout_ms,
                                void **data, size_t *len);
 
@@ -1545,7 +1546,8 @@ WEFT_EXTERN int weft_chan_recv(weft_chan_t *chan, int64_t timeout_ms,
  * waiting: one lock for a burst.  Stores each one's bytes (free with
  * weft_chan_free) and length in data[i] and len[i].  Returns how many
  * (> 0), WEFT_EAGAIN when none is waiting, WEFT_ECLOSED once closed and
- * drained, WEFT_ENOMEM (nothing taken) or WEFT_EINVAL. */
+ * drained, WEFT_ECANCELED (a cancelled pool job's), WEFT_ENOMEM (nothing
+ * taken) or WEFT_EINVAL. */
 WEFT_EXTERN int weft_chan_recv_many(weft_chan_t *chan, void **data,
                                     size_t *len, size_t max);
 

@@ -347,6 +347,57 @@ static void pool_cancel_wakes_a_job_waiting_in_weft(void) {
   }
 }
 
+/* A cancelled job takes nothing from a channel, even a message that is
+ * there at once: it goes to a live receiver. */
+struct late_job {
+  weft_chan_t *ch;
+  atomic_int started, go;
+  int result;
+};
+
+static int late_fn(weft_job_t *job, void *td, void *arg) {
+  struct late_job *l = arg;
+  void *data;
+  size_t len, lens[4];
+  void *many[4];
+  (void)td;
+  atomic_store(&l->started, 1);
+  while (!atomic_load(&l->go)) usleep(100);
+  ASSERT(weft_job_cancelled(job));
+  l->result = weft_chan_recv(l->ch, 0, &data, &len);
+  ASSERT_EQ(weft_chan_recv_many(l->ch, many, lens, 4), WEFT_ECANCELED);
+  ASSERT_EQ(weft_chan_recv(l->ch, -1, &data, &len), WEFT_ECANCELED);
+  return 0;
+}
+
+static void pool_cancelled_job_takes_nothing(void) {
+  weft_loop_t *loop;
+  weft_pool_t *pool;
+  weft_pool_options o = options(0, 1, 0);
+  struct late_job l;
+  weft_job_t *job;
+  void *data;
+  size_t len;
+  memset(&l, 0, sizeof l);
+  loop_thread = pthread_self();
+  ASSERT_OK(weft_loop_new(&loop));
+  ASSERT_OK(weft_pool_new(loop, &o, &pool));
+  ASSERT_OK(weft_chan_new(SIZE_MAX, &l.ch));
+  ASSERT_OK(weft_pool_submit(pool, late_fn, NULL, &l, &job));
+  while (!atomic_load(&l.started)) usleep(100);
+  ASSERT_OK(weft_job_cancel(job));
+  ASSERT_OK(weft_chan_send(l.ch, "late", 4, 0));
+  atomic_store(&l.go, 1);
+  ASSERT_OK(weft_pool_close(pool));
+  ASSERT_EQ(l.result, WEFT_ECANCELED);
+  ASSERT_OK(weft_chan_recv(l.ch, 0, &data, &len)); /* still there */
+  ASSERT_EQ(len, 4u);
+  weft_chan_free(data);
+  weft_chan_unref(l.ch);
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  test_free_loop(loop);
+}
+
 /* pool_close_async: the loop runs (a timer lets the job end) while the
  * pool closes, and the close's callback comes after the job's. */
 struct closing {
@@ -723,6 +774,7 @@ TEST_MAIN(T(pool_runs_jobs_and_finishes_on_the_loop) T(pool_reaps_idle_threads)
                   T(pool_takes_an_older_options_struct)
                       T(pool_rejects_bad_options)
                           T(pool_cancel_wakes_a_job_waiting_in_weft)
+                              T(pool_cancelled_job_takes_nothing)
                               T(pool_close_async_lets_the_loop_run)
                   T(chan_passes_messages_between_threads)
                   T(chan_keeps_order_across_sizes_and_growth)
