@@ -5,7 +5,8 @@
 # bare scheduler (two tasks that only hand the turn to each other,
 # yield_weft.lua), and that round trip with the four C calls a channel
 # needs at least (floor_lua.lua); (c)
-# 1,000,000 weft.async + await of a trivial function.  ROUNDS interleaved.
+# 1,000,000 weft.async + await of a trivial function; (d) the Lua heap bytes
+# a sleeping task holds.  ROUNDS interleaved.
 # usage: bench/tasks/run.sh   env: BUILD=build ROUNDS=3
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -42,6 +43,7 @@ for r in $(seq 1 "$ROUNDS"); do
   run pingpong "coroutine resume/yield, rt/s" lua5.4 "$here/../fibers/pingpong_lua.lua" resume 10000000
   run pingpong "same + 2 no-op C calls a side, rt/s" lua5.4 "$here/floor_lua.lua" 2 5000000
   run async "weft 1M async+await, ms" lua5.4 "$here/async_await_weft.lua" 1000000
+  run heap "weft, Lua heap bytes per sleeping task" lua5.4 "$here/heap_weft.lua" 100000
 done
 
 lua5.4 - "$raw" "$root/bench/lib/common.lua" <<'LUA'
