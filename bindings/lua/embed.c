@@ -15,6 +15,7 @@
 
 /* A core promise and the Lua promise on the other side. */
 typedef struct bridge {
+  const lweft_hostlink *link; /* first: what the task code calls (task.c) */
   lweft_state *st; /* NULL once the state has closed */
   int to_core;     /* Lua -> core (weft_lua_to_promise), else core -> Lua */
   int ref;         /* the Lua promise, while the bridge holds it */
@@ -24,9 +25,14 @@ typedef struct bridge {
   struct bridge *prev, *next; /* the state's live bridges */
 } bridge;
 
+static int bridge_cancel(void *data);
+static void bridge_report(lua_State *L, int p, void *data);
+static const lweft_hostlink link = {bridge_cancel, bridge_report};
+
 static bridge *new_bridge(lweft_state *st, weft_promise_t *core) {
   bridge *b = calloc(1, sizeof *b);
   if (!b) return NULL;
+  b->link = &link;
   b->st = st;
   b->ref = LUA_NOREF;
   b->core = core;
@@ -107,7 +113,7 @@ static void core_settled(weft_promise_t *p, void *data) {
   free(b);
 }
 
-int lweft_bridge_cancel(void *data) {
+static int bridge_cancel(void *data) {
   bridge *b = data;
   weft_promise_cancel(b->core);
   /* (it settles the Lua promise from core_settled, from the loop) */
@@ -150,7 +156,7 @@ static void free_side(void *payload) {
 /* The Lua promise at p settled (run from its continuations): the core
  * promise that follows it settles likewise, keeping the Lua promise for
  * weft_lua_push_outcome. */
-void lweft_bridge_report(lua_State *L, int p, void *data) {
+static void bridge_report(lua_State *L, int p, void *data) {
   bridge *b = data;
   weft_promise_t *core = b->core;
   int state = lweft_promise_state(L, p);

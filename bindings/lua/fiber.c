@@ -55,18 +55,6 @@ static void *entry(weft_fiber_t *cf, void *arg) {
   return NULL;
 }
 
-size_t lweft_check_stack_size(lua_State *L, int arg, const char *fname) {
-  if (!lua_isinteger(L, -1) ||
-      lua_tointeger(L, -1) < (lua_Integer)LWEFT_MIN_STACK ||
-      lua_tointeger(L, -1) > (lua_Integer)WEFT_FIBER_MAX_STACK)
-    lweft_argerror(L, arg, fname,
-                   lua_pushfstring(L, "field 'stack_size' must be an integer "
-                                      "from %d to %d",
-                                   (int)LWEFT_MIN_STACK,
-                                   (int)WEFT_FIBER_MAX_STACK));
-  return (size_t)lua_tointeger(L, -1);
-}
-
 static int lw_fiber_new(lua_State *L) {
   size_t stack = LWEFT_FIBER_STACK;
   lfiber *lf;

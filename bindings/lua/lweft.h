@@ -93,6 +93,8 @@ typedef struct lweft_state {
   void *bridges;
   int unhandled_new; /* a promise was rejected with no handler (task.c) */
   int closing; /* the Lua state is closing: late core callbacks do nothing */
+  /* what the module's parts undo at the close (set by luaopen_weft) */
+  void (*on_close)(lua_State *L, struct lweft_state *st);
 } lweft_state;
 
 /* What a queued drain of the binding's run queue points at: the state, or
@@ -100,6 +102,10 @@ typedef struct lweft_state {
 typedef struct lweft_drain {
   lweft_state *st;
 } lweft_drain;
+
+/* Pushes the binding's state of L, creating it (and its loop, or taking
+ * the host's under WEFT_LUA_LOOP_KEY) on first use (state.c). */
+void lweft_push_state(lua_State *L);
 
 /* The state, kept as upvalue 1 of every module function. */
 #define lweft_state_of(L) ((lweft_state *)lua_touserdata(L, lua_upvalueindex(1)))
@@ -192,12 +198,17 @@ int lweft_encode_with(lua_State *L, int first, int n, const char *root,
 int lweft_register_class(lua_State *L, int name, int mt);
 int lweft_decode(lua_State *L, const void *data, size_t len, int env);
 
-/* Channels as Lua values (threadchan.c): the channel of the userdata at
- * idx or NULL; push a userdata adopting one reference of ch.
- * lweft_chan_prims adds chan_new to the table of thread primitives on top
+/* Channels as Lua values (chanhandle.c): the channel of the userdata at
+ * idx or NULL; push a userdata adopting one reference of ch; the handles'
+ * __gc; lweft_chan_class records the metatable named LWEFT_CHAN_MT (made
+ * by lweft_chan_prims) for lweft_test_chan.  lweft_chan_prims
+ * (threadchan.c) adds chan_new to the table of thread primitives on top
  * (the state is below it) and makes the channels' metatable. */
+#define LWEFT_CHAN_MT "weft.thread.channel"
 weft_chan_t *lweft_test_chan(lua_State *L, int idx);
 void lweft_push_chan(lua_State *L, weft_chan_t *ch);
+int lweft_chan_gc(lua_State *L);
+void lweft_chan_class(lua_State *L);
 void lweft_chan_prims(lua_State *L);
 
 /* Whether a channel call of L may block its thread (thread.c): true in a
@@ -284,8 +295,8 @@ void lweft_push_io_error(lua_State *L, const char *op, int err);
  * the table of primitives for stream.lua. */
 void lweft_open_stream(lua_State *L);
 
-/* Pushes { adopt, suspend_marker, error_mt }: what sync.lua's weft.coroutine needs
- * of the task machinery. */
+/* Pushes { adopt, suspend_marker, error_mt }: what sync.lua's
+ * weft.coroutine needs of the task machinery. */
 void lweft_push_task_internals(lua_State *L);
 
 /* Reports every rejected promise nobody handled to the error handler (at
@@ -306,23 +317,29 @@ int lweft_unstarted_tasks(lua_State *L, lweft_state *st);
  * started and watchers never fired, and where the first was created. */
 void lweft_warn_never_ran(lua_State *L, lweft_state *st);
 
-/* The embedding API's side (embed.c, task.c).  lweft_get_state: the
- * binding's state of L, or NULL before the module was opened.
- * lweft_push_host_promise: a new Lua promise standing for the core promise
- * of bridge (its cancellation calls lweft_bridge_cancel(bridge), which
- * returns whether it must wait for the core promise to settle).
- * lweft_watch_for_host: when the Lua promise at idx settles,
- * lweft_bridge_report(L, promise index, hostref) runs from the loop.
+/* The embedding API's side (embed.c, task.c).  A bridge between a core
+ * promise of the host and a Lua promise is embed.c's; it starts with a
+ * pointer to its lweft_hostlink, what the task code calls back: cancel
+ * (the Lua promise standing for the core one was cancelled: returns
+ * whether it must wait for the core promise to settle) and report (the
+ * Lua promise at p that a host waits for settled).
+ * lweft_get_state: the binding's state of L, or NULL before the module
+ * was opened.  lweft_push_host_promise: a new Lua promise standing for the
+ * core promise of bridge.  lweft_watch_for_host: when the Lua promise at
+ * idx settles, report(L, its index, bridge) runs from the loop.
  * lweft_promise_state: the state (WEFT_PROMISE_*) of the promise at idx,
  * or -1.  lweft_push_outcome: pushes ok, values... or false, err; returns
  * the count.  lweft_settle_cancelled: settles the promise at idx as
  * cancelled.  lweft_cancel_promise: cancels it (p:cancel()).
  * lweft_cut_bridges: the state is closing. */
+typedef struct lweft_hostlink {
+  int (*cancel)(void *bridge);
+  void (*report)(lua_State *L, int p, void *bridge);
+} lweft_hostlink;
+#define lweft_hostlink_of(bridge) (*(const lweft_hostlink *const *)(bridge))
 lweft_state *lweft_get_state(lua_State *L);
 void lweft_push_host_promise(lua_State *L, lweft_state *st, void *bridge);
-int lweft_bridge_cancel(void *bridge);
-void lweft_watch_for_host(lua_State *L, int idx, void *hostref);
-void lweft_bridge_report(lua_State *L, int p, void *hostref);
+void lweft_watch_for_host(lua_State *L, int idx, void *bridge);
 int lweft_promise_state(lua_State *L, int idx);
 int lweft_push_outcome(lua_State *L, int idx);
 void lweft_settle_cancelled(lua_State *L, int idx);
@@ -345,14 +362,34 @@ void lweft_callback_error(lua_State *L, lweft_state *st);
  * callback's error.  Returns 1 while work remains, else 0. */
 int lweft_run_once(lua_State *L, lweft_state *st, const char *fname);
 
+/* Runs the loop in mode for the function named fname (reactor.c): raises
+ * a cancelled worker job's error, a loop already running, and an error a
+ * callback left; else returns weft_loop_run's result.
+ * lweft_raise_pending raises only the last. */
+int lweft_run_loop(lua_State *L, lweft_state *st, weft_run_mode mode,
+                   const char *fname);
+void lweft_raise_pending(lua_State *L, lweft_state *st);
+
+/* How many of this state's watchers are armed on its loop; when there
+ * are any, pushes "file:line" where the oldest was created. */
+int lweft_unfired_watchers(lua_State *L, lweft_state *st);
+
+/* Adds weft.run (run.c) to the module table at -2 (the state is at -1). */
+void lweft_open_run(lua_State *L);
+
 /* Creates a once watcher firing the Lua function at fnidx after the delay
  * at msidx, like weft.once; returns its id.  For a task or a waiter (a
- * userdata) at fnidx, lweft_timer_fired(it) runs instead, protected: the
- * task wakes from its delay, the waiter's wait times out
- * (lweft_waiter_fired). */
+ * userdata) at fnidx, its class's fire hook runs instead, protected, with
+ * it as the argument: the task wakes from its delay, the waiter's wait
+ * times out. */
 weft_id_t lweft_once(lua_State *L, lweft_state *st, int msidx, int fnidx);
-int lweft_timer_fired(lua_State *L);
-int lweft_waiter_fired(lua_State *L);
+
+/* Class hooks: C functions a class keeps in its metatable under these
+ * keys' addresses (util.c), so that the reactor can call into tasks and
+ * waiters without depending on them.  Fire: a once watcher whose callback
+ * is an instance fired (lweft_once).  Where: returns "file:line" where
+ * the instance waits, or "[C]". */
+extern const char lweft_fire_key, lweft_where_key;
 
 /* Makes the waiter class (waiter.c) for the state at -1; leaves the
  * stack as it was.  lweft_push_waiter_ctor pushes its constructor. */
@@ -379,7 +416,7 @@ int lweft_waiter_waiting(lua_State *L, int idx);
 void lweft_open_channel(lua_State *L);
 
 /* Pushes "file:line" where the task at idx is suspended (for a waiter:
- * the task parked on it, its user value 1), or "[C]". */
+ * the task parked on it), or "[C]": the value's where hook (util.c). */
 void lweft_push_task_where(lua_State *L, int idx);
 
 /* Cancels a watcher this state created, dropping what it kept for it. */

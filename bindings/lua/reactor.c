@@ -122,8 +122,7 @@ void lweft_callback_error(lua_State *L, lweft_state *st) {
   weft_loop_stop(st->loop);
 }
 
-/* Raises the error a callback left for run() / tick(), if any. */
-static void raise_pending(lua_State *L, lweft_state *st) {
+void lweft_raise_pending(lua_State *L, lweft_state *st) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_misc);
   if (lua_getfield(L, -1, "err") == LUA_TNIL) {
     lua_pop(L, 2);
@@ -146,8 +145,10 @@ static void dispatch(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_w); /* top + 2 */
   if (lua_rawgeti(L, top + 2, 2 * s + 1) == LUA_TUSERDATA) {
     /* A task's delay, or a waiter's timeout: the task or the waiter is
-     * the callback (task.c, waiter.c). */
-    lua_pushcfunction(L, lweft_timer_fired);
+     * the callback, and its class's fire hook runs (task.c, waiter.c). */
+    lua_getmetatable(L, -1);
+    lua_rawgetp(L, -1, &lweft_fire_key);
+    lua_replace(L, -2);
     lua_insert(L, -2);
     forget(L, st, id);
     if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) lweft_callback_error(L, st);
@@ -500,8 +501,8 @@ static int lw_unref(lua_State *L) { return id_op(L, "unref", weft_watch_unref); 
 
 /* ---- the loop ------------------------------------------------------------- */
 
-static int run_mode(lua_State *L, lweft_state *st, weft_run_mode mode,
-                    const char *fname) {
+int lweft_run_loop(lua_State *L, lweft_state *st, weft_run_mode mode,
+                   const char *fname) {
   lua_State *prev = st->L;
   int r;
   st->L = L;
@@ -517,44 +518,19 @@ static int run_mode(lua_State *L, lweft_state *st, weft_run_mode mode,
                          "or in a plain coroutine inside a task: run the code "
                          "as a task, or make the coroutine with "
                          "weft.coroutine)", fname);
-  raise_pending(L, st);
+  lweft_raise_pending(L, st);
   return r;
 }
 
-static int lw_run(lua_State *L) {
-  lweft_state *st = lweft_state_of(L);
-  int n = lua_gettop(L), r;
-  if (n > 0) {
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    lweft_spawn(L, st, 1, n - 1); /* its promise, at 1 */
-    lweft_mark_run_task(L, 1);
-  }
-  r = run_mode(L, st, WEFT_RUN_DEFAULT, "run");
-  if (r > 0) {
-    /* Stopped while work remains: fn's task failed (its error comes out
-     * now; the rest stays for the next run), or weft.stop(). */
-    if (n > 0 && lweft_promise_failed(L, 1))
-      return lweft_settled_results(L, 1, "run");
-    return 0;
-  }
-  if (n > 0) {
-    lweft_settled_results(L, 1, "run"); /* marks fn's own outcome handled */
-    lua_settop(L, 1);
-  }
-  /* The loop is done: rejections nobody handled are reported now. */
-  lweft_report_unhandled(L);
-  raise_pending(L, st);
-  return n > 0 ? lweft_settled_results(L, 1, "run") : 0;
-}
 
 int lweft_run_once(lua_State *L, lweft_state *st, const char *fname) {
-  return run_mode(L, st, WEFT_RUN_ONCE, fname);
+  return lweft_run_loop(L, st, WEFT_RUN_ONCE, fname);
 }
 
 static int lw_tick(lua_State *L) {
   lweft_state *st = lweft_state_of(L);
   int nowait = lua_toboolean(L, 1);
-  lua_pushboolean(L, run_mode(L, st, nowait ? WEFT_RUN_NOWAIT : WEFT_RUN_ONCE,
+  lua_pushboolean(L, lweft_run_loop(L, st, nowait ? WEFT_RUN_NOWAIT : WEFT_RUN_ONCE,
                               "tick") > 0);
   return 1;
 }
@@ -677,28 +653,12 @@ static void count_own(weft_loop_t *loop, weft_id_t id, void *data) {
   if (c->n++ == 0 || id < c->first) c->first = id;
 }
 
-void lweft_warn_never_ran(lua_State *L, lweft_state *st) {
+
+int lweft_unfired_watchers(lua_State *L, lweft_state *st) {
   first_ctx c = {st, 0, 0};
-  int tasks, top = lua_gettop(L);
-  if (st->ever_ran || !st->owns_loop || !lua_checkstack(L, 8)) return;
   weft_loop_walk(st->loop, count_own, &c);
-  tasks = lweft_unstarted_tasks(L, st); /* pushes where the first was */
-  if (!tasks && !c.n) return;
-  if (!tasks) push_where(L, st, 1, c.first);
-  if (tasks)
-    lua_pushfstring(L, "%d task%s never started%s", tasks,
-                    tasks == 1 ? "" : "s", c.n ? " and " : "");
-  else
-    lua_pushliteral(L, "");
-  if (c.n)
-    lua_pushfstring(L, "%d watcher%s never fired", c.n, c.n == 1 ? "" : "s");
-  else
-    lua_pushliteral(L, "");
-  fprintf(stderr,
-          "weft: the loop never ran: %s%s (the first created at %s); "
-          "call weft.run()\n",
-          lua_tostring(L, -2), lua_tostring(L, -1), lua_tostring(L, -3));
-  lua_settop(L, top);
+  if (c.n) push_where(L, st, 1, c.first);
+  return c.n;
 }
 
 void lweft_cancel_all(lweft_state *st) {
@@ -707,7 +667,6 @@ void lweft_cancel_all(lweft_state *st) {
 
 void lweft_open_reactor(lua_State *L) {
   static const luaL_Reg fns[] = {
-      {"run", lw_run},
       {"tick", lw_tick},
       {"stop", lw_stop},
       {"now", lw_now},

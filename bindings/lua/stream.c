@@ -1067,12 +1067,6 @@ void lweft_open_stream(lua_State *L) {
   lua_newtable(L);
   lua_pushvalue(L, -2); /* the state */
   luaL_setfuncs(L, prims, 1);
-  lweft_process_prims(L);
-  lweft_fs_prims(L);
-  lweft_thread_prims(L);
-  lweft_tls_prims(L);
-  lweft_socket_prims(L);
-  lweft_fswatch_prims(L);
 }
 
 socklen_t lweft_sockaddr(lua_State *L, int idx, struct sockaddr_storage *ss) {

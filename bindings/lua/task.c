@@ -1080,7 +1080,8 @@ static void cancel_sources(lua_State *L, lpromise *lp, int idx, int err) {
   lua_getiuservalue(L, idx, UV_SRC);
   src = lua_gettop(L);
   if (lp->derived == D_HOST) {
-    waits = lweft_bridge_cancel(lua_touserdata(L, src));
+    waits = lweft_hostlink_of(lua_touserdata(L, src))->cancel(
+        lua_touserdata(L, src));
   } else if (lp->derived == D_COMB) {
     int n;
     lua_getfield(L, src, "inputs");
@@ -1311,7 +1312,7 @@ static void run_entry(lua_State *L, int p, int e) {
   }
   if (kind == K_HOST) {
     lua_rawgeti(L, e, 2);
-    lweft_bridge_report(L, p, lua_touserdata(L, -1));
+    lweft_hostlink_of(lua_touserdata(L, -1))->report(L, p, lua_touserdata(L, -1));
   } else if (kind == K_COMB) {
     comb_input(L, p, e, target);
   } else if (kind == K_FINALLY) {
@@ -1558,11 +1559,10 @@ static int lw_await(lua_State *L) {
 
 /* The timer of a task's delay is a reactor watcher (so that it shows in
  * weft.watchers() and ends with the Lua state) whose callback is the task
- * itself: no closure per delay.  The reactor calls this with the task, or
- * with a waiter (waiter.c), whose timeout is a watcher the same way. */
-int lweft_timer_fired(lua_State *L) {
-  lpromise *t = test_promise(L, 1);
-  if (!t) return lweft_waiter_fired(L);
+ * itself: no closure per delay.  The reactor calls this fire hook
+ * (lweft_fire_key) with the task. */
+static int task_fired(lua_State *L) {
+  lpromise *t = lua_touserdata(L, 1);
   t->timer = 0;
   ready(L, 1, 0);
   return 0;
@@ -1848,20 +1848,16 @@ static int lw_t_traceback(lua_State *L) {
   return 1;
 }
 
-void lweft_push_task_where(lua_State *L, int idx) {
-  int top = lua_gettop(L);
-  lua_State *co = NULL;
-  idx = lua_absindex(L, idx);
-  if (!test_promise(L, idx)) { /* a waiter: where its parked task is */
-    if (lua_getiuservalue(L, idx, 1) == LUA_TUSERDATA) idx = lua_gettop(L);
-  }
-  if (test_promise(L, idx)) co = suspended_co(L, lua_touserdata(L, idx), idx);
+/* The where hook of tasks (lweft_where_key): "file:line" where the task
+ * at 1 is suspended, or "[C]". */
+static int task_where(lua_State *L) {
+  lpromise *t = test_promise(L, 1);
+  lua_State *co = t ? suspended_co(L, t, 1) : NULL;
   if (co && lweft_push_where(L, co, 0) == 2)
     lua_pushfstring(L, "%s:%d", lua_tostring(L, -2), (int)lua_tointeger(L, -1));
   else
     lua_pushliteral(L, "[C]");
-  lua_replace(L, top + 1);
-  lua_settop(L, top + 1);
+  return 1;
 }
 
 static int lw_t_where(lua_State *L) {
@@ -1986,8 +1982,6 @@ void lweft_push_task_internals(lua_State *L) {
   lua_setfield(L, -2, "adopt");
   lua_pushlightuserdata(L, (void *)&suspend_marker);
   lua_setfield(L, -2, "suspend_marker");
-  lweft_push_waiter_ctor(L);
-  lua_setfield(L, -2, "waiter");
   luaL_getmetatable(L, ERROR_MT);
   lua_setfield(L, -2, "error_mt");
 }
@@ -2262,6 +2256,10 @@ void lweft_open_task(lua_State *L) {
     luaL_newlib(L, methods);
     lua_pushcclosure(L, lw_p_index, 1);
     lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, task_fired);
+    lua_rawsetp(L, -2, &lweft_fire_key);
+    lua_pushcfunction(L, task_where);
+    lua_rawsetp(L, -2, &lweft_where_key);
   }
   lua_pop(L, 1);
   lweft_class_key(L, PROMISE_MT, &promise_key);

@@ -19,43 +19,14 @@
 #include <string.h>
 #include <time.h>
 
-#define CHAN_MT "weft.thread.channel"
-
-/* The metatable's key for lweft_testudata: a check on every call. */
-static const char chan_key = 0;
-
-typedef struct lchan {
-  weft_chan_t *ch; /* one reference, dropped by __gc */
-} lchan;
-
-weft_chan_t *lweft_test_chan(lua_State *L, int idx) {
-  lchan *c = lweft_testudata(L, idx, &chan_key);
-  return c ? c->ch : NULL;
-}
-
-void lweft_push_chan(lua_State *L, weft_chan_t *ch) {
-  lchan *c;
-  /* A worker's state meets its first channel: its methods come with the
-   * weft module, which it may not have required yet. */
-  if (luaL_getmetatable(L, CHAN_MT) == LUA_TNIL) {
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "weft");
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  c = lua_newuserdatauv(L, sizeof *c, 0);
-  c->ch = ch;
-  luaL_setmetatable(L, CHAN_MT);
-}
-
 /* The channel of self (argument 1), or raises naming fname. */
 static weft_chan_t *self_chan(lua_State *L, const char *fname) {
-  lchan *c = lweft_testudata(L, 1, &chan_key);
-  if (!c)
+  weft_chan_t *ch = lweft_test_chan(L, 1);
+  if (!ch)
     lweft_argerror(L, 1, fname,
-                   lua_pushfstring(L, CHAN_MT " expected, got %s",
+                   lua_pushfstring(L, LWEFT_CHAN_MT " expected, got %s",
                                    luaL_typename(L, 1)));
-  return c->ch;
+  return ch;
 }
 
 /* A timeout argument in ms: -1 for none (nil), else a number >= 0,
@@ -474,17 +445,8 @@ static int lw_count(lua_State *L) {
 }
 
 static int lw_tostring(lua_State *L) {
-  lua_pushfstring(L, CHAN_MT " (%p)", (void *)self_chan(L, "__tostring"));
+  lua_pushfstring(L, LWEFT_CHAN_MT " (%p)", (void *)self_chan(L, "__tostring"));
   return 1;
-}
-
-static int lw_gc(lua_State *L) {
-  lchan *c = lweft_testudata(L, 1, &chan_key);
-  if (c) {
-    weft_chan_unref(c->ch);
-    c->ch = NULL;
-  }
-  return 0;
 }
 
 /* chan_new(capacity|nil) -> channel */
@@ -503,9 +465,9 @@ void lweft_chan_prims(lua_State *L) {
       {"close", lw_close}, {"count", lw_count},
       {NULL, NULL}};
   static const luaL_Reg meta[] = {
-      {"__call", lw_call}, {"__tostring", lw_tostring}, {"__gc", lw_gc},
+      {"__call", lw_call}, {"__tostring", lw_tostring}, {"__gc", lweft_chan_gc},
       {NULL, NULL}};
-  if (luaL_newmetatable(L, CHAN_MT)) {
+  if (luaL_newmetatable(L, LWEFT_CHAN_MT)) {
     lua_pushvalue(L, -3); /* the state, for the waits */
     luaL_setfuncs(L, meta, 1);
     luaL_newlibtable(L, methods);
@@ -513,7 +475,7 @@ void lweft_chan_prims(lua_State *L) {
     luaL_setfuncs(L, methods, 1);
     lua_setfield(L, -2, "__index");
   }
-  lweft_class_key(L, CHAN_MT, &chan_key);
+  lweft_chan_class(L);
   lua_pop(L, 1);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, lw_chan_new, 1);

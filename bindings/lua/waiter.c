@@ -54,7 +54,9 @@ static void end_wait(lua_State *L, int idx, lwaiter *w, int to) {
   lua_pop(L, 1); /* (the main chunk watches the state instead) */
 }
 
-int lweft_waiter_fired(lua_State *L) {
+/* The fire hook of waiters (lweft_fire_key): the timeout's watcher calls
+ * it with the waiter. */
+static int waiter_fired(lua_State *L) {
   lwaiter *w = lua_touserdata(L, 1);
   w->timer = 0;
   if (w->state == PARKED) end_wait(L, 1, w, TIMED_OUT);
@@ -64,6 +66,16 @@ int lweft_waiter_fired(lua_State *L) {
 /* A cancelled task (or a main chunk whose loop raised) gives its place
  * up; a wake already handed to it stays WOKEN, for the caller to pass
  * on. */
+/* The where hook of waiters (lweft_where_key): where the task parked on
+ * the waiter at 1 (its user value 1) is suspended. */
+static int waiter_where(lua_State *L) {
+  if (lua_getiuservalue(L, 1, 1) == LUA_TUSERDATA)
+    lweft_push_task_where(L, -1);
+  else
+    lua_pushliteral(L, "[C]");
+  return 1;
+}
+
 static void give_up(lua_State *L, void *data) {
   lwaiter *w = data;
   stop_timer(L, w);
@@ -183,6 +195,10 @@ void lweft_open_waiter(lua_State *L) {
   if (luaL_newmetatable(L, WAITER_MT)) {
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, waiter_fired);
+    lua_rawsetp(L, -2, &lweft_fire_key);
+    lua_pushcfunction(L, waiter_where);
+    lua_rawsetp(L, -2, &lweft_where_key);
   }
   lua_pop(L, 1);
   lweft_class_key(L, WAITER_MT, &class_key);

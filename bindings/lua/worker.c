@@ -52,8 +52,6 @@ int lweft_can_block(lua_State *L) {
   return !lua_isyieldable(L) && !weft_fiber_current() && worker_of(L);
 }
 
-int lweft_raise_cancelled(lua_State *L) { return luaL_error(L, "cancelled"); }
-
 /* Set on a worker's state by a cancellation: a hook left on the whole time
  * would slow every instruction of every job.  A stray one, arriving after
  * the job ended, removes itself. */
