@@ -155,9 +155,16 @@ int lweft_argerror(lua_State *L, int arg, const char *fname,
 /* Disowns a queued drain: the Lua state is closing. */
 void lweft_forget_drain(lweft_state *st);
 
-/* Adds weft.promise, async, defer, await, delay, current, is_cancelled
- * and is_timeout, like lweft_open_reactor. */
+/* The task machinery's parts add their functions like lweft_open_reactor,
+ * errors first, then the core (task.c: weft.promise and the promises'
+ * methods), then the rest: is_cancelled, is_timeout (errors.c); await,
+ * delay, shield (await.c); all, any, race, settle, timeout (combine.c);
+ * async, defer, spawn, current, tasks (spawn.c). */
+void lweft_open_errors(lua_State *L);
 void lweft_open_task(lua_State *L);
+void lweft_open_await(lua_State *L);
+void lweft_open_combine(lua_State *L);
+void lweft_open_spawn(lua_State *L);
 
 /* Creates a task running the function at fnidx with the n values after it
  * (popped with it) and leaves its promise in fnidx's place, on top. */

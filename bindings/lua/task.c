@@ -16,90 +16,15 @@
  * on the core's run queue at a time: (task, source) resumes the task with
  * source's outcome (false: with true), (promise, marker) runs the
  * promise's continuations.  Queueing allocates nothing but table slots. */
-#include "lweft.h"
+#include "ltask.h"
 
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define PROMISE_MT "weft.promise"
-#define ERROR_MT "weft.error"
-
-enum { PENDING, FULFILLED, REJECTED, CANCELLED };
 static const char *const state_names[] = {"pending", "fulfilled", "rejected",
                                           "cancelled"};
 
-enum { WAIT_NONE, WAIT_PROMISE, WAIT_TIMER, WAIT_QUEUED, WAIT_IO };
-
-/* Continuation kinds, stored as integers in an entry's first slot. */
-enum { K_NEXT = 1, K_FINALLY, K_COMB, K_TIMEOUT, K_HOST };
-
-/* Combinators, in a combinator state table's field "kind". */
-enum { C_ALL = 1, C_ANY, C_RACE, C_SETTLE };
-
-/* What a promise waits on, for its cancellation (lpromise.derived). */
-enum {
-  D_NONE,   /* weft.promise(), or a task: settled by hand or by its function */
-  D_CHAIN,  /* next / catch / finally: waits on one source (UV_SRC) */
-  D_COMB,   /* all / any / race / settle: UV_SRC is the combinator state */
-  D_TIMEOUT, /* weft.timeout: waits on one source (UV_SRC), with a timer */
-  D_HOST     /* stands for a core promise of the host (embed.c); UV_SRC is
-              * the bridge, a light userdata */
-};
-
-typedef struct lpromise {
-  lweft_state *st;
-  unsigned char state;
-  unsigned char is_task;
-  unsigned char defer;        /* weft.defer: an error goes to the error handler */
-  unsigned char started;
-  unsigned char done;         /* the task's function has returned or raised */
-  unsigned char wait;         /* what a suspended task waits on (WAIT_*) */
-  unsigned char cancel_raise; /* deliver the cancellation at the queued resume */
-  unsigned char handled;      /* an await or continuation took the outcome */
-  unsigned char in_gc;        /* a stackful task resumed inside a __gc */
-  unsigned char derived;      /* D_*: what it waits on */
-  /* Cancelled, but still pending: a task runs its cleanup, a derived
-   * promise waits for the sources it cancelled.  The cancellation error
-   * is in UV_OUTCOME meanwhile. */
-  unsigned char cancelling;
-  unsigned char timed_out;    /* a weft.timeout result whose time ran out */
-  unsigned char stops_run;    /* weft.run(fn)'s task: its failure stops run */
-  unsigned char shield;       /* weft.shield depth: cancellation held back */
-  int nvals;                  /* values of a fulfilled promise */
-  int id;
-  int line;                   /* where a task was spawned (with UV_WHERE) */
-  int fstatus;     /* a stackful task's pcall status, once the fiber ended */
-  weft_id_t timer; /* the watcher of a delay */
-  /* a stackful task: its function runs on its own C stack (a core fiber),
-   * and its waits suspend the fiber instead of yielding a coroutine */
-  weft_fiber_t *cf;
-  lua_State *susp; /* the thread that called the pending wait */
-  /* a WAIT_IO wait: how a cancellation withdraws it */
-  void (*io_cancel)(lua_State *L, void *data);
-  union {
-    void *io_data;
-    /* the promise a task in WAIT_PROMISE awaits (compared, never
-     * followed: what a task awaits is kept by whatever can settle it, or
-     * could never wake it anyway) */
-    const void *awaiting;
-  };
-  lweft_iowait *io_wait; /* where the task is kept, if it is */
-} lpromise;
-
-/* User values of a promise: a plain one has the first two. */
-enum {
-  UV_OUTCOME = 1, /* the value (1 value), { n, ... } (more), or the error */
-  UV_CONTS,       /* pending continuations: task (await) or entry table */
-  UV_PLAIN = UV_CONTS,
-  UV_SRC,         /* a derived promise's source (see D_*) */
-  UV_DERIVED = UV_SRC,
-  UV_CO = 3,      /* a task's coroutine (tasks are never derived) */
-  /* the function that spawned a task, or for a named one { name, that
-   * function }: one user value for both, since few tasks have a name */
-  UV_WHERE,
-  UV_COUNT = UV_WHERE
-};
 
 /* The registry key of the table coroutine -> task (weak both ways): how
  * weft.current() and the waits find the running task. */
@@ -115,9 +40,7 @@ static const char unhandled_key = 0;
  * in the slot its lweft_iowait notes: it is how a core callback finds the
  * task to wake, and it keeps the task (and what its stack holds, such as
  * the handle the callback points into) alive.) */
-/* The value a default task's wait yields, so that weft.coroutine.resume can
- * tell a task suspension from a plain yield and pass it through. */
-static const char suspend_marker = 0;
+const char ltask_suspend_marker = 0;
 /* The queue marker of "run this promise's continuations". */
 static const char conts_marker = 0;
 static int task_count;
@@ -125,16 +48,16 @@ static int task_count;
 /* The registry key of the promise metatable (see lweft_testudata). */
 static const char promise_key = 0;
 
-static lpromise *test_promise(lua_State *L, int idx) {
+lpromise *ltask_test_promise(lua_State *L, int idx) {
   return lweft_testudata(L, idx, &promise_key);
 }
 
-static lpromise *check_promise(lua_State *L, int idx) {
-  lpromise *p = test_promise(L, idx);
+lpromise *ltask_check_promise(lua_State *L, int idx) {
+  lpromise *p = ltask_test_promise(L, idx);
   return p ? p : luaL_checkudata(L, idx, PROMISE_MT); /* raises */
 }
 
-static lpromise *new_promise(lua_State *L, lweft_state *st, int nuv) {
+lpromise *ltask_new_promise(lua_State *L, lweft_state *st, int nuv) {
   lpromise *lp = lua_newuserdatauv(L, sizeof *lp, nuv);
   memset(lp, 0, sizeof *lp);
   lp->st = st;
@@ -143,57 +66,6 @@ static lpromise *new_promise(lua_State *L, lweft_state *st, int nuv) {
 }
 
 /* ---- error values ------------------------------------------------------- */
-
-/* Pushes a weft error: { kind = "cancelled" | "timeout", message, reason },
- * whose tostring is its message. */
-static void push_error(lua_State *L, const char *kind, int reason) {
-  reason = reason ? lua_absindex(L, reason) : 0;
-  lua_createtable(L, 0, 3);
-  lua_pushstring(L, kind);
-  lua_setfield(L, -2, "kind");
-  if (reason && !lua_isnil(L, reason)) {
-    lua_pushvalue(L, reason);
-    lua_setfield(L, -2, "reason");
-    luaL_tolstring(L, reason, NULL);
-    lua_pushfstring(L, "%s: %s", kind, lua_tostring(L, -1));
-    lua_remove(L, -2);
-  } else {
-    lua_pushstring(L, kind);
-  }
-  lua_setfield(L, -2, "message");
-  luaL_setmetatable(L, ERROR_MT);
-}
-
-/* Whether the value at idx is a weft error of this kind. */
-static int error_kind_is(lua_State *L, int idx, const char *kind) {
-  int top = lua_gettop(L), yes = 0;
-  idx = lua_absindex(L, idx);
-  if (lua_istable(L, idx) && lua_getmetatable(L, idx)) {
-    luaL_getmetatable(L, ERROR_MT);
-    if (lua_rawequal(L, -1, -2)) {
-      lua_getfield(L, idx, "kind");
-      yes = lua_type(L, -1) == LUA_TSTRING &&
-            strcmp(lua_tostring(L, -1), kind) == 0;
-    }
-  }
-  lua_settop(L, top);
-  return yes;
-}
-
-static int lw_is_cancelled(lua_State *L) {
-  lua_pushboolean(L, error_kind_is(L, 1, "cancelled"));
-  return 1;
-}
-
-static int lw_is_timeout(lua_State *L) {
-  lua_pushboolean(L, error_kind_is(L, 1, "timeout"));
-  return 1;
-}
-
-static int error_tostring(lua_State *L) {
-  lua_getfield(L, 1, "message");
-  return 1;
-}
 
 /* ---- unhandled rejections ---------------------------------------------------- */
 
@@ -211,8 +83,7 @@ static void mark_handled(lua_State *L, lpromise *lp, int idx) {
   }
 }
 
-/* Pushes a task's name: opts.name, or "task#N". */
-static void push_task_name(lua_State *L, lpromise *t, int idx) {
+void ltask_push_task_name(lua_State *L, lpromise *t, int idx) {
   if (lua_getiuservalue(L, idx, UV_WHERE) == LUA_TTABLE) {
     lua_rawgeti(L, -1, 1);
     lua_remove(L, -2);
@@ -222,9 +93,7 @@ static void push_task_name(lua_State *L, lpromise *t, int idx) {
   }
 }
 
-/* Pushes the function that spawned the task at idx (or nil); returns its
- * type. */
-static int push_spawner(lua_State *L, int idx) {
+int ltask_push_spawner(lua_State *L, int idx) {
   if (lua_getiuservalue(L, idx, UV_WHERE) == LUA_TTABLE) {
     lua_rawgeti(L, -1, 2);
     lua_remove(L, -2);
@@ -244,11 +113,11 @@ static void report_unhandled(lua_State *L, int idx) {
   if (!lp->st->loop) return; /* the Lua state is closing */
   lua_getiuservalue(L, idx, UV_OUTCOME);
   err = lua_gettop(L);
-  push_error(L, "unhandled", err);
+  ltask_push_error(L, "unhandled", err);
   luaL_tolstring(L, err, NULL); /* err + 2: the original message */
   if (lp->is_task) {
-    push_task_name(L, lp, idx); /* err + 3 */
-    if (push_spawner(L, idx) == LUA_TFUNCTION && lp->line > 0 &&
+    ltask_push_task_name(L, lp, idx); /* err + 3 */
+    if (ltask_push_spawner(L, idx) == LUA_TFUNCTION && lp->line > 0 &&
         lua_getinfo(L, ">S", &ar)) /* pops the function */
       lua_pushfstring(L, "%s:%d", ar.short_src, lp->line);
     else
@@ -475,8 +344,6 @@ static void drain_later(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
 
 /* ---- settling ------------------------------------------------------------ */
 
-static void ready(lua_State *L, int idx, int src);
-
 /* After a settle: queues the run of the continuations of the promise at
  * idx (anchored by the queue until then). */
 static void settled(lua_State *L, lpromise *lp, int idx) {
@@ -489,7 +356,7 @@ static void settled(lua_State *L, lpromise *lp, int idx) {
       lua_pushnil(L);
       lua_setiuservalue(L, idx, UV_CONTS);
       t->awaiting = NULL;
-      ready(L, -1, idx);
+      ltask_ready(L, -1, idx);
       lua_pop(L, 1);
       return;
     }
@@ -502,9 +369,7 @@ static void settled(lua_State *L, lpromise *lp, int idx) {
   lua_pop(L, 1);
 }
 
-/* Fulfils the pending promise at idx with the n values from first on.
- * Returns 0 if it had already settled. */
-static int fulfil(lua_State *L, int idx, int first, int n) {
+int ltask_fulfil(lua_State *L, int idx, int first, int n) {
   lpromise *lp = lua_touserdata(L, idx);
   if (lp->state != PENDING) return 0;
   idx = lua_absindex(L, idx);
@@ -526,9 +391,7 @@ static int fulfil(lua_State *L, int idx, int first, int n) {
   return 1;
 }
 
-/* Rejects (or cancels) the pending promise at idx with the error at err.
- * Returns 0 if it had already settled. */
-static int fail(lua_State *L, int idx, int err, int state) {
+int ltask_fail(lua_State *L, int idx, int err, int state) {
   lpromise *lp = lua_touserdata(L, idx);
   if (lp->state != PENDING) return 0;
   idx = lua_absindex(L, idx);
@@ -572,8 +435,7 @@ static int push_outcome(lua_State *L, int idx) {
   return n + 1;
 }
 
-/* Returns the settled promise at idx's values, or raises its error. */
-static int deliver(lua_State *L, int idx) {
+int ltask_deliver(lua_State *L, int idx) {
   int n;
   mark_handled(L, lua_touserdata(L, idx), idx);
   n = push_outcome(L, idx);
@@ -590,43 +452,35 @@ static void settle_like(lua_State *L, int target, int src) {
   target = lua_absindex(L, target);
   n = push_outcome(L, src);
   if (lua_toboolean(L, top + 1))
-    fulfil(L, target, top + 2, n - 1);
+    ltask_fulfil(L, target, top + 2, n - 1);
   else
-    fail(L, target, top + 2, sp->state == CANCELLED ? CANCELLED : REJECTED);
+    ltask_fail(L, target, top + 2, sp->state == CANCELLED ? CANCELLED : REJECTED);
   lua_settop(L, top);
 }
 
-/* Settles the cancelling promise at idx with the error it keeps: as
- * cancelled, or for a timeout whose time ran out, rejected with the
- * timeout error. */
-static void end_cancel(lua_State *L, int idx) {
+void ltask_end_cancel(lua_State *L, int idx) {
   lpromise *lp = lua_touserdata(L, idx);
   lua_getiuservalue(L, idx, UV_OUTCOME);
-  fail(L, idx, -1, lp->timed_out ? REJECTED : CANCELLED);
+  ltask_fail(L, idx, -1, lp->timed_out ? REJECTED : CANCELLED);
   lua_pop(L, 1);
 }
 
 /* ---- tasks --------------------------------------------------------------- */
 
-/* Queues the task at idx to be resumed with the outcome of the promise at
- * src (0: with true). */
-static void ready(lua_State *L, int idx, int src) {
+void ltask_ready(lua_State *L, int idx, int src) {
   lpromise *t = lua_touserdata(L, idx);
   t->wait = WAIT_QUEUED;
   enqueue(L, t->st, idx, src);
 }
 
-/* Pushes the weak table of tasks by coroutine (st NULL: found by key). */
-static void push_tasks(lua_State *L, lweft_state *st) {
+void ltask_push_tasks(lua_State *L, lweft_state *st) {
   if (st) lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_tasks);
   else lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
 }
 
-/* Pushes the running task (the one whose coroutine is L; st is L's
- * state, or NULL), or returns NULL pushing nothing. */
-static lpromise *push_running_task(lua_State *L, lweft_state *st) {
+lpromise *ltask_push_running_task(lua_State *L, lweft_state *st) {
   weft_fiber_t *cf;
-  push_tasks(L, st);
+  ltask_push_tasks(L, st);
   lua_pushthread(L);
   if (lua_rawget(L, -2) == LUA_TUSERDATA) {
     lua_remove(L, -2);
@@ -648,9 +502,7 @@ static lpromise *push_running_task(lua_State *L, lweft_state *st) {
 /* How many coroutines of finished tasks are kept for new tasks. */
 #define MAX_IDLE 256
 
-/* Pushes a coroutine for a new task: one a finished task left, or a new
- * one (creating it is the larger part of a task's cost). */
-static lua_State *task_thread(lua_State *L, lweft_state *st) {
+lua_State *ltask_task_thread(lua_State *L, lweft_state *st) {
   if (st->nidle == 0) return lua_newthread(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_idle);
   lua_rawgeti(L, -1, st->nidle);
@@ -681,11 +533,11 @@ static void finished(lua_State *L, int idx, int status, lua_State *co,
   if (status == LUA_OK) {
     if (t->cancelling) { /* it returned after its cancellation */
       lua_pop(co, nres);
-      end_cancel(L, idx);
+      ltask_end_cancel(L, idx);
     } else {
       luaL_checkstack(L, nres, "too many results");
       lua_xmove(co, L, nres);
-      fulfil(L, idx, lua_gettop(L) - nres + 1, nres);
+      ltask_fulfil(L, idx, lua_gettop(L) - nres + 1, nres);
       lua_pop(L, nres);
     }
   } else {
@@ -694,14 +546,14 @@ static void finished(lua_State *L, int idx, int status, lua_State *co,
      * body's protected call closed the function's <close> variables; what
      * else the coroutine holds is closed here. */
     if (lua_status(co) != LUA_OK) lweft_closethread(co, L);
-    if (error_kind_is(L, -1, "cancelled")) {
+    if (ltask_error_kind_is(L, -1, "cancelled")) {
       /* Ended by a cancellation, its own or one it awaited: cancelled. */
-      if (t->cancelling) end_cancel(L, idx);
-      else fail(L, idx, -1, CANCELLED);
+      if (t->cancelling) ltask_end_cancel(L, idx);
+      else ltask_fail(L, idx, -1, CANCELLED);
       lua_pop(L, 1);
     } else {
       if (t->defer) t->handled = 1; /* its error goes to the handler */
-      if (fail(L, idx, -1, REJECTED) && t->defer)
+      if (ltask_fail(L, idx, -1, REJECTED) && t->defer)
         lweft_callback_error(L, t->st); /* pops the error */
       else
         lua_pop(L, 1);
@@ -788,7 +640,7 @@ static int push_wake(lua_State *L, lpromise *t, int idx, int src) {
     t->cancel_raise = 0;
     src = idx;
   }
-  if (test_promise(L, src)) return push_outcome(L, src);
+  if (ltask_test_promise(L, src)) return push_outcome(L, src);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -850,7 +702,7 @@ static void resume_task(lua_State *L, int idx, int src) {
   if (status == LUA_YIELD) {
     lua_pop(co, nres);
     /* A plain coroutine.yield in a task: run again in the next turn. */
-    if (t->wait == WAIT_NONE) ready(L, idx, 0);
+    if (t->wait == WAIT_NONE) ltask_ready(L, idx, 0);
     return;
   }
   if (status == LUA_OK) { /* task_body returned ok, values... */
@@ -886,13 +738,7 @@ static int handoff_protected(lua_State *L) {
   return 0;
 }
 
-/* A default task about to yield in a wait, resumed straight from the
- * drain, runs the tasks queued ahead of its own wake-up itself.  A ping-pong
- * of two tasks then costs one switch a hop instead of two (out through the
- * drain, back in to the other task), and the order is the drain's.
- * Returns how many values t was woken with (pushed), or -1 if it must yield
- * after all. */
-static int handoff(lua_State *L, lpromise *t) {
+int ltask_handoff(lua_State *L, lpromise *t) {
   lweft_state *st = t->st;
   int top = lua_gettop(L), n;
   if (st->drained != L || st->hosting || st->fifo_n == 0) return -1;
@@ -909,15 +755,13 @@ static int handoff(lua_State *L, lpromise *t) {
   return n > 0 ? n : -1;
 }
 
-/* Creates a task running the function at fnidx with the n values after it
- * (all popped), leaves its promise in fnidx's place, and queues its start. */
-static lpromise *spawn(lua_State *L, lweft_state *st, int fnidx, int n,
+lpromise *ltask_spawn(lua_State *L, lweft_state *st, int fnidx, int n,
                       size_t stackful) {
   lpromise *t;
   lua_State *co;
   int p;
   fnidx = lua_absindex(L, fnidx);
-  t = new_promise(L, st, UV_COUNT);
+  t = ltask_new_promise(L, st, UV_COUNT);
   p = lua_gettop(L);
   t->is_task = 1;
   t->id = ++task_count;
@@ -928,7 +772,7 @@ static lpromise *spawn(lua_State *L, lweft_state *st, int fnidx, int n,
       t->line = ar.currentline;
     }
   }
-  co = task_thread(L, st);
+  co = ltask_task_thread(L, st);
   lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_tasks);
   lua_pushvalue(L, -2);
   lua_pushvalue(L, p);
@@ -951,17 +795,14 @@ static lpromise *spawn(lua_State *L, lweft_state *st, int fnidx, int n,
     lua_pushcfunction(co, task_msgh);
   }
   lua_xmove(L, co, n + 1);
-  ready(L, fnidx, 0);
+  ltask_ready(L, fnidx, 0);
   lua_settop(L, fnidx);
   return t;
 }
 
 /* ---- the table of I/O waits ------------------------------------------------ */
 
-/* Keeps the value on top (popped) in a free slot of the I/O waits table
- * and notes the slot in w.  The free slots are a stack in C with room for
- * every slot ever used, so that io_unkeep cannot fail. */
-static void io_keep(lua_State *L, lweft_state *st, lweft_iowait *w) {
+void ltask_io_keep(lua_State *L, lweft_state *st, lweft_iowait *w) {
   if (st->io_nfree == 0) {
     if (st->io_top == st->io_capfree) {
       int cap = !st->io_capfree ? 64
@@ -980,9 +821,7 @@ static void io_keep(lua_State *L, lweft_state *st, lweft_iowait *w) {
   lua_pop(L, 1);
 }
 
-/* Frees the slot of the I/O waits table (at idx) that keeps task t, which
- * is no longer kept for its wait. */
-static void io_unkeep(lua_State *L, lpromise *t, int idx) {
+void ltask_io_unkeep(lua_State *L, lpromise *t, int idx) {
   lweft_state *st = t->st;
   lweft_iowait *w = t->io_wait;
   lua_pushnil(L);
@@ -1056,21 +895,19 @@ static void interrupt(lua_State *L, lpromise *t, int idx) {
     t->io_cancel = NULL;
     if (t->io_wait) {
       lua_rawgeti(L, LUA_REGISTRYINDEX, t->st->ref_io_waits);
-      io_unkeep(L, t, lua_gettop(L));
+      ltask_io_unkeep(L, t, lua_gettop(L));
       lua_pop(L, 1);
     }
     if (withdraw) withdraw(L, t->io_data);
-    ready(L, idx, idx); /* resumed with its own outcome: the cancellation */
+    ltask_ready(L, idx, idx); /* resumed with its own outcome: the cancellation */
   } else if (t->wait == WAIT_PROMISE || t->wait == WAIT_TIMER) {
     drop_timer(L, t);
     t->awaiting = NULL;
-    ready(L, idx, idx);
+    ltask_ready(L, idx, idx);
   } else if (t->wait == WAIT_QUEUED) {
     t->cancel_raise = 1;
   }
 }
-
-static int cancel(lua_State *L, int idx, int err);
 
 /* Cancels what the cancelling derived promise at idx waits on, with the
  * error at err; settles it at once if nothing it cancelled is still
@@ -1088,7 +925,7 @@ static void cancel_sources(lua_State *L, lpromise *lp, int idx, int err) {
     n = (int)lua_rawlen(L, -1);
     for (int i = 1; i <= n; i++) {
       lua_rawgeti(L, src + 1, i);
-      cancel(L, -1, err);
+      ltask_cancel(L, -1, err);
       if (((lpromise *)lua_touserdata(L, -1))->state == PENDING) waits = 1;
       lua_pop(L, 1);
     }
@@ -1096,27 +933,21 @@ static void cancel_sources(lua_State *L, lpromise *lp, int idx, int err) {
     /* A chain gives up on a source others still use (settling at once);
      * a timeout owns its source. */
     if (lp->derived == D_TIMEOUT || !consumed_by_others(L, src, idx)) {
-      cancel(L, src, err);
+      ltask_cancel(L, src, err);
       waits = ((lpromise *)lua_touserdata(L, src))->state == PENDING;
     }
   }
   lua_settop(L, top);
-  if (!waits) end_cancel(L, idx);
+  if (!waits) ltask_end_cancel(L, idx);
 }
 
-/* Cancels the pending promise at idx with the cancellation error at err.
- * A plain promise, or a task that has not started, settles as cancelled
- * at once.  A running task gets the error raised where it waits and
- * settles once its function has returned or raised; a derived promise
- * cancels its sources and settles once they have.  Returns 0 if it had
- * settled or was being cancelled already. */
-static int cancel(lua_State *L, int idx, int err) {
+int ltask_cancel(lua_State *L, int idx, int err) {
   lpromise *lp = lua_touserdata(L, idx);
   if (lp->state != PENDING || lp->cancelling) return 0;
   idx = lua_absindex(L, idx);
   err = lua_absindex(L, err);
   if (lp->is_task ? !lp->started : lp->derived == D_NONE) {
-    fail(L, idx, err, CANCELLED);
+    ltask_fail(L, idx, err, CANCELLED);
     return 1;
   }
   lua_pushvalue(L, err);
@@ -1140,8 +971,8 @@ static void cancel_unwanted(lua_State *L, int state, int result) {
     in = lua_touserdata(L, -1);
     if (in->state == PENDING && !in->cancelling &&
         !consumed_by_others(L, -1, result)) {
-      push_error(L, "cancelled", 0);
-      cancel(L, -2, -1);
+      ltask_push_error(L, "cancelled", 0);
+      ltask_cancel(L, -2, -1);
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -1151,10 +982,7 @@ static void cancel_unwanted(lua_State *L, int state, int result) {
 
 /* ---- continuations --------------------------------------------------------- */
 
-/* Appends v (at vidx) to the continuations of the promise at idx, or, if it
- * has settled and none is pending, queues their run at once.  A single
- * awaiting task is kept as is, without a list: the common case. */
-static void push_cont(lua_State *L, int idx, int vidx) {
+void ltask_push_cont(lua_State *L, int idx, int vidx) {
   lpromise *lp = lua_touserdata(L, idx);
   int had;
   idx = lua_absindex(L, idx);
@@ -1200,7 +1028,7 @@ static void add_cont(lua_State *L, int idx, int kind, int a, int b,
   if (b) lua_pushvalue(L, b), lua_rawseti(L, -2, 3);
   lua_pushvalue(L, target);
   lua_rawseti(L, -2, 4);
-  push_cont(L, idx, -1);
+  ltask_push_cont(L, idx, -1);
   lua_pop(L, 1);
 }
 
@@ -1236,7 +1064,7 @@ static void comb_input(lua_State *L, int p, int e, int result) {
   lua_setfield(L, state, "left");
   ok = in->state == FULFILLED;
   if (out->state == PENDING && out->cancelling) {
-    if (left == 0) end_cancel(L, result); /* every input has ended */
+    if (left == 0) ltask_end_cancel(L, result); /* every input has ended */
   } else if (out->state == PENDING) {
     if (kind == C_RACE || (kind == C_ANY && (ok || left == 0)) ||
         (kind == C_ALL && !ok)) {
@@ -1258,7 +1086,7 @@ static void comb_input(lua_State *L, int p, int e, int result) {
         lua_setfield(L, -2, "err");
       }
       lua_rawseti(L, -2, index);
-      if (left == 0) fulfil(L, result, -1, 1);
+      if (left == 0) ltask_fulfil(L, result, -1, 1);
     }
   }
   lua_settop(L, top);
@@ -1285,7 +1113,7 @@ static void follow(lua_State *L, int r, int target) {
   if (cycle) {
     lua_pushstring(L, self ? "promise resolved with itself"
                            : "promise resolved with a promise that waits on it");
-    fail(L, target, -1, REJECTED);
+    ltask_fail(L, target, -1, REJECTED);
     lua_pop(L, 1);
     return;
   }
@@ -1319,17 +1147,17 @@ static void run_entry(lua_State *L, int p, int e) {
     /* It runs whatever the outcome, the chain's cancellation included. */
     lua_rawgeti(L, e, 2);
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
-      if (tp->state == PENDING) fail(L, target, -1, REJECTED);
+      if (tp->state == PENDING) ltask_fail(L, target, -1, REJECTED);
       else lweft_callback_error(L, lp->st); /* nobody else would see it */
     } else if (tp->cancelling) {
-      end_cancel(L, target);
+      ltask_end_cancel(L, target);
     } else {
       settle_like(L, target, p);
     }
   } else if (tp->state != PENDING) {
     /* cancelled while p was pending: its handler never runs */
   } else if (tp->cancelling) {
-    end_cancel(L, target);
+    ltask_end_cancel(L, target);
   } else if (kind == K_TIMEOUT || lp->state == CANCELLED ||
              lua_rawgeti(L, e, lp->state == FULFILLED ? 2 : 3) == LUA_TNIL) {
     settle_like(L, target, p); /* no handler: pass the outcome on */
@@ -1338,15 +1166,14 @@ static void run_entry(lua_State *L, int p, int e) {
     n = push_outcome(L, p) - 1;
     lua_remove(L, fn + 1); /* the ok flag */
     if (lua_pcall(L, n, LUA_MULTRET, 0) != LUA_OK)
-      fail(L, target, -1, REJECTED);
-    else if (lua_gettop(L) == fn && test_promise(L, fn))
+      ltask_fail(L, target, -1, REJECTED);
+    else if (lua_gettop(L) == fn && ltask_test_promise(L, fn))
       follow(L, fn, target);
     else
-      fulfil(L, target, fn, lua_gettop(L) - fn + 1);
+      ltask_fulfil(L, target, fn, lua_gettop(L) - fn + 1);
   }
   lua_settop(L, top);
 }
-
 
 /* Runs the continuations of the settled promise at p, in order. */
 static void run_conts(lua_State *L, int p) {
@@ -1369,7 +1196,7 @@ static void run_conts(lua_State *L, int p) {
       lpromise *t = lua_touserdata(L, -1);
       if (t->wait == WAIT_PROMISE && t->awaiting == lua_touserdata(L, p)) {
         t->awaiting = NULL;
-        ready(L, -1, p);
+        ltask_ready(L, -1, p);
       }
     } else {
       run_entry(L, p, lua_gettop(L));
@@ -1382,33 +1209,33 @@ static void run_conts(lua_State *L, int p) {
 /* ---- promise methods ----------------------------------------------------- */
 
 static int lw_promise(lua_State *L) {
-  new_promise(L, lweft_state_of(L), UV_PLAIN);
+  ltask_new_promise(L, lweft_state_of(L), UV_PLAIN);
   return 1;
 }
 
 static int lw_p_resolve(lua_State *L) {
-  check_promise(L, 1);
-  lua_pushboolean(L, fulfil(L, 1, 2, lua_gettop(L) - 1));
+  ltask_check_promise(L, 1);
+  lua_pushboolean(L, ltask_fulfil(L, 1, 2, lua_gettop(L) - 1));
   return 1;
 }
 
 static int lw_p_reject(lua_State *L) {
-  check_promise(L, 1);
+  ltask_check_promise(L, 1);
   luaL_checkany(L, 2);
-  lua_pushboolean(L, fail(L, 1, 2, REJECTED));
+  lua_pushboolean(L, ltask_fail(L, 1, 2, REJECTED));
   return 1;
 }
 
 static int lw_p_cancel(lua_State *L) {
-  check_promise(L, 1);
+  ltask_check_promise(L, 1);
   lua_settop(L, 2);
-  push_error(L, "cancelled", 2);
-  lua_pushboolean(L, cancel(L, 1, 3));
+  ltask_push_error(L, "cancelled", 2);
+  lua_pushboolean(L, ltask_cancel(L, 1, 3));
   return 1;
 }
 
 static int lw_p_status(lua_State *L) {
-  lua_pushstring(L, state_names[check_promise(L, 1)->state]);
+  lua_pushstring(L, state_names[ltask_check_promise(L, 1)->state]);
   return 1;
 }
 
@@ -1417,11 +1244,9 @@ static void check_handler(lua_State *L, int idx) {
                    "function or nil");
 }
 
-/* Pushes a new promise that the promise at 1 settles through the
- * continuation { kind, a, b } (stack indices; 0 = none). */
-static int chain(lua_State *L, int kind, int a, int b) {
+int ltask_chain(lua_State *L, int kind, int a, int b) {
   lpromise *lp = lua_touserdata(L, 1);
-  new_promise(L, lp->st, UV_DERIVED)->derived = D_CHAIN;
+  ltask_new_promise(L, lp->st, UV_DERIVED)->derived = D_CHAIN;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, UV_SRC);
   add_cont(L, 1, kind, a, b, lua_gettop(L));
@@ -1429,31 +1254,31 @@ static int chain(lua_State *L, int kind, int a, int b) {
 }
 
 static int lw_p_next(lua_State *L) {
-  check_promise(L, 1);
+  ltask_check_promise(L, 1);
   check_handler(L, 2);
   check_handler(L, 3);
   lua_settop(L, 3);
-  return chain(L, K_NEXT, lua_isnil(L, 2) ? 0 : 2, lua_isnil(L, 3) ? 0 : 3);
+  return ltask_chain(L, K_NEXT, lua_isnil(L, 2) ? 0 : 2, lua_isnil(L, 3) ? 0 : 3);
 }
 
 static int lw_p_catch(lua_State *L) {
-  check_promise(L, 1);
+  ltask_check_promise(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_settop(L, 2);
-  return chain(L, K_NEXT, 0, 2);
+  return ltask_chain(L, K_NEXT, 0, 2);
 }
 
 static int lw_p_finally(lua_State *L) {
-  check_promise(L, 1);
+  ltask_check_promise(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_settop(L, 2);
-  return chain(L, K_FINALLY, 2, 0);
+  return ltask_chain(L, K_FINALLY, 2, 0);
 }
 
 static int lw_p_tostring(lua_State *L) {
-  lpromise *lp = check_promise(L, 1);
+  lpromise *lp = ltask_check_promise(L, 1);
   if (lp->is_task) {
-    push_task_name(L, lp, 1);
+    ltask_push_task_name(L, lp, 1);
     lua_pushfstring(L, "weft.task %s (%s)", lua_tostring(L, -1),
                     state_names[lp->state]);
   } else {
@@ -1471,9 +1296,7 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   return lua_gettop(L) - 1;
 }
 
-/* Suspends the running task t until its wait ends: a stackful task
- * suspends its fiber where it stands; a default task yields. */
-static int suspend_task(lua_State *L, lpromise *t) {
+int ltask_suspend_task(lua_State *L, lpromise *t) {
   lua_settop(L, 0);
   if (t->done) /* being collected: it can never be woken */
     return luaL_error(L, "task collected while suspended");
@@ -1482,16 +1305,12 @@ static int suspend_task(lua_State *L, lpromise *t) {
     weft_fiber_suspend(NULL, NULL);
     return wait_k(L, LUA_OK, 0); /* the resume pushed ok, values... */
   }
-  if (handoff(L, t) >= 0) return wait_k(L, LUA_YIELD, 0);
-  lua_pushlightuserdata(L, (void *)&suspend_marker);
+  if (ltask_handoff(L, t) >= 0) return wait_k(L, LUA_YIELD, 0);
+  lua_pushlightuserdata(L, (void *)&ltask_suspend_marker);
   return lua_yieldk(L, 1, 0, wait_k);
 }
 
-/* A default task is a coroutine: it cannot suspend across a C call.  Nor
- * can any task inside a __gc finalizer (unless a stackful one was resumed
- * there): the collector would stay stopped.  (A finalizer never runs
- * yieldable, so a default task pays for that check only when it fails.) */
-static void check_yieldable(lua_State *L, lpromise *t, const char *fname) {
+void ltask_check_yieldable(lua_State *L, lpromise *t, const char *fname) {
   if (t->cf ? t->in_gc || !lweft_in_finalizer(L) : lua_isyieldable(L))
     return;
   if (lweft_in_finalizer(L))
@@ -1502,16 +1321,13 @@ static void check_yieldable(lua_State *L, lpromise *t, const char *fname) {
              fname);
 }
 
-/* Raises the task's cancellation at every wait once it was cancelled, as
- * the C core's sticky WEFT_ECANCELED, unless a weft.shield holds it back. */
-static void check_cancel(lua_State *L, lpromise *t, int tidx) {
+void ltask_check_cancel(lua_State *L, lpromise *t, int tidx) {
   if (!t->cancelling || t->shield) return;
   lua_getiuservalue(L, tidx, UV_OUTCOME);
   lua_error(L);
 }
 
-/* Runs the loop until the promise at idx settles (the main chunk's await). */
-static void run_until_settled(lua_State *L, lweft_state *st, int idx,
+void ltask_run_until_settled(lua_State *L, lweft_state *st, int idx,
                               const char *fname) {
   lpromise *lp = lua_touserdata(L, idx);
   mark_handled(L, lp, idx); /* its outcome is ours, whenever it comes */
@@ -1523,284 +1339,17 @@ static void run_until_settled(lua_State *L, lweft_state *st, int idx,
   }
 }
 
-static int lw_timeout(lua_State *L);
-static void combine(lua_State *L, int arg, int kind);
-static void with_timeout(lua_State *L, int p, int msarg);
-static void check_ms_arg(lua_State *L, int arg, const char *what);
-
-static int lw_await(lua_State *L) {
-  lpromise *p, *t;
-  int has_ms = !lua_isnoneornil(L, 2);
-  if (has_ms) check_ms_arg(L, 2, "timeout");
-  if (lua_istable(L, 1) && !test_promise(L, 1)) {
-    combine(L, 1, C_ALL); /* await({p1, p2}): every outcome, or the first error */
-    lua_replace(L, 1);
-  }
-  check_promise(L, 1);
-  if (has_ms) {
-    with_timeout(L, 1, 2);
-    lua_replace(L, 1);
-  }
-  p = lua_touserdata(L, 1);
-  lua_settop(L, 1);
-  t = push_running_task(L, p->st); /* at 2, if any */
-  if (!t) {
-    run_until_settled(L, p->st, 1, "await");
-    return deliver(L, 1);
-  }
-  check_cancel(L, t, 2);
-  if (p->state != PENDING) return deliver(L, 1);
-  check_yieldable(L, t, "await");
-  push_cont(L, 1, 2);
-  t->awaiting = p;
-  t->wait = WAIT_PROMISE;
-  return suspend_task(L, t);
-}
-
-/* The timer of a task's delay is a reactor watcher (so that it shows in
- * weft.watchers() and ends with the Lua state) whose callback is the task
- * itself: no closure per delay.  The reactor calls this fire hook
- * (lweft_fire_key) with the task. */
-static int task_fired(lua_State *L) {
-  lpromise *t = lua_touserdata(L, 1);
-  t->timer = 0;
-  ready(L, 1, 0);
-  return 0;
-}
-
-/* The main chunk's delay: runs the loop until the flag table at 2 is
- * done (st at 1). */
-static int main_delay_wait(lua_State *L) {
-  lweft_state *st = lua_touserdata(L, 1);
-  lua_getfield(L, 2, "done");
-  while (!lua_toboolean(L, -1)) {
-    lua_pop(L, 1);
-    lweft_run_once(L, st, "delay");
-    lua_getfield(L, 2, "done");
-  }
-  return 0;
-}
-
-static int lw_main_delay_fired(lua_State *L) {
-  lua_pushboolean(L, 1);
-  lua_setfield(L, lua_upvalueindex(1), "done");
-  return 0;
-}
-
-static int lw_delay(lua_State *L) {
-  lweft_state *st = lweft_state_of(L);
-  lua_Number ms = luaL_checknumber(L, 1);
-  lpromise *t;
-  lua_settop(L, 1);
-  if (!(ms >= 0)) luaL_argerror(L, 1, "delay must be >= 0");
-  t = push_running_task(L, st); /* at 2, if any */
-  if (!t) {
-    weft_id_t id;
-    lua_newtable(L); /* 2: { done } */
-    lua_pushvalue(L, 2);
-    lua_pushcclosure(L, lw_main_delay_fired, 1);
-    id = lweft_once(L, st, 1, lua_gettop(L));
-    lua_settop(L, 2);
-    lua_pushcfunction(L, main_delay_wait);
-    lua_pushlightuserdata(L, st);
-    lua_pushvalue(L, 2);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-      lweft_cancel(L, st, id); /* the loop could not run here */
-      return lua_error(L);
-    }
-    return 0;
-  }
-  check_cancel(L, t, 2);
-  check_yieldable(L, t, "delay");
-  t->timer = lweft_once(L, st, 1, 2);
-  t->wait = WAIT_TIMER;
-  return suspend_task(L, t);
-}
-
-/* weft.shield's continuation: the shielded call returned (status LUA_OK
- * or LUA_YIELD) or raised; the task at 1 (or nil) may be cancelled
- * again. */
-static int shield_k(lua_State *L, int status, lua_KContext ctx) {
-  lpromise *t = test_promise(L, 1);
-  (void)ctx;
-  if (t) t->shield--;
-  if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
-  return lua_gettop(L) - 1;
-}
-
-/* weft.shield(fn, ...) runs fn(...) with the running task's cancellation
- * held back (Trio's shielded cancel scope): its waits work even in a
- * cancelled task, a cancellation arriving meanwhile interrupts nothing,
- * and the first wait after it raises.  Returns fn's results. */
-static int lw_shield(lua_State *L) {
-  lweft_state *st = lweft_state_of(L);
-  lpromise *t;
-  if (test_promise(L, 1)) {
-    /* weft.shield(p): a follower of p whose cancellation stays its own
-     * (asyncio.shield), for a wait with a timeout that must not cancel p */
-    lua_settop(L, 1);
-    chain(L, K_NEXT, 0, 0);
-    ((lpromise *)lua_touserdata(L, -1))->derived = D_NONE;
-    return 1;
-  }
-  luaL_argexpected(L, lua_isfunction(L, 1), 1, "function or weft.promise");
-  t = push_running_task(L, st);
-  if (!t) lua_pushnil(L);
-  lua_insert(L, 1); /* 1 the task (or nil), 2 fn, 3... its arguments */
-  if (t && ++t->shield == 0) {
-    t->shield--;
-    return luaL_error(L, "shield: nested too deep");
-  }
-  return shield_k(L, lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0,
-                                shield_k),
-                  0);
-}
 
 /* ---- combinators and timeouts ----------------------------------------------- */
 
-/* Checks that the value at arg is a list of promises; returns its length. */
-static int check_list(lua_State *L, int arg) {
-  int n;
-  luaL_checktype(L, arg, LUA_TTABLE);
-  n = (int)luaL_len(L, arg);
-  for (int i = 1; i <= n; i++) {
-    lua_geti(L, arg, i);
-    if (!test_promise(L, -1))
-      luaL_argerror(L, arg, lua_pushfstring(L, "element %d is not a "
-                                               "weft.promise", i));
-    lua_pop(L, 1);
-  }
-  return n;
-}
-
-/* Pushes a promise combining the list at arg (kind C_*). */
-static void combine(lua_State *L, int arg, int kind) {
-  lweft_state *st = lweft_state_of(L);
-  int n = check_list(L, arg), result, state;
-  lpromise *out = new_promise(L, st, UV_DERIVED);
-  result = lua_gettop(L);
-  if (n == 0) {
-    if (kind == C_ALL || kind == C_SETTLE) {
-      lua_newtable(L);
-      fulfil(L, result, -1, 1);
-      lua_pop(L, 1);
-    } else if (kind == C_ANY) {
-      lua_pushliteral(L, "any: no promise in the list");
-      fail(L, result, -1, REJECTED);
-      lua_pop(L, 1);
-    } /* race of nothing: stays pending */
-    return;
-  }
-  lua_createtable(L, 0, 4);
-  state = lua_gettop(L);
-  lua_pushinteger(L, kind);
-  lua_setfield(L, state, "kind");
-  lua_pushinteger(L, n);
-  lua_setfield(L, state, "left");
-  lua_createtable(L, n, 0);
-  lua_setfield(L, state, "results");
-  /* (a copy: what cancelling the result cancels, whatever the caller does
-   * with its list) */
-  lua_createtable(L, n, 0);
-  for (int i = 1; i <= n; i++) {
-    lua_geti(L, arg, i);
-    lua_rawseti(L, -2, i);
-  }
-  lua_setfield(L, state, "inputs");
-  out->derived = D_COMB;
-  lua_pushvalue(L, state);
-  lua_setiuservalue(L, result, UV_SRC);
-  for (int i = 1; i <= n; i++) {
-    lua_geti(L, arg, i);
-    lua_createtable(L, 4, 0);
-    lua_pushinteger(L, K_COMB);
-    lua_rawseti(L, -2, 1);
-    lua_pushvalue(L, state);
-    lua_rawseti(L, -2, 2);
-    lua_pushinteger(L, i);
-    lua_rawseti(L, -2, 3);
-    lua_pushvalue(L, result);
-    lua_rawseti(L, -2, 4);
-    push_cont(L, -2, -1);
-    lua_pop(L, 2);
-  }
-  lua_settop(L, result);
-}
-
-static int lw_all(lua_State *L) { combine(L, 1, C_ALL); return 1; }
-static int lw_any(lua_State *L) { combine(L, 1, C_ANY); return 1; }
-static int lw_race(lua_State *L) { combine(L, 1, C_RACE); return 1; }
-static int lw_settle(lua_State *L) { combine(L, 1, C_SETTLE); return 1; }
-
-/* The timer of weft.timeout: upvalues are the result and the source. */
-static int lw_timeout_fired(lua_State *L) {
-  lpromise *result = lua_touserdata(L, lua_upvalueindex(1));
-  lpromise *src = lua_touserdata(L, lua_upvalueindex(2));
-  /* (A source that settled first settles the result from its
-   * continuation, which may not have run yet.) */
-  if (result->state != PENDING || result->cancelling || src->state != PENDING)
-    return 0;
-  /* Give up on the source: cancel it (a task gets the cancellation where
-   * it waits), and raise the timeout once it has ended. */
-  push_error(L, "timeout", 0);
-  lua_setiuservalue(L, lua_upvalueindex(1), UV_OUTCOME);
-  result->cancelling = result->timed_out = 1;
-  push_error(L, "cancelled", 0);
-  cancel(L, lua_upvalueindex(2), -1);
-  if (src->state != PENDING) end_cancel(L, lua_upvalueindex(1));
-  return 0;
-}
-
-/* Pushes a promise that settles like the promise at p, unless the ms at
- * msarg pass first. */
-static void with_timeout(lua_State *L, int p, int msarg) {
-  lpromise *src = lua_touserdata(L, p);
-  weft_id_t timer;
-  int result;
-  p = lua_absindex(L, p);
-  new_promise(L, src->st, UV_DERIVED)->derived = D_TIMEOUT;
-  result = lua_gettop(L);
-  lua_pushvalue(L, p);
-  lua_setiuservalue(L, result, UV_SRC);
-  lua_pushvalue(L, result);
-  lua_pushvalue(L, p);
-  lua_pushcclosure(L, lw_timeout_fired, 2);
-  timer = lweft_once(L, src->st, msarg, lua_gettop(L));
-  lua_pop(L, 1);
-  /* When the source settles first, the timer goes and the result follows. */
-  lua_createtable(L, 4, 0);
-  lua_pushinteger(L, K_TIMEOUT);
-  lua_rawseti(L, -2, 1);
-  lua_pushinteger(L, (lua_Integer)timer);
-  lua_rawseti(L, -2, 2);
-  lua_pushvalue(L, result);
-  lua_rawseti(L, -2, 4);
-  push_cont(L, p, -1);
-  lua_pop(L, 1);
-}
-
-static void check_ms_arg(lua_State *L, int arg, const char *what) {
-  lua_Number ms = luaL_checknumber(L, arg);
-  if (!(ms >= 0))
-    luaL_argerror(L, arg, lua_pushfstring(L, "%s must be >= 0", what));
-}
-
-static int lw_timeout(lua_State *L) {
-  check_promise(L, 1);
-  check_ms_arg(L, 2, "timeout");
-  with_timeout(L, 1, 2);
-  return 1;
-}
-
 /* ---- task introspection ----------------------------------------------------- */
-
 
 /* __index: t.name for tasks, else the methods (upvalue 1). */
 static int lw_p_index(lua_State *L) {
   lpromise *lp = lua_touserdata(L, 1);
   const char *key = lua_tostring(L, 2);
   if (key && lp->is_task && strcmp(key, "name") == 0) {
-    push_task_name(L, lp, 1);
+    ltask_push_task_name(L, lp, 1);
     return 1;
   }
   lua_pushvalue(L, 2);
@@ -1808,9 +1357,7 @@ static int lw_p_index(lua_State *L) {
   return 1;
 }
 
-/* The coroutine of a suspended task at idx (pushed), or NULL (nothing
- * pushed). */
-static lua_State *suspended_co(lua_State *L, lpromise *t, int idx) {
+lua_State *ltask_suspended_co(lua_State *L, lpromise *t, int idx) {
   lua_State *co;
   if (!t->is_task || t->done || !t->started) return NULL;
   if (lua_getiuservalue(L, idx, UV_CO) != LUA_TTHREAD) {
@@ -1832,267 +1379,36 @@ static lua_State *suspended_co(lua_State *L, lpromise *t, int idx) {
   return co;
 }
 
-static int lw_t_traceback(lua_State *L) {
-  lpromise *t = check_promise(L, 1);
-  lua_State *co = suspended_co(L, t, 1);
-  if (!t->is_task) return luaL_argerror(L, 1, "not a task");
-  push_task_name(L, t, 1);
-  if (!co) {
-    lua_pushfstring(L, "%s: %s", lua_tostring(L, -1),
-                    !t->started ? "not started" : t->done ? "finished"
-                                                          : "running");
-    return 1;
-  }
-  lua_pushfstring(L, "%s suspended", lua_tostring(L, -1));
-  luaL_traceback(L, co, lua_tostring(L, -1), 0);
-  return 1;
-}
-
-/* The where hook of tasks (lweft_where_key): "file:line" where the task
- * at 1 is suspended, or "[C]". */
-static int task_where(lua_State *L) {
-  lpromise *t = test_promise(L, 1);
-  lua_State *co = t ? suspended_co(L, t, 1) : NULL;
-  if (co && lweft_push_where(L, co, 0) == 2)
-    lua_pushfstring(L, "%s:%d", lua_tostring(L, -2), (int)lua_tointeger(L, -1));
-  else
-    lua_pushliteral(L, "[C]");
-  return 1;
-}
-
-static int lw_t_where(lua_State *L) {
-  lpromise *t = check_promise(L, 1);
-  return lweft_push_where(L, suspended_co(L, t, 1), 0);
-}
-
-static int by_id(const void *a, const void *b) {
-  int x = (*(lpromise *const *)a)->id, y = (*(lpromise *const *)b)->id;
-  return (x > y) - (x < y);
-}
-
-static int lw_tasks(lua_State *L) {
-  int n = 0, list;
-  lua_newtable(L);
-  list = lua_gettop(L);
-  push_tasks(L, lweft_state_of(L));
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    lpromise *t = lua_touserdata(L, -1);
-    if (t && !t->done) lua_rawseti(L, list, ++n);
-    else lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  /* Oldest first. */
-  if (n > 1) {
-    lpromise **v = lua_newuserdatauv(L, (size_t)n * sizeof *v, 0);
-    lua_createtable(L, 0, n); /* lpromise* -> task */
-    for (int i = 1; i <= n; i++) {
-      lua_rawgeti(L, list, i);
-      v[i - 1] = lua_touserdata(L, -1);
-      lua_rawsetp(L, -2, v[i - 1]);
-    }
-    qsort(v, (size_t)n, sizeof *v, by_id);
-    for (int i = 1; i <= n; i++) {
-      lua_rawgetp(L, -1, v[i - 1]);
-      lua_rawseti(L, list, i);
-    }
-    lua_settop(L, list);
-  }
-  return 1;
-}
-
-static int lw_spawn(lua_State *L) {
-  lpromise *t;
-  int named = 0, stackful = 0;
-  size_t stack = LWEFT_FIBER_STACK;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  lua_pushnil(L);
-  while (lua_next(L, 1)) {
-    const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
-    if (strcmp(key, "name") == 0) {
-      if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_argerror(L, 1, "field 'name' must be a string");
-      named = 1;
-    } else if (strcmp(key, "stackful") == 0) {
-      if (!lua_isboolean(L, -1))
-        luaL_argerror(L, 1, "field 'stackful' must be a boolean");
-      stackful = lua_toboolean(L, -1);
-    } else if (strcmp(key, "stack_size") == 0) {
-      stack = lweft_check_stack_size(L, 1, "spawn");
-    } else {
-      luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s'", key));
-    }
-    lua_pop(L, 1);
-  }
-  lua_getfield(L, 1, "name");
-  lua_insert(L, 1); /* the name, out of the way: 1 name, 2 opts, 3 fn */
-  lua_remove(L, 2);
-  t = spawn(L, lweft_state_of(L), 2, lua_gettop(L) - 2, stackful ? stack : 0);
-  (void)t;
-  if (named) {
-    lua_createtable(L, 2, 0);
-    lua_pushvalue(L, 1);
-    lua_rawseti(L, -2, 1);
-    lua_getiuservalue(L, -2, UV_WHERE);
-    lua_rawseti(L, -2, 2);
-    lua_setiuservalue(L, -2, UV_WHERE);
-  }
-  return 1;
-}
-
 /* ---- tasks: creation and introspection ------------------------------------ */
 
-static int lw_async(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  spawn(L, lweft_state_of(L), 1, lua_gettop(L) - 1, 0);
+int lweft_spawn(lua_State *L, lweft_state *st, int fnidx, int n) {
+  ltask_spawn(L, st, fnidx, n, 0);
   return 1;
 }
 
-static int lw_defer(lua_State *L) {
-  lpromise *t;
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  t = spawn(L, lweft_state_of(L), 1, lua_gettop(L) - 1, 0);
-  t->defer = 1;
-  return 0;
+void lweft_mark_run_task(lua_State *L, int idx) {
+  lpromise *t = ltask_check_promise(L, idx);
+  mark_handled(L, t, idx);
+  t->stops_run = 1;
 }
 
-static int lw_current(lua_State *L) {
-  if (!push_running_task(L, lweft_state_of(L))) lua_pushnil(L);
-  return 1;
+int lweft_promise_failed(lua_State *L, int idx) {
+  lpromise *lp = ltask_test_promise(L, idx);
+  return lp && (lp->state == REJECTED || lp->state == CANCELLED);
 }
 
-/* For weft.coroutine: runs coroutine 1 on behalf of the running task (so
- * its waits suspend that task), and returns the suspension marker. */
-static int lw_adopt(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTHREAD);
-  if (push_running_task(L, NULL)) {
-    push_tasks(L, NULL);
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, -3);
-    lua_rawset(L, -3);
-  }
-  lua_pushlightuserdata(L, (void *)&suspend_marker);
-  return 1;
-}
-
-void lweft_push_task_internals(lua_State *L) {
-  lua_createtable(L, 0, 2);
-  lua_pushcfunction(L, lw_adopt);
-  lua_setfield(L, -2, "adopt");
-  lua_pushlightuserdata(L, (void *)&suspend_marker);
-  lua_setfield(L, -2, "suspend_marker");
-  luaL_getmetatable(L, ERROR_MT);
-  lua_setfield(L, -2, "error_mt");
-}
-
-void *lweft_io_begin(lua_State *L, lweft_state *st, const char *fname) {
-  lpromise *t = push_running_task(L, st);
-  int tidx;
-  if (!t) return NULL;
-  tidx = lua_gettop(L);
-  check_cancel(L, t, tidx);
-  check_yieldable(L, t, fname);
-  return t;
-}
-
-/* Suspends the task on top (popped) in a WAIT_IO wait; w (if not NULL)
- * keeps it in the table of I/O waits, for lweft_io_wake. */
-static int io_suspend(lua_State *L, lpromise *t, lweft_iowait *w,
-                      void (*cancel)(lua_State *L, void *data), void *data,
-                      lua_KContext ctx, lua_KFunction k) {
-  if (t->done) return luaL_error(L, "task collected while suspended");
-  if (w) io_keep(L, t->st, w); /* the task lweft_io_begin pushed */
-  else lua_pop(L, 1);
-  t->wait = WAIT_IO;
-  t->io_cancel = cancel;
-  t->io_data = data;
-  t->io_wait = w;
-  if (t->cf) {
-    t->susp = L;
-    weft_fiber_suspend(NULL, NULL);
-    return k(L, LUA_OK, ctx);
-  }
-  if (handoff(L, t) >= 0) return k(L, LUA_YIELD, ctx);
-  lua_pushlightuserdata(L, (void *)&suspend_marker);
-  return lua_yieldk(L, 1, ctx, k);
-}
-
-int lweft_io_suspend(lua_State *L, void *task, lweft_iowait *w,
-                     void (*cancel)(lua_State *L, void *data), void *data,
-                     lua_KContext ctx, lua_KFunction k) {
-  return io_suspend(L, task, w, cancel, data, ctx, k);
-}
-
-int lweft_io_park(lua_State *L, void *task,
-                  void (*cancel)(lua_State *L, void *data), void *data,
-                  lua_KContext ctx, lua_KFunction k) {
-  return io_suspend(L, task, NULL, cancel, data, ctx, k);
-}
-
-void lweft_io_wake_task(lua_State *L, int idx) {
-  lpromise *t = lua_touserdata(L, idx);
-  if (t->wait != WAIT_IO) return;
-  t->io_cancel = NULL;
-  t->io_wait = NULL;
-  ready(L, idx, 0);
-}
-
-int lweft_io_wake(lweft_state *st, lweft_iowait *w) {
-  lua_State *L = st->L;
-  lpromise *t;
-  int top, woke = 0;
-  if (w->ref <= 0 || st->closing || !lua_checkstack(L, 4)) return 0;
-  top = lua_gettop(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_io_waits);
-  if (lua_rawgeti(L, top + 1, w->ref) == LUA_TUSERDATA) {
-    t = lua_touserdata(L, top + 2);
-    if (t->io_wait == w) {
-      io_unkeep(L, t, top + 1);
-      if (t->wait == WAIT_IO) {
-        t->io_cancel = NULL;
-        ready(L, top + 2, 0);
-        woke = 1;
-      }
-    }
-  }
-  w->ref = 0;
-  lua_settop(L, top);
-  return woke;
-}
-
-/* Runs the loop while *flag == value; arguments: flag, value, st, fname. */
-static int run_while(lua_State *L) {
-  const int *flag = lua_touserdata(L, 1);
-  int value = (int)lua_tointeger(L, 2);
-  lweft_state *st = lua_touserdata(L, 3);
-  const char *fname = lua_tostring(L, 4);
-  while (*flag == value) lweft_run_once(L, st, fname);
-  return 0;
-}
-
-int lweft_io_run_while(lua_State *L, lweft_state *st, const int *flag,
-                       int value, const char *fname) {
-  lua_pushcfunction(L, run_while);
-  lua_pushlightuserdata(L, (void *)flag);
-  lua_pushinteger(L, value);
-  lua_pushlightuserdata(L, st);
-  lua_pushstring(L, fname);
-  return lua_pcall(L, 4, 0, 0);
-}
-
-lua_State *lweft_take_ref(lweft_state *st, int ref) {
-  lua_State *L = st->L;
-  if (st->closing || !lua_checkstack(L, 8)) return NULL;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, ref);
-  return L;
+int lweft_settled_results(lua_State *L, int idx, const char *fname) {
+  lpromise *t = ltask_check_promise(L, idx);
+  if (t->state == PENDING)
+    return luaL_error(L, "%s: the task never finished: it waits on something "
+                         "nothing is left to settle", fname);
+  return ltask_deliver(L, idx);
 }
 
 int lweft_settle(lua_State *L, int idx, int n) {
   int r;
   idx = lua_absindex(L, idx);
-  if (!test_promise(L, idx)) {
+  if (!ltask_test_promise(L, idx)) {
     lua_pop(L, n < 0 ? 1 : n);
     return 0;
   }
@@ -2100,88 +1416,19 @@ int lweft_settle(lua_State *L, int idx, int n) {
     /* cancelled while its producer ran: it ends cancelled, as it asked */
     lua_pop(L, n < 0 ? 1 : n);
     if (((lpromise *)lua_touserdata(L, idx))->state != PENDING) return 0;
-    end_cancel(L, idx);
+    ltask_end_cancel(L, idx);
     return 1;
   }
-  r = n < 0 ? fail(L, idx, -1, REJECTED)
-            : fulfil(L, idx, lua_gettop(L) - n + 1, n);
+  r = n < 0 ? ltask_fail(L, idx, -1, REJECTED)
+            : ltask_fulfil(L, idx, lua_gettop(L) - n + 1, n);
   lua_pop(L, n < 0 ? 1 : n);
   return r;
-}
-
-void lweft_push_io_error(lua_State *L, const char *op, int err) {
-  lua_createtable(L, 0, 3);
-  lua_pushliteral(L, "io");
-  lua_setfield(L, -2, "kind");
-  lua_pushfstring(L, "%s: %s", op, weft_strerror(err));
-  lua_setfield(L, -2, "message");
-  lua_pushstring(L, weft_err_name(err));
-  lua_setfield(L, -2, "code");
-  luaL_setmetatable(L, ERROR_MT);
-}
-
-int lweft_spawn(lua_State *L, lweft_state *st, int fnidx, int n) {
-  spawn(L, st, fnidx, n, 0);
-  return 1;
-}
-
-int lweft_unstarted_tasks(lua_State *L, lweft_state *st) {
-  lpromise *first = NULL;
-  lua_Debug ar;
-  int n = 0, top = lua_gettop(L);
-  lua_pushnil(L); /* top + 1: the oldest one */
-  push_tasks(L, st);
-  lua_pushnil(L);
-  while (lua_next(L, top + 2)) {
-    lpromise *t = test_promise(L, -1);
-    if (t && !t->started && t->state == PENDING) {
-      n++;
-      if (!first || t->id < first->id) {
-        first = t;
-        lua_pushvalue(L, -1);
-        lua_replace(L, top + 1);
-      }
-    }
-    lua_pop(L, 1);
-  }
-  lua_settop(L, top + 1);
-  if (!n) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  if (push_spawner(L, top + 1) == LUA_TFUNCTION && first->line > 0 &&
-      lua_getinfo(L, ">S", &ar))
-    lua_pushfstring(L, "%s:%d", ar.short_src, first->line);
-  else
-    lua_pushliteral(L, "?");
-  lua_replace(L, top + 1);
-  lua_settop(L, top + 1);
-  return n;
-}
-
-void lweft_mark_run_task(lua_State *L, int idx) {
-  lpromise *t = check_promise(L, idx);
-  mark_handled(L, t, idx);
-  t->stops_run = 1;
-}
-
-int lweft_promise_failed(lua_State *L, int idx) {
-  lpromise *lp = test_promise(L, idx);
-  return lp && (lp->state == REJECTED || lp->state == CANCELLED);
-}
-
-int lweft_settled_results(lua_State *L, int idx, const char *fname) {
-  lpromise *t = check_promise(L, idx);
-  if (t->state == PENDING)
-    return luaL_error(L, "%s: the task never finished: it waits on something "
-                         "nothing is left to settle", fname);
-  return deliver(L, idx);
 }
 
 /* ---- for the embedding API (embed.c) ------------------------------------- */
 
 void lweft_push_host_promise(lua_State *L, lweft_state *st, void *bridge) {
-  new_promise(L, st, UV_DERIVED)->derived = D_HOST;
+  ltask_new_promise(L, st, UV_DERIVED)->derived = D_HOST;
   lua_pushlightuserdata(L, bridge);
   lua_setiuservalue(L, -2, UV_SRC);
 }
@@ -2193,12 +1440,12 @@ void lweft_watch_for_host(lua_State *L, int idx, void *hostref) {
   lua_rawseti(L, -2, 1);
   lua_pushlightuserdata(L, hostref);
   lua_rawseti(L, -2, 2);
-  push_cont(L, idx, -1);
+  ltask_push_cont(L, idx, -1);
   lua_pop(L, 1);
 }
 
 int lweft_promise_state(lua_State *L, int idx) {
-  lpromise *lp = test_promise(L, idx);
+  lpromise *lp = ltask_test_promise(L, idx);
   return lp ? lp->state : -1;
 }
 
@@ -2211,21 +1458,47 @@ void lweft_settle_cancelled(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   if (lp->state != PENDING) return;
   if (lp->cancelling) {
-    end_cancel(L, idx);
+    ltask_end_cancel(L, idx);
     return;
   }
-  push_error(L, "cancelled", 0);
-  fail(L, idx, -1, CANCELLED);
+  ltask_push_error(L, "cancelled", 0);
+  ltask_fail(L, idx, -1, CANCELLED);
   lua_pop(L, 1);
 }
 
 int lweft_cancel_promise(lua_State *L, int idx) {
   int r;
   idx = lua_absindex(L, idx);
-  push_error(L, "cancelled", 0);
-  r = cancel(L, idx, -1);
+  ltask_push_error(L, "cancelled", 0);
+  r = ltask_cancel(L, idx, -1);
   lua_pop(L, 1);
   return r;
+}
+
+void ltask_add(lua_State *L, const luaL_Reg *fns, const luaL_Reg *methods,
+               lua_CFunction fire, lua_CFunction where) {
+  if (fns) {
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, fns, 1);
+    lua_pop(L, 1);
+  }
+  luaL_getmetatable(L, PROMISE_MT);
+  if (methods) {
+    lua_getfield(L, -1, "__index");
+    lua_getupvalue(L, -1, 1);
+    luaL_setfuncs(L, methods, 0);
+    lua_pop(L, 2);
+  }
+  if (fire) {
+    lua_pushcfunction(L, fire);
+    lua_rawsetp(L, -2, &lweft_fire_key);
+  }
+  if (where) {
+    lua_pushcfunction(L, where);
+    lua_rawsetp(L, -2, &lweft_where_key);
+  }
+  lua_pop(L, 1);
 }
 
 void lweft_open_task(lua_State *L) {
@@ -2234,49 +1507,25 @@ void lweft_open_task(lua_State *L) {
       {"resolve", lw_p_resolve}, {"reject", lw_p_reject},
       {"cancel", lw_p_cancel},   {"status", lw_p_status},
       {"next", lw_p_next},       {"catch", lw_p_catch},
-      {"finally", lw_p_finally}, {"await", lw_await},
-      {"traceback", lw_t_traceback}, {"where", lw_t_where},
-      {NULL, NULL}};
-  static const luaL_Reg fns[] = {
-      {"promise", lw_promise},   {"async", lw_async},
-      {"defer", lw_defer},       {"await", lw_await},
-      {"delay", lw_delay},       {"current", lw_current},
-      {"is_cancelled", lw_is_cancelled}, {"is_timeout", lw_is_timeout},
-      {"all", lw_all},           {"any", lw_any},
-      {"race", lw_race},         {"settle", lw_settle},
-      {"timeout", lw_timeout},   {"spawn", lw_spawn},
-      {"shield", lw_shield},
-      {"tasks", lw_tasks},
-      {NULL, NULL}};
+      {"finally", lw_p_finally}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"promise", lw_promise}, {NULL, NULL}};
   if (luaL_newmetatable(L, PROMISE_MT)) {
     lua_pushcfunction(L, lw_p_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushcfunction(L, lw_p_gc);
     lua_setfield(L, -2, "__gc");
-    luaL_newlib(L, methods);
+    lua_newtable(L); /* the methods: this file's and the upper files' */
     lua_pushcclosure(L, lw_p_index, 1);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, task_fired);
-    lua_rawsetp(L, -2, &lweft_fire_key);
-    lua_pushcfunction(L, task_where);
-    lua_rawsetp(L, -2, &lweft_where_key);
   }
   lua_pop(L, 1);
+  ltask_add(L, fns, methods, NULL, NULL);
   lweft_class_key(L, PROMISE_MT, &promise_key);
   lweft_weak_table(L, &fibertasks_key, "v");
   lweft_weak_table(L, &unhandled_key, "k");
   lua_newtable(L);
   st->ref_io_waits = luaL_ref(L, LUA_REGISTRYINDEX);
-  if (luaL_newmetatable(L, ERROR_MT)) {
-    lua_pushcfunction(L, error_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
   lweft_weak_table(L, &tasks_key, "kv");
   lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
   st->ref_tasks = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_pushvalue(L, -2);
-  lua_pushvalue(L, -2);
-  luaL_setfuncs(L, fns, 1);
-  lua_pop(L, 1);
 }

@@ -68,7 +68,11 @@ WEFT_LUA_EXTERN int luaopen_weft(lua_State *L) {
   ((lweft_state *)lua_touserdata(L, -1))->on_close = close_parts;
   lweft_open_reactor(L);
   lweft_open_fiber(L);
+  lweft_open_errors(L);
   lweft_open_task(L);
+  lweft_open_await(L);
+  lweft_open_combine(L);
+  lweft_open_spawn(L);
   lweft_open_run(L);
   lweft_open_waiter(L);
   lweft_open_channel(L);
