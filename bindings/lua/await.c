@@ -7,7 +7,8 @@ static int lw_await(lua_State *L) {
   int has_ms = !lua_isnoneornil(L, 2);
   if (has_ms) ltask_check_ms_arg(L, 2, "timeout");
   if (lua_istable(L, 1) && !ltask_test_promise(L, 1)) {
-    ltask_combine(L, 1, C_ALL); /* await({p1, p2}): every outcome, or the first error */
+    /* await({p1, p2}): every outcome, or the first error */
+    ltask_combine(L, 1, C_ALL);
     lua_replace(L, 1);
   }
   ltask_check_promise(L, 1);

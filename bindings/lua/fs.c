@@ -399,10 +399,7 @@ static int lw_fs(lua_State *L) {
   err = weft_work(st->loop, run_job, job_done, j);
   if (err) {
     job_free(j);
-    lua_pushnil(L);
-    lua_pushstring(L, weft_strerror(err));
-    lua_pushstring(L, weft_err_name(err));
-    return 3;
+    return lweft_push_fail(L, NULL, err);
   }
   lua_pushvalue(L, 2);
   j->ref = luaL_ref(L, LUA_REGISTRYINDEX);

@@ -70,10 +70,7 @@ static int lw_start(lua_State *L) {
   err = weft_fswatch_start(st->loop, path, flags, (uint64_t)ms, on_change, lw,
                            &lw->w);
   if (err) {
-    lua_pushnil(L);
-    lua_pushstring(L, weft_strerror(err));
-    lua_pushstring(L, weft_err_name(err));
-    return 3;
+    return lweft_push_fail(L, NULL, err);
   }
   lua_pushvalue(L, 4);
   lua_setiuservalue(L, -2, 1);

@@ -152,6 +152,13 @@ size_t lweft_check_stack_size(lua_State *L, int arg, const char *fname);
 int lweft_argerror(lua_State *L, int arg, const char *fname,
                    const char *extramsg);
 
+/* The failure convention of every operation that can fail at run time:
+ * pushes nil, message, code (the name of err, "ENOENT"), and returns 3.
+ * lweft_push_fail's message is weft_strerror(err) when NULL or empty;
+ * lweft_push_failf formats it as lua_pushfstring does. */
+int lweft_push_fail(lua_State *L, const char *message, int err);
+int lweft_push_failf(lua_State *L, int err, const char *fmt, ...);
+
 /* Disowns a queued drain: the Lua state is closing. */
 void lweft_forget_drain(lweft_state *st);
 

@@ -84,10 +84,7 @@ static int lw_spawn(lua_State *L) {
   o.data = lp;
   err = weft_process_spawn(st->loop, &o, &lp->p);
   if (err) {
-    lua_pushnil(L);
-    lua_pushstring(L, weft_strerror(err));
-    lua_pushstring(L, weft_err_name(err));
-    return 3;
+    return lweft_push_fail(L, NULL, err);
   }
   lua_pushvalue(L, 8);
   lp->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -107,10 +104,7 @@ static int lw_kill(lua_State *L) {
   int signo = lweft_check_signal(L, 2);
   int err = lp->p ? weft_process_kill(lp->p, signo) : WEFT_ESRCH;
   if (err) {
-    lua_pushnil(L);
-    lua_pushstring(L, weft_strerror(err));
-    lua_pushstring(L, weft_err_name(err));
-    return 3;
+    return lweft_push_fail(L, NULL, err);
   }
   lua_pushboolean(L, 1);
   return 1;

@@ -37,7 +37,7 @@ void lweft_warn_never_ran(lua_State *L, lweft_state *st) {
   if (st->ever_ran || !st->owns_loop || !lua_checkstack(L, 8)) return;
   tasks = lweft_unstarted_tasks(L, st); /* pushes where the first was */
   watchers = lweft_unfired_watchers(L, st); /* and where the first was */
-  if (tasks && watchers) lua_pop(L, 1); /* the task's place, not the watcher's */
+  if (tasks && watchers) lua_pop(L, 1); /* the task's place is the one */
   if (!tasks && !watchers) return;
   if (tasks)
     lua_pushfstring(L, "%d task%s never started%s", tasks,

@@ -14,14 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Pushes nil, message, code for -errno err; returns 3. */
-static int push_errno(lua_State *L, int err) {
-  err = -err;
-  lua_pushnil(L);
-  lua_pushstring(L, weft_strerror(err));
-  lua_pushstring(L, weft_err_name(err));
-  return 3;
-}
 
 static int push_true(lua_State *L) {
   lua_pushboolean(L, 1);
@@ -37,7 +29,7 @@ static int lw_socket(lua_State *L) {
                   (strcmp(type, "dgram") ? SOCK_STREAM : SOCK_DGRAM) |
                       SOCK_NONBLOCK | SOCK_CLOEXEC,
                   0);
-  if (fd < 0) return push_errno(L, errno);
+  if (fd < 0) return lweft_push_fail(L, NULL, -errno);
   lua_pushinteger(L, fd);
   return 1;
 }
@@ -47,8 +39,9 @@ static int lw_bind(lua_State *L) {
   struct sockaddr_storage ss;
   int fd = (int)luaL_checkinteger(L, 1);
   socklen_t len = lweft_sockaddr(L, 2, &ss);
-  if (!len) return push_errno(L, EINVAL);
-  if (bind(fd, (struct sockaddr *)&ss, len) < 0) return push_errno(L, errno);
+  if (!len) return lweft_push_fail(L, NULL, -EINVAL);
+  if (bind(fd, (struct sockaddr *)&ss, len) < 0)
+    return lweft_push_fail(L, NULL, -errno);
   return push_true(L);
 }
 
@@ -56,7 +49,7 @@ static int lw_bind(lua_State *L) {
 static int lw_listen(lua_State *L) {
   int fd = (int)luaL_checkinteger(L, 1);
   if (listen(fd, (int)luaL_checkinteger(L, 2)) < 0)
-    return push_errno(L, errno);
+    return lweft_push_fail(L, NULL, -errno);
   return push_true(L);
 }
 
@@ -72,7 +65,7 @@ static int lw_connect(lua_State *L) {
     ss.ss_family = AF_UNSPEC;
     len = sizeof ss;
   } else if (!(len = lweft_sockaddr(L, 2, &ss))) {
-    return push_errno(L, EINVAL);
+    return lweft_push_fail(L, NULL, -EINVAL);
   }
   do r = connect(fd, (struct sockaddr *)&ss, len);
   while (r < 0 && errno == EINTR);
@@ -81,7 +74,7 @@ static int lw_connect(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  return push_errno(L, errno);
+  return lweft_push_fail(L, NULL, -errno);
 }
 
 /* sk_shutdown(fd, how): how is "receive" or "both" (a write shutdown goes
@@ -89,7 +82,7 @@ static int lw_connect(lua_State *L) {
 static int lw_shutdown(lua_State *L) {
   int fd = (int)luaL_checkinteger(L, 1);
   int how = strcmp(luaL_checkstring(L, 2), "both") ? SHUT_RD : SHUT_RDWR;
-  if (shutdown(fd, how) < 0) return push_errno(L, errno);
+  if (shutdown(fd, how) < 0) return lweft_push_fail(L, NULL, -errno);
   return push_true(L);
 }
 
@@ -180,7 +173,7 @@ static int lw_setopt(lua_State *L) {
     len = sizeof lg;
   }
   if (fd >= 0 && setsockopt(fd, options[i].level, options[i].opt, val, len) < 0)
-    return push_errno(L, errno);
+    return lweft_push_fail(L, NULL, -errno);
   return push_true(L);
 }
 
@@ -192,7 +185,7 @@ static int lw_getopt(lua_State *L) {
   if (getsockopt(fd, options[i].level, options[i].opt,
                  options[i].kind == OPT_LINGER ? (void *)&lg : (void *)&v,
                  &len) < 0)
-    return push_errno(L, errno);
+    return lweft_push_fail(L, NULL, -errno);
   if (options[i].kind == OPT_BOOL) {
     lua_pushboolean(L, v);
   } else if (options[i].kind == OPT_INT) {

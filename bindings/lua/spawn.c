@@ -101,7 +101,8 @@ static int lw_spawn(lua_State *L) {
   lua_getfield(L, 1, "name");
   lua_insert(L, 1); /* the name, out of the way: 1 name, 2 opts, 3 fn */
   lua_remove(L, 2);
-  t = ltask_spawn(L, lweft_state_of(L), 2, lua_gettop(L) - 2, stackful ? stack : 0);
+  t = ltask_spawn(L, lweft_state_of(L), 2, lua_gettop(L) - 2,
+                  stackful ? stack : 0);
   (void)t;
   if (named) {
     lua_createtable(L, 2, 0);
@@ -195,8 +196,11 @@ void lweft_open_spawn(lua_State *L) {
   static const luaL_Reg methods[] = {{"traceback", lw_t_traceback},
                                      {"where", lw_t_where},
                                      {NULL, NULL}};
-  static const luaL_Reg fns[] = {{"async", lw_async},     {"defer", lw_defer},
-                                 {"spawn", lw_spawn},     {"current", lw_current},
-                                 {"tasks", lw_tasks},     {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"async", lw_async},
+                                 {"defer", lw_defer},
+                                 {"spawn", lw_spawn},
+                                 {"current", lw_current},
+                                 {"tasks", lw_tasks},
+                                 {NULL, NULL}};
   ltask_add(L, fns, methods, NULL, task_where);
 }

@@ -76,16 +76,13 @@ static const char *fail_message(int err) {
   return err == LINE_TOO_LONG ? "line too long" : weft_strerror(err);
 }
 
-static const char *fail_name(int err) {
-  return weft_err_name(err == LINE_TOO_LONG ? WEFT_EMSGSIZE : err);
+static int fail_code(int err) {
+  return err == LINE_TOO_LONG ? WEFT_EMSGSIZE : err;
 }
 
 /* Pushes nil, message, code; returns 3. */
 static int push_fail(lua_State *L, int err) {
-  lua_pushnil(L);
-  lua_pushstring(L, fail_message(err));
-  lua_pushstring(L, fail_name(err));
-  return 3;
+  return lweft_push_fail(L, fail_message(err), fail_code(err));
 }
 
 /* The message for a read or write error of h: OpenSSL's reason in words
@@ -98,10 +95,7 @@ static const char *io_strerror(lhandle *h, int err) {
 
 /* push_fail with io_strerror's message. */
 static int push_io_fail(lua_State *L, lhandle *h, int err) {
-  lua_pushnil(L);
-  lua_pushstring(L, io_strerror(h, err));
-  lua_pushstring(L, fail_name(err));
-  return 3;
+  return lweft_push_fail(L, io_strerror(h, err), fail_code(err));
 }
 
 static void release(lhandle *h) {
@@ -259,12 +253,11 @@ static int push_wait_result(lua_State *L, int status) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  lua_pushnil(L);
-  lua_pushstring(L, status == WEFT_ETIMEDOUT ? "timeout"
-                    : status == WEFT_ECLOSED ? "closed"
-                                             : weft_strerror(status));
-  lua_pushstring(L, weft_err_name(status));
-  return 3;
+  return lweft_push_fail(L,
+                         status == WEFT_ETIMEDOUT ? "timeout"
+                         : status == WEFT_ECLOSED ? "closed"
+                                                  : NULL,
+                         status);
 }
 
 /* The core's wait callback (data: the cell): records the outcome and
@@ -433,10 +426,8 @@ static int method_slow(lua_State *L, int n) {
 
 /* Pushes nil, "<op>: message", code; returns 3. */
 static int push_op_fail(lua_State *L, lhandle *h, const char *op, int err) {
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", op, io_strerror(h, err));
-  lua_pushstring(L, fail_name(err));
-  return 3;
+  return lweft_push_failf(L, fail_code(err), "%s: %s", op,
+                          io_strerror(h, err));
 }
 
 static int read_k(lua_State *L, int status, lua_KContext ctx);

@@ -1,4 +1,5 @@
-/* task.c: weft.promise, and tasks: coroutines that the loop resumes.
+/* task.c: the core of weft.promise and of tasks, coroutines that the loop
+ * resumes (ltask.h lists the files built on it).
  *
  * A promise keeps its outcome and its pending continuations in its own user
  * values, so the continuations of a pending promise go with it when it
@@ -24,7 +25,6 @@
 
 static const char *const state_names[] = {"pending", "fulfilled", "rejected",
                                           "cancelled"};
-
 
 /* The registry key of the table coroutine -> task (weak both ways): how
  * weft.current() and the waits find the running task. */
@@ -454,7 +454,8 @@ static void settle_like(lua_State *L, int target, int src) {
   if (lua_toboolean(L, top + 1))
     ltask_fulfil(L, target, top + 2, n - 1);
   else
-    ltask_fail(L, target, top + 2, sp->state == CANCELLED ? CANCELLED : REJECTED);
+    ltask_fail(L, target, top + 2,
+               sp->state == CANCELLED ? CANCELLED : REJECTED);
   lua_settop(L, top);
 }
 
@@ -917,8 +918,8 @@ static void cancel_sources(lua_State *L, lpromise *lp, int idx, int err) {
   lua_getiuservalue(L, idx, UV_SRC);
   src = lua_gettop(L);
   if (lp->derived == D_HOST) {
-    waits = lweft_hostlink_of(lua_touserdata(L, src))->cancel(
-        lua_touserdata(L, src));
+    void *bridge = lua_touserdata(L, src);
+    waits = lweft_hostlink_of(bridge)->cancel(bridge);
   } else if (lp->derived == D_COMB) {
     int n;
     lua_getfield(L, src, "inputs");
@@ -1140,7 +1141,8 @@ static void run_entry(lua_State *L, int p, int e) {
   }
   if (kind == K_HOST) {
     lua_rawgeti(L, e, 2);
-    lweft_hostlink_of(lua_touserdata(L, -1))->report(L, p, lua_touserdata(L, -1));
+    void *bridge = lua_touserdata(L, -1);
+    lweft_hostlink_of(bridge)->report(L, p, bridge);
   } else if (kind == K_COMB) {
     comb_input(L, p, e, target);
   } else if (kind == K_FINALLY) {
@@ -1258,7 +1260,8 @@ static int lw_p_next(lua_State *L) {
   check_handler(L, 2);
   check_handler(L, 3);
   lua_settop(L, 3);
-  return ltask_chain(L, K_NEXT, lua_isnil(L, 2) ? 0 : 2, lua_isnil(L, 3) ? 0 : 3);
+  return ltask_chain(L, K_NEXT, lua_isnil(L, 2) ? 0 : 2,
+                     lua_isnil(L, 3) ? 0 : 3);
 }
 
 static int lw_p_catch(lua_State *L) {
@@ -1286,8 +1289,6 @@ static int lw_p_tostring(lua_State *L) {
   }
   return 1;
 }
-
-/* ---- await and delay ------------------------------------------------------- */
 
 /* Continuation of a task's await or delay: it was resumed with ok, ... */
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
@@ -1339,11 +1340,6 @@ void ltask_run_until_settled(lua_State *L, lweft_state *st, int idx,
   }
 }
 
-
-/* ---- combinators and timeouts ----------------------------------------------- */
-
-/* ---- task introspection ----------------------------------------------------- */
-
 /* __index: t.name for tasks, else the methods (upvalue 1). */
 static int lw_p_index(lua_State *L) {
   lpromise *lp = lua_touserdata(L, 1);
@@ -1378,8 +1374,6 @@ lua_State *ltask_suspended_co(lua_State *L, lpromise *t, int idx) {
   }
   return co;
 }
-
-/* ---- tasks: creation and introspection ------------------------------------ */
 
 int lweft_spawn(lua_State *L, lweft_state *st, int fnidx, int n) {
   ltask_spawn(L, st, fnidx, n, 0);

@@ -9,13 +9,6 @@
 
 #define CONFIG_MT "weft.tls_config"
 
-/* Pushes nil, why (or the code's message), the code's name; returns 3. */
-static int fail(lua_State *L, const char *why, int err) {
-  lua_pushnil(L);
-  lua_pushstring(L, why && *why ? why : weft_strerror(err));
-  lua_pushstring(L, weft_err_name(err));
-  return 3;
-}
 
 static weft_tls_t **check_config(lua_State *L, int idx) {
   weft_tls_t **c = luaL_checkudata(L, idx, CONFIG_MT);
@@ -69,7 +62,7 @@ static int lw_config(lua_State *L) {
   *c = NULL;
   luaL_setmetatable(L, CONFIG_MT);
   err = weft_tls_new(server ? WEFT_TLS_SERVER : WEFT_TLS_CLIENT, c);
-  if (err) return fail(L, NULL, err);
+  if (err) return lweft_push_fail(L, NULL, err);
   tls = *c;
   cafile = opt_string(L, 2, "cafile");
   capath = opt_string(L, 2, "capath");
@@ -88,7 +81,7 @@ static int lw_config(lua_State *L) {
     err = weft_tls_set_ciphers(tls, s);
   if (!err) err = set_alpn(L, tls, 2);
   if (err) {
-    fail(L, weft_tls_error(tls), err);
+    lweft_push_fail(L, weft_tls_error(tls), err);
     weft_tls_free(tls);
     *c = NULL;
     return 3;
@@ -101,7 +94,7 @@ static int lw_start(lua_State *L) {
   weft_stream_t *s = lweft_check_stream(L, 1);
   weft_tls_t **c = check_config(L, 2);
   int err = weft_tls_start(s, *c, luaL_optstring(L, 3, NULL));
-  if (err) return fail(L, weft_tls_reason(s), err);
+  if (err) return lweft_push_fail(L, weft_tls_reason(s), err);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -115,7 +108,7 @@ static int lw_handshake(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  if (err) return fail(L, weft_tls_reason(s), err);
+  if (err) return lweft_push_fail(L, weft_tls_reason(s), err);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -2,6 +2,7 @@
  * from, class checks on hot paths, weak tables, argument errors. */
 #include "lweft.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 const char lweft_fire_key = 0, lweft_where_key = 0;
@@ -106,4 +107,21 @@ void lweft_push_task_where(lua_State *L, int idx) {
   }
   lua_pushvalue(L, idx);
   lua_call(L, 1, 1);
+}
+
+int lweft_push_fail(lua_State *L, const char *message, int err) {
+  lua_pushnil(L);
+  lua_pushstring(L, message && *message ? message : weft_strerror(err));
+  lua_pushstring(L, weft_err_name(err));
+  return 3;
+}
+
+int lweft_push_failf(lua_State *L, int err, const char *fmt, ...) {
+  va_list ap;
+  lua_pushnil(L);
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_pushstring(L, weft_err_name(err));
+  return 3;
 }
