@@ -65,8 +65,6 @@ lpromise *ltask_new_promise(lua_State *L, lweft_state *st, int nuv) {
   return lp;
 }
 
-/* ---- error values ------------------------------------------------------- */
-
 /* ---- unhandled rejections ---------------------------------------------------- */
 
 /* Marks the promise at idx handled: its rejection is someone's now. */
