@@ -26,6 +26,7 @@ static int lw_await(lua_State *L) {
   ltask_check_cancel(L, t, 2);
   if (p->state != PENDING) return ltask_deliver(L, 1);
   ltask_check_yieldable(L, t, "await");
+  if (has_ms) ltask_own_wait(L, 2, 1);
   ltask_push_cont(L, 1, 2);
   t->awaiting = p;
   t->wait = WAIT_PROMISE;

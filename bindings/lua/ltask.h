@@ -107,6 +107,10 @@ int ltask_error_kind_is(lua_State *L, int idx, const char *kind);
  * continuation { kind, a, b } (stack indices; 0 = none). */
 int ltask_chain(lua_State *L, int kind, int a, int b);
 
+/* Notes that the task at tidx awaits the promise at pidx, a timeout its
+ * await made for it: cancelling the task cancels that timeout. */
+void ltask_own_wait(lua_State *L, int tidx, int pidx);
+
 /* Raises the task's cancellation at every wait once it was cancelled, as
  * the C core's sticky WEFT_ECANCELED, unless a weft.shield holds it back. */
 void ltask_check_cancel(lua_State *L, lpromise *t, int tidx);

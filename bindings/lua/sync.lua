@@ -230,7 +230,16 @@ function Group:wait(timeout)
     local batch = {}
     for i = seen + 1, #self.children do batch[#batch + 1] = self.children[i] end
     seen = #self.children
-    weft.await(weft.settle(batch))
+    local ok, err = pcall(weft.await, weft.settle(batch))
+    if not ok then
+      -- The waiter was cancelled: so are its children (a nursery's scope
+      -- is its waiter's), and the cancellation is raised once they ended.
+      if weft.is_cancelled(err) then
+        self:cancel(err.reason)
+        weft.shield(function() weft.await(weft.settle(self.children)) end)
+      end
+      error(err, 0)
+    end
   end
   if self.failed ~= nil then
     local err = self.failed

@@ -45,6 +45,10 @@ const char ltask_suspend_marker = 0;
 static const char conts_marker = 0;
 static int task_count;
 
+/* The registry key of the table task -> the timeout its await made for it
+ * (weft.await(p, ms); weak both ways): what cancelling the task cancels. */
+static const char own_waits_key = 0;
+
 /* The registry key of the promise metatable (see lweft_testudata). */
 static const char promise_key = 0;
 
@@ -885,11 +889,46 @@ static int consumed_by_others(lua_State *L, int p, int except) {
   return found;
 }
 
+void ltask_own_wait(lua_State *L, int tidx, int pidx) {
+  tidx = lua_absindex(L, tidx);
+  pidx = lua_absindex(L, pidx);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &own_waits_key);
+  lua_pushvalue(L, tidx);
+  lua_pushvalue(L, pidx);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+/* The task at idx, cancelled while it awaits the timeout its await made
+ * (weft.await(p, ms)), gives that up as any timeout gives up: it is
+ * cancelled, which cancels p, and the task is resumed with its own
+ * cancellation once p has ended; left pending, its timer would keep the
+ * loop alive, and cancel p, long after the task had gone.  Returns 0 if
+ * the task awaits something else. */
+static int cancel_own_wait(lua_State *L, lpromise *t, int idx) {
+  lpromise *w;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &own_waits_key);
+  lua_pushvalue(L, idx);
+  lua_rawget(L, -2);
+  w = lua_touserdata(L, -1);
+  if (!w || w != t->awaiting || w->state != PENDING) {
+    lua_pop(L, 2);
+    return 0;
+  }
+  t->cancel_raise = 1; /* (resumed from the timeout's settling) */
+  lua_getiuservalue(L, idx, UV_OUTCOME); /* the task's cancellation */
+  ltask_cancel(L, -2, -1);
+  lua_pop(L, 3);
+  return 1;
+}
+
 /* Raises the cancellation in the task at idx: at its pending wait (which
  * is withdrawn), or at its queued resume; a running task meets it at its
  * next wait. */
 static void interrupt(lua_State *L, lpromise *t, int idx) {
-  if (t->wait == WAIT_IO) {
+  if (t->wait == WAIT_PROMISE && cancel_own_wait(L, t, idx)) {
+    /* it waits on until the timeout has ended */
+  } else if (t->wait == WAIT_IO) {
     void (*withdraw)(lua_State *, void *) = t->io_cancel;
     t->io_cancel = NULL;
     if (t->io_wait) {
@@ -1515,6 +1554,7 @@ void lweft_open_task(lua_State *L) {
   lweft_class_key(L, PROMISE_MT, &promise_key);
   lweft_weak_table(L, &fibertasks_key, "v");
   lweft_weak_table(L, &unhandled_key, "k");
+  lweft_weak_table(L, &own_waits_key, "kv");
   lua_newtable(L);
   st->ref_io_waits = luaL_ref(L, LUA_REGISTRYINDEX);
   lweft_weak_table(L, &tasks_key, "kv");

@@ -162,6 +162,24 @@ describe("a timeout", function()
     assert.equal("t cleaned", r)
   end)
 
+  for _, form in ipairs {
+    { "weft.await(p, ms)", function(p) return weft.await(p, 100000) end },
+    { "weft.await(list, ms)", function(p) return weft.await({ p }, 100000) end },
+  } do
+    it("of " .. form[1] .. " in a task that is cancelled cancels p, its timer gone", function()
+      local log = {}
+      local p = sleeper(log, "p")
+      local t = weft.async(form[2], p)
+      weft.await(weft.async(function() end)) -- t waits now
+      t:cancel()
+      local ok, err = pcall(weft.await, t)
+      assert.is_true(not ok and weft.is_cancelled(err))
+      assert.same({ "p cleaned" }, log) -- the task raised once p had ended
+      assert.equal("cancelled", p:status())
+      assert.same({}, weft.watchers()) -- no 100 s timer keeps the loop alive
+    end)
+  end
+
   it("leaves a shielded promise running", function()
     local p = weft.promise()
     local ok, err = pcall(weft.await, weft.shield(p), 5)
@@ -189,6 +207,42 @@ describe("g:wait(ms)", function()
     assert.is_true(weft.is_timeout(err))
     table.sort(log)
     assert.same({ 1, 2, 3 }, log)
+  end)
+
+  it("cancels the children of a cancelled waiter, raising once they ended", function()
+    local log = {}
+    local t = weft.async(function()
+      local g = weft.group()
+      g:spawn(function()
+        local _ <close> = setmetatable({}, { __close = function()
+          weft.shield(function() weft.delay(1) end)
+          log[#log + 1] = "child cleaned"
+        end })
+        weft.delay(100000)
+      end)
+      g:wait()
+    end)
+    weft.await(weft.async(function() end))
+    t:cancel("enough")
+    local ok, err = pcall(weft.await, t)
+    assert.is_true(not ok and weft.is_cancelled(err))
+    assert.equal("enough", err.reason)
+    assert.same({ "child cleaned" }, log)
+    assert.same({}, weft.watchers())
+  end)
+
+  it("cancels the children when a cancelled task closes the group", function()
+    local child
+    local t = weft.async(function()
+      local g <close> = weft.group()
+      child = g:spawn(function() weft.delay(100000) end)
+      weft.delay(100000)
+    end)
+    weft.await(weft.async(function() end))
+    t:cancel()
+    assert.is_false(pcall(weft.await, t))
+    assert.equal("cancelled", child:status())
+    assert.same({}, weft.watchers())
   end)
 
   it("returns normally when the children end in time", function()
