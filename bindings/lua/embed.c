@@ -23,15 +23,21 @@ typedef struct bridge {
   weft_lua_push_cb push; /* core -> Lua: its values */
   void *data;
   struct bridge *prev, *next; /* the state's live bridges */
+  /* core -> Lua: the continuation on core, withdrawn if the state closes
+   * first (weft_cont_size bytes follow the bridge) */
+  weft_cont_t *cont;
 } bridge;
 
 static int bridge_cancel(void *data);
 static void bridge_report(lua_State *L, int p, void *data);
 static const lweft_hostlink link = {bridge_cancel, bridge_report};
 
-static bridge *new_bridge(lweft_state *st, weft_promise_t *core) {
-  bridge *b = calloc(1, sizeof *b);
+static bridge *new_bridge(lweft_state *st, weft_promise_t *core,
+                          int to_core) {
+  bridge *b = calloc(1, sizeof *b + (to_core ? 0 : weft_cont_size()));
   if (!b) return NULL;
+  b->to_core = to_core;
+  if (!to_core) b->cont = (weft_cont_t *)(b + 1);
   b->link = &link;
   b->st = st;
   b->ref = LUA_NOREF;
@@ -57,13 +63,19 @@ static void unhook(bridge *b) {
 }
 
 /* The state is closing: no bridge may reach it any more.  A core promise
- * still following a script's promise is cancelled: the script is gone. */
+ * still following a script's promise is cancelled: the script is gone.  A
+ * host's promise that scripts awaited is let go: nothing waits for it
+ * now, and the host may free the loop once it has let go too. */
 void lweft_cut_bridges(lweft_state *st) {
   while (st->bridges) {
     bridge *b = st->bridges;
     weft_promise_t *core = b->to_core ? b->core : NULL;
     unhook(b);
-    if (core) {
+    if (!b->to_core) {
+      weft_cont_cancel(b->cont);
+      weft_promise_unref(b->core);
+      free(b);
+    } else if (core) {
       weft_promise_cancel(core);
       weft_promise_unref(core);
       free(b);
@@ -81,6 +93,20 @@ static int push_side(bridge *b, lua_State *L) {
 
 /* ---- core -> Lua ----------------------------------------------------------- */
 
+/* Calls the push callback of the bridge at 1 for the promise at 2, in a
+ * protected call: what it raises rejects the script's promise. */
+static int call_push(lua_State *L) {
+  bridge *b = lua_touserdata(L, 1);
+  weft_promise_t *p = lua_touserdata(L, 2);
+  int n;
+  lua_settop(L, 0);
+  n = b->push(L, p, b->data);
+  if (n < 0 || lua_gettop(L) != n)
+    return luaL_error(L, "weft_lua_push_promise: the push callback pushed "
+                         "a wrong count");
+  return n;
+}
+
 /* The core promise settled: the Lua promise that stands for it follows. */
 static void core_settled(weft_promise_t *p, void *data) {
   bridge *b = data;
@@ -90,12 +116,13 @@ static void core_settled(weft_promise_t *p, void *data) {
     idx = lua_gettop(L);
     top = idx - 1;
     if (state == WEFT_PROMISE_FULFILLED) {
-      int n = b->push ? b->push(L, p, b->data) : 0;
-      if (n < 0 || lua_gettop(L) != idx + n) {
-        lua_settop(L, idx);
-        lua_pushliteral(L, "weft_lua_push_promise: the push callback "
-                           "pushed a wrong count");
-        n = -1;
+      int n = 0;
+      if (b->push) {
+        lua_pushcfunction(L, call_push);
+        lua_pushlightuserdata(L, b);
+        lua_pushlightuserdata(L, p);
+        n = lua_pcall(L, 2, LUA_MULTRET, 0) == LUA_OK ? lua_gettop(L) - idx
+                                                       : -1;
       }
       lweft_settle(L, idx, n);
     } else if (state == WEFT_PROMISE_CANCELLED) {
@@ -125,7 +152,7 @@ WEFT_LUA_EXTERN int weft_lua_push_promise(lua_State *L, weft_promise_t *p,
   lweft_state *st = lweft_get_state(L);
   bridge *b;
   if (!st || !p || weft_promise_state(p) < 0) return WEFT_EINVAL;
-  b = new_bridge(st, p);
+  b = new_bridge(st, p, 0);
   if (!b) return WEFT_ENOMEM;
   b->push = push;
   b->data = data;
@@ -133,7 +160,7 @@ WEFT_LUA_EXTERN int weft_lua_push_promise(lua_State *L, weft_promise_t *p,
   lweft_push_host_promise(L, st, b);
   lua_pushvalue(L, -1);
   b->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  if (weft_promise_then(p, core_settled, b) != 0) {
+  if (weft_promise_watch(p, b->cont, core_settled, b) != 0) {
     unhook(b);
     weft_promise_unref(p);
     free(b);
@@ -169,7 +196,7 @@ static void bridge_report(lua_State *L, int p, void *data) {
   } else {
     lua_getiuservalue(L, p, 1); /* the error */
     if (weft_promise_reject_value(core, WEFT_EHOST,
-                                  luaL_tolstring(L, -1, NULL), b,
+                                  lweft_push_error_text(L, -1), b,
                                   free_side) != 0)
       free_side(b);
     lua_pop(L, 2);
@@ -195,12 +222,11 @@ WEFT_LUA_EXTERN weft_promise_t *weft_lua_to_promise(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   if (!st || lweft_promise_state(L, idx) < 0) return NULL;
   if (weft_promise_new(st->loop, &core) != 0) return NULL;
-  b = new_bridge(st, core);
+  b = new_bridge(st, core, 1);
   if (!b) {
     weft_promise_unref(core);
     return NULL;
   }
-  b->to_core = 1;
   lua_pushvalue(L, idx);
   b->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   weft_promise_ref(core); /* the bridge's, until the Lua promise settles */
@@ -209,18 +235,29 @@ WEFT_LUA_EXTERN weft_promise_t *weft_lua_to_promise(lua_State *L, int idx) {
   return core;
 }
 
+/* The bridge whose Lua promise the settled core promise of
+ * weft_lua_to_promise reports (its payload), if it is one of st's: the
+ * payload is compared with st's bridges, never followed, since the host
+ * may pass any promise. */
+static bridge *reporting_bridge(lweft_state *st, weft_promise_t *core) {
+  void *payload = weft_promise_payload(core);
+  for (bridge *b = st ? st->bridges : NULL; b; b = b->next)
+    if (b == payload && b->to_core) return b;
+  return NULL;
+}
+
 WEFT_LUA_EXTERN int weft_lua_push_outcome(lua_State *L, weft_promise_t *core) {
-  bridge *b = core && weft_promise_state(core) != WEFT_PROMISE_PENDING &&
-                      weft_promise_state(core) != WEFT_PROMISE_CANCELLED
-                  ? weft_promise_payload(core)
+  int state = core ? weft_promise_state(core) : -1, n;
+  bridge *b = state == WEFT_PROMISE_FULFILLED || state == WEFT_PROMISE_REJECTED
+                  ? reporting_bridge(lweft_get_state(L), core)
                   : NULL;
-  int n;
-  if (!b || b->st != lweft_get_state(L) || !push_side(b, L)) {
+  if (!b || !push_side(b, L)) {
     lua_pushboolean(L, 0);
     lua_pushstring(L, !core ? "not a promise"
-                    : weft_promise_state(core) == WEFT_PROMISE_PENDING
-                        ? "still pending"
-                        : weft_strerror(weft_promise_error(core, NULL)));
+                    : state == WEFT_PROMISE_PENDING ? "still pending"
+                    : state == WEFT_PROMISE_CANCELLED
+                        ? weft_strerror(WEFT_ECANCELED)
+                        : "not a promise of this Lua state");
     return 2;
   }
   n = lweft_push_outcome(L, lua_gettop(L));

@@ -152,6 +152,11 @@ size_t lweft_check_stack_size(lua_State *L, int arg, const char *fname);
 int lweft_argerror(lua_State *L, int arg, const char *fname,
                    const char *extramsg);
 
+/* Pushes the error value at idx as text and returns it: luaL_tolstring's,
+ * or its type when its __tostring raises (an error handler outside any
+ * protected call must not raise in turn). */
+const char *lweft_push_error_text(lua_State *L, int idx);
+
 /* The failure convention of every operation that can fail at run time:
  * pushes nil, message, code (the name of err, "ENOENT"), and returns 3.
  * lweft_push_fail's message is weft_strerror(err) when NULL or empty;

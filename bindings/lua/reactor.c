@@ -79,6 +79,15 @@ static int msgh(lua_State *L) {
   return 1;
 }
 
+/* Calls the host's error handler (st at 3) with the error's text at 1 and
+ * the error at 2, on top during the call. */
+static int call_host_error(lua_State *L) {
+  lweft_state *st = lua_touserdata(L, 3);
+  lua_settop(L, 2);
+  st->host_error(L, lua_tostring(L, 1), st->host_error_data);
+  return 0;
+}
+
 /* The error on top of L came from a callback: give it to the on_error
  * handler, or keep it for run() to raise and stop the loop so no further
  * callback runs first.  Pops the error. */
@@ -97,17 +106,23 @@ void lweft_callback_error(lua_State *L, lweft_state *st) {
     lua_replace(L, base);
   }
   lua_settop(L, base);
-  if (st->host_error) { /* the embedding host's */
-    const char *msg = luaL_tolstring(L, base, NULL);
-    lua_pushvalue(L, base); /* the error value, at -1 during the call */
-    st->host_error(L, msg, st->host_error_data);
-    lua_settop(L, base - 1);
-    return;
+  if (st->host_error) { /* the embedding host's, which may raise too */
+    lua_pushcfunction(L, call_host_error);
+    lweft_push_error_text(L, base);
+    lua_pushvalue(L, base);
+    lua_pushlightuserdata(L, st);
+    if (lua_pcall(L, 3, 0, 0) == LUA_OK) {
+      lua_settop(L, base - 1);
+      return;
+    }
+    fprintf(stderr, "weft: the host's error handler raised: %s\n",
+            lweft_push_error_text(L, -1));
+    lua_settop(L, base);
   }
-  if (!st->running) {
+  if (!st->running || st->host_error) {
     /* Nobody would ever raise it: a host drives the loop itself. */
     fprintf(stderr, "weft: unhandled error: %s\n",
-            luaL_tolstring(L, base, NULL));
+            lweft_push_error_text(L, base));
     lua_settop(L, base - 1);
     return;
   }

@@ -125,3 +125,19 @@ int lweft_push_failf(lua_State *L, int err, const char *fmt, ...) {
   lua_pushstring(L, weft_err_name(err));
   return 3;
 }
+
+static int tolstring(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+const char *lweft_push_error_text(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_pushcfunction(L, tolstring);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
+  }
+  return lua_tostring(L, -1);
+}

@@ -209,6 +209,94 @@ static void embed_errors_reach_the_host_or_stderr(void) {
   test_free_loop(loop);
 }
 
+static void embed_closing_the_state_lets_go_of_the_hosts_promise(void) {
+  weft_loop_t *loop;
+  weft_promise_t *given;
+  lua_State *L;
+  ASSERT_OK(weft_loop_new(&loop));
+  L = open_state(loop);
+  ASSERT_OK(weft_promise_new(loop, &given));
+  ASSERT_OK(weft_lua_push_promise(L, given, push_int, NULL));
+  lua_setglobal(L, "given");
+  run_lua(L, "local weft = require 'weft'\n"
+             "waiter = weft.async(function() return weft.await(given) end)\n");
+  weft_loop_run(loop, WEFT_RUN_NOWAIT); /* the task awaits given */
+  lua_close(L);
+  /* Nothing waits for it any more: the host's reference was the last, so
+   * it goes, and the loop can be freed. */
+  weft_promise_unref(given);
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  test_free_loop(loop);
+}
+
+static int push_raises(lua_State *L, weft_promise_t *p, void *data) {
+  (void)p, (void)data;
+  return luaL_error(L, "the host could not convert it");
+}
+
+static int raises_seen;
+static void on_error_raises(lua_State *L, const char *msg, void *data) {
+  (void)data, (void)msg;
+  raises_seen++;
+  luaL_error(L, "the host's handler failed");
+}
+
+static void embed_a_raising_host_callback_is_an_error_not_an_abort(void) {
+  weft_loop_t *loop;
+  weft_promise_t *given;
+  lua_State *L;
+  FILE *err;
+  char buf[1024] = {0};
+  int saved, v = 1;
+  ASSERT_OK(weft_loop_new(&loop));
+  L = open_state(loop);
+  /* A push callback that raises rejects the script's promise with it. */
+  ASSERT_OK(weft_promise_new(loop, &given));
+  ASSERT_OK(weft_lua_push_promise(L, given, push_raises, NULL));
+  lua_setglobal(L, "given");
+  run_lua(L, "local weft = require 'weft'\n"
+             "waiter = weft.async(function() return pcall(weft.await, given) end)\n");
+  ASSERT_OK(weft_promise_resolve(given, &v, NULL));
+  weft_promise_unref(given);
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  run_lua(L, "local ok, ok2, e = pcall(waiter.await, waiter)\n"
+             "assert(ok and not ok2 and e:find('the host could not convert it'), tostring(e))");
+  /* An error handler that raises, and an error value whose __tostring
+   * raises: both reach stderr, and the loop goes on. */
+  weft_lua_on_error(L, on_error_raises, NULL);
+  raises_seen = 0;
+  err = tmpfile();
+  ASSERT(err != NULL);
+  fflush(stderr);
+  saved = dup(2);
+  ASSERT(dup2(fileno(err), 2) >= 0);
+  run_lua(L, "local weft = require 'weft'\n"
+             "weft.once(1, function() error('first') end)\n"
+             "weft.once(2, function() error(setmetatable({}, { __tostring =\n"
+             "  function() error('no text') end })) end)\n"
+             "weft.once(3, function() done = true end)\n");
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  weft_lua_on_error(L, NULL, NULL);
+  run_lua(L, "require('weft').once(1, function() error(setmetatable({},\n"
+             "  { __tostring = function() error('no text') end })) end)");
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  fflush(stderr);
+  ASSERT(dup2(saved, 2) >= 0);
+  close(saved);
+  rewind(err);
+  ASSERT(fread(buf, 1, sizeof buf - 1, err) > 0);
+  fclose(err);
+  ASSERT_EQ(raises_seen, 2);
+  ASSERT(strstr(buf, "first") != NULL);
+  ASSERT(strstr(buf, "the host's handler failed") != NULL);
+  ASSERT(strstr(buf, "(error object is a table value)") != NULL);
+  run_lua(L, "assert(done)");
+  lua_close(L);
+  test_free_loop(loop);
+}
+
+static int bad_input_value = 5;
+
 static void embed_bad_input(void) {
   weft_loop_t *loop;
   weft_promise_t *p;
@@ -230,6 +318,12 @@ static void embed_bad_input(void) {
   ASSERT_EQ(weft_lua_push_outcome(L, NULL), 2);
   ASSERT_STR_EQ(lua_tostring(L, -1), "not a promise");
   lua_pop(L, 2);
+  /* the host's own promise, whose payload is the host's (an int) */
+  ASSERT_OK(weft_promise_resolve(p, &bad_input_value, NULL));
+  ASSERT_EQ(weft_lua_push_outcome(L, p), 2);
+  ASSERT(!lua_toboolean(L, -2));
+  ASSERT_STR_EQ(lua_tostring(L, -1), "not a promise of this Lua state");
+  lua_pop(L, 2);
   ASSERT_EQ(lua_gettop(L), 0);
   weft_promise_unref(p);
   lua_close(L);
@@ -241,4 +335,6 @@ TEST_MAIN(T(embed_a_script_awaits_the_hosts_promise)
           T(embed_cancellation_crosses_both_ways)
           T(embed_closing_the_state_cancels_what_the_host_holds)
           T(embed_errors_reach_the_host_or_stderr)
+          T(embed_closing_the_state_lets_go_of_the_hosts_promise)
+          T(embed_a_raising_host_callback_is_an_error_not_an_abort)
           T(embed_bad_input))
