@@ -61,7 +61,8 @@ WEFT_LUA_EXTERN int luaopen_weft(lua_State *L);
 WEFT_LUA_EXTERN int weft_lua_open(lua_State *L, weft_loop_t *loop);
 
 /* Pushes the values of a fulfilled core promise for a script (see
- * weft_lua_push_promise); returns how many. */
+ * weft_lua_push_promise); returns how many.  It runs in a protected call:
+ * an error it raises rejects the script's promise with that error. */
 typedef int (*weft_lua_push_cb)(lua_State *L, weft_promise_t *promise,
                                 void *data);
 
@@ -71,8 +72,9 @@ typedef int (*weft_lua_push_cb)(lua_State *L, weft_promise_t *promise,
  * promise's message (a string), or cancelled.  A script awaits it, chains
  * on it, combines it, like any other; cancelling it cancels promise (and
  * it settles once promise has).  The binding references promise until it
- * settles.  The module must be open in L.  Returns 0, WEFT_EINVAL or
- * WEFT_ENOMEM (nothing pushed then). */
+ * settles, or until L closes (nothing waits for it then).  The module must
+ * be open in L.  Returns 0, WEFT_EINVAL or WEFT_ENOMEM (nothing pushed
+ * then). */
 WEFT_LUA_EXTERN int weft_lua_push_promise(lua_State *L,
                                           weft_promise_t *promise,
                                           weft_lua_push_cb push, void *data);
@@ -92,7 +94,8 @@ WEFT_LUA_EXTERN weft_promise_t *weft_lua_to_promise(lua_State *L, int idx);
 /* Pushes the outcome of a settled promise of weft_lua_to_promise, as
  * pcall gives one: true and the values, or false and the error value;
  * returns how many it pushed.  false and a message when the promise is
- * pending, cancelled, or not one of this Lua state's. */
+ * pending ("still pending"), cancelled, or not one of this Lua state's
+ * ("not a promise of this Lua state"; any other promise may be passed). */
 WEFT_LUA_EXTERN int weft_lua_push_outcome(lua_State *L,
                                           weft_promise_t *promise);
 
@@ -100,7 +103,10 @@ WEFT_LUA_EXTERN int weft_lua_push_outcome(lua_State *L,
  * task started with weft.defer, or a rejection nobody handled by the end
  * of the loop iteration (unhandled rejections).  msg is the error as text
  * (with its traceback); the error value itself is at index -1 of L during
- * the call.  The host decides what to do (log it, stop a level, quit).  */
+ * the call.  The host decides what to do (log it, stop a level, quit).  It
+ * runs in a protected call: if it raises, its error and the one it was
+ * given are written to stderr, and the loop goes on.  An error value whose
+ * __tostring raises is given as "(error object is a table value)". */
 typedef void (*weft_lua_error_cb)(lua_State *L, const char *msg,
                                   void *data);
 
