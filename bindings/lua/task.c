@@ -911,7 +911,16 @@ static int cancel_own_wait(lua_State *L, lpromise *t, int idx) {
   lua_pushvalue(L, idx);
   lua_rawget(L, -2);
   w = lua_touserdata(L, -1);
-  if (!w || w != t->awaiting || w->state != PENDING) {
+  /* (A timeout that ran out already, or on the task itself, waits for the
+   * task: the task must raise instead.) */
+  if (w && w == t->awaiting && w->state == PENDING && !w->cancelling) {
+    lua_getiuservalue(L, -1, UV_SRC);
+    if (lua_rawequal(L, -1, idx)) w = NULL;
+    lua_pop(L, 1);
+  } else {
+    w = NULL;
+  }
+  if (!w) {
     lua_pop(L, 2);
     return 0;
   }

@@ -180,6 +180,16 @@ describe("a timeout", function()
     end)
   end
 
+  it("on the awaiting task itself ends that task when the time runs out", function()
+    local t
+    t = weft.async(function()
+      local ok, err = pcall(weft.await, t, 5)
+      return ok, err
+    end)
+    local ok, err = pcall(weft.await, t)
+    assert.is_true(not ok and weft.is_cancelled(err))
+  end)
+
   it("leaves a shielded promise running", function()
     local p = weft.promise()
     local ok, err = pcall(weft.await, weft.shield(p), 5)
