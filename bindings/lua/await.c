@@ -65,10 +65,10 @@ static int lw_main_delay_fired(lua_State *L) {
 
 static int lw_delay(lua_State *L) {
   lweft_state *st = lweft_state_of(L);
-  lua_Number ms = luaL_checknumber(L, 1);
+  lua_Number ms = lweft_checknumber(L, 1, NULL);
   lpromise *t;
   lua_settop(L, 1);
-  if (!(ms >= 0)) luaL_argerror(L, 1, "delay must be >= 0");
+  if (!(ms >= 0)) lweft_argerror(L, 1, NULL, "delay must be >= 0");
   t = ltask_push_running_task(L, st); /* at 2, if any */
   if (!t) {
     weft_id_t id;
@@ -119,13 +119,14 @@ static int lw_shield(lua_State *L) {
     ((lpromise *)lua_touserdata(L, -1))->derived = D_NONE;
     return 1;
   }
-  luaL_argexpected(L, lua_isfunction(L, 1), 1, "function or weft.promise");
+  if (!lua_isfunction(L, 1))
+    lweft_typeerror(L, 1, NULL, "function or weft.promise");
   t = ltask_push_running_task(L, st);
   if (!t) lua_pushnil(L);
   lua_insert(L, 1); /* 1 the task (or nil), 2 fn, 3... its arguments */
   if (t && ++t->shield == 0) {
     t->shield--;
-    return luaL_error(L, "shield: nested too deep");
+    return lweft_error(L, "shield: nested too deep");
   }
   return shield_k(L, lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0,
                                 shield_k),

@@ -40,7 +40,7 @@ static const char class_key = 0;
 
 static lchan *check_chan(lua_State *L) {
   lchan *c = lweft_testudata(L, 1, &class_key);
-  return c ? c : luaL_checkudata(L, 1, CHANNEL_MT); /* raises */
+  return c ? c : lweft_checkudata(L, 1, CHANNEL_MT, NULL); /* raises */
 }
 
 /* Pushes the table of ring uv of the channel at 1, grown if it is full. */
@@ -146,7 +146,7 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
   if (lweft_waiter_outcome(L, 3, &woken) < 0) return lua_error(L);
   lua_getiuservalue(L, 3, 2);
   if (lua_touserdata(L, -1) == &closed_marker)
-    return luaL_error(L, "send on a closed channel");
+    return lweft_error(L, "send on a closed channel");
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -154,7 +154,7 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
 static int lc_send(lua_State *L) {
   lchan *c = check_chan(L);
   lua_settop(L, 2);
-  if (c->closed) return luaL_error(L, "send on a closed channel");
+  if (c->closed) return lweft_error(L, "send on a closed channel");
   if (try_send(L, c, 2)) {
     lua_pushboolean(L, 1);
     return 1;
@@ -222,8 +222,9 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
 static int lc_recv(lua_State *L) {
   lchan *c = check_chan(L);
   if (!lua_isnoneornil(L, 2)) {
-    if (lua_type(L, 2) != LUA_TNUMBER) luaL_typeerror(L, 2, "number");
-    luaL_argcheck(L, lua_tonumber(L, 2) >= 0, 2, "timeout must be >= 0");
+    if (lua_type(L, 2) != LUA_TNUMBER) lweft_typeerror(L, 2, NULL, "number");
+    if (!(lua_tonumber(L, 2) >= 0))
+      lweft_argerror(L, 2, NULL, "timeout must be >= 0");
   }
   lua_settop(L, 2);
   if (take(L, c)) return 1;
@@ -271,7 +272,9 @@ static int lc_new(lua_State *L) {
       cap = lua_tointegerx(L, 1, &ok);
       ok = ok && cap >= 0;
     }
-    luaL_argcheck(L, ok, 1, "capacity must be an integer >= 0 or nil");
+    if (!ok)
+      lweft_argerror(L, 1, "channel",
+                     "capacity must be an integer >= 0 or nil");
   }
   c = lua_newuserdatauv(L, sizeof *c, UV_COUNT);
   memset(c, 0, sizeof *c);
@@ -294,6 +297,7 @@ void lweft_open_channel(lua_State *L) {
                                      {NULL, NULL}};
   if (luaL_newmetatable(L, CHANNEL_MT)) {
     luaL_newlib(L, methods);
+    lweft_name_funcs(L, -1);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, lc_call);
     lua_setfield(L, -2, "__call");

@@ -5,12 +5,12 @@
 /* Checks that the value at arg is a list of promises; returns its length. */
 static int check_list(lua_State *L, int arg) {
   int n;
-  luaL_checktype(L, arg, LUA_TTABLE);
+  lweft_checktype(L, arg, LUA_TTABLE, NULL);
   n = (int)luaL_len(L, arg);
   for (int i = 1; i <= n; i++) {
     lua_geti(L, arg, i);
     if (!ltask_test_promise(L, -1))
-      luaL_argerror(L, arg, lua_pushfstring(L, "element %d is not a "
+      lweft_argerror(L, arg, NULL, lua_pushfstring(L, "element %d is not a "
                                                "weft.promise", i));
     lua_pop(L, 1);
   }
@@ -124,9 +124,9 @@ void ltask_with_timeout(lua_State *L, int p, int msarg) {
 }
 
 void ltask_check_ms_arg(lua_State *L, int arg, const char *what) {
-  lua_Number ms = luaL_checknumber(L, arg);
+  lua_Number ms = lweft_checknumber(L, arg, NULL);
   if (!(ms >= 0))
-    luaL_argerror(L, arg, lua_pushfstring(L, "%s must be >= 0", what));
+    lweft_argerror(L, arg, NULL, lua_pushfstring(L, "%s must be >= 0", what));
 }
 
 static int lw_timeout(lua_State *L) {

@@ -26,9 +26,11 @@ typedef struct lfiber {
  * trusting the data of fibers a C host or the task scheduler made. */
 static const char fibers_key = 0;
 
+/* The fiber argument of every method (misuse raises naming the method:
+ * see argcheck.c). */
 static lfiber *check_fiber(lua_State *L, int idx) {
-  lfiber *lf = luaL_checkudata(L, idx, FIBER_MT);
-  if (!lf->cf) luaL_error(L, "attempt to use a closed fiber");
+  lfiber *lf = lweft_checkudata(L, idx, FIBER_MT, NULL);
+  if (!lf->cf) lweft_error(L, "attempt to use a closed fiber");
   return lf;
 }
 
@@ -87,7 +89,7 @@ static int lw_fiber_new(lua_State *L) {
   lua_pushvalue(L, 1);
   lua_xmove(L, lf->T, 1);
   err = weft_fiber_new(entry, lf, stack, &lf->cf);
-  if (err) return luaL_error(L, "fiber: %s", weft_strerror(err));
+  if (err) return lweft_error(L, "fiber: %s", weft_strerror(err));
   lua_rawgetp(L, LUA_REGISTRYINDEX, &fibers_key);
   lua_pushvalue(L, -2);
   lua_rawsetp(L, -2, lf->cf);
@@ -102,23 +104,23 @@ static int transfer(lua_State *L, int throwing) {
   int state = weft_fiber_status(lf->cf), n = lua_gettop(L) - 1;
   lua_State *from;
   if (state == WEFT_FIBER_RUNNING)
-    return luaL_error(L, "cannot resume a running fiber");
+    return lweft_error(L, "cannot resume a running fiber");
   if (state == WEFT_FIBER_TERMINATED)
-    return luaL_error(L, "cannot resume a fiber that has terminated");
+    return lweft_error(L, "cannot resume a fiber that has terminated");
   if (state == WEFT_FIBER_INIT && throwing)
-    return luaL_error(L, "cannot throw into a fiber that has not started");
+    return lweft_error(L, "cannot throw into a fiber that has not started");
   if (throwing) {
-    luaL_checkany(L, 2);
+    lweft_checkany(L, 2, NULL);
     n = 1;
     lua_settop(L, 2);
   }
   if (state == WEFT_FIBER_INIT) {
     if (!lua_checkstack(lf->T, n + LUA_MINSTACK))
-      return luaL_error(L, "too many arguments to the fiber");
+      return lweft_error(L, "too many arguments to the fiber");
     lua_xmove(L, lf->T, n);
   } else {
     if (!lua_checkstack(lf->susp, n + LUA_MINSTACK))
-      return luaL_error(L, "too many values for the fiber");
+      return lweft_error(L, "too many values for the fiber");
     lua_xmove(L, lf->susp, n);
     lf->nin = n;
     lf->throwing = throwing;
@@ -156,14 +158,14 @@ static int transfer(lua_State *L, int throwing) {
 static int lw_fiber_start(lua_State *L) {
   lfiber *lf = check_fiber(L, 1);
   if (weft_fiber_status(lf->cf) != WEFT_FIBER_INIT)
-    return luaL_error(L, "cannot start a fiber that was already started");
+    return lweft_error(L, "cannot start a fiber that was already started");
   return transfer(L, 0);
 }
 
 static int lw_fiber_resume(lua_State *L) {
   lfiber *lf = check_fiber(L, 1);
   if (weft_fiber_status(lf->cf) == WEFT_FIBER_INIT)
-    return luaL_error(L, "cannot resume a fiber that has not started");
+    return lweft_error(L, "cannot resume a fiber that has not started");
   return transfer(L, 0);
 }
 
@@ -172,10 +174,10 @@ static int lw_fiber_throw(lua_State *L) { return transfer(L, 1); }
 static int lw_fiber_suspend(lua_State *L) {
   lfiber *lf = push_current(L);
   int n;
-  if (!lf) return luaL_error(L, "attempt to suspend outside a fiber");
+  if (!lf) return lweft_error(L, "attempt to suspend outside a fiber");
   lua_pop(L, 1);
   if (lweft_in_finalizer(L) && !lf->in_gc)
-    return luaL_error(L, "attempt to suspend inside a __gc finalizer");
+    return lweft_error(L, "attempt to suspend inside a __gc finalizer");
   lf->susp = L;
   lf->nout = lua_gettop(L);
   weft_fiber_suspend(NULL, NULL);
@@ -206,10 +208,10 @@ static int lw_fiber_result(lua_State *L) {
   lfiber *lf = check_fiber(L, 1);
   int n;
   if (weft_fiber_status(lf->cf) != WEFT_FIBER_TERMINATED)
-    return luaL_error(L, "fiber has not terminated");
+    return lweft_error(L, "fiber has not terminated");
   lua_getiuservalue(L, 1, 2);
-  if (lf->failed) return luaL_error(L, "fiber raised an error: %s",
-                                    luaL_tolstring(L, -1, NULL));
+  if (lf->failed) return lweft_error(L, "fiber raised an error: %s",
+                                     luaL_tolstring(L, -1, NULL));
   lua_getfield(L, -1, "n");
   n = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
@@ -243,10 +245,10 @@ static int lw_fiber_where(lua_State *L) {
  * it stands.  A running one cannot be: f:close() raises, __gc leaves it
  * (it cannot be garbage while it runs). */
 static int release(lua_State *L, int may_raise) {
-  lfiber *lf = luaL_checkudata(L, 1, FIBER_MT);
+  lfiber *lf = lweft_checkudata(L, 1, FIBER_MT, NULL);
   if (!lf->cf) return 0;
   if (weft_fiber_status(lf->cf) == WEFT_FIBER_RUNNING)
-    return may_raise ? luaL_error(L, "cannot close a running fiber") : 0;
+    return may_raise ? lweft_error(L, "cannot close a running fiber") : 0;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &fibers_key);
   lua_pushnil(L);
   lua_rawsetp(L, -2, lf->cf);
@@ -279,6 +281,7 @@ void lweft_open_fiber(lua_State *L) {
   if (luaL_newmetatable(L, FIBER_MT)) {
     luaL_setfuncs(L, meta, 0);
     luaL_newlib(L, methods);
+    lweft_name_funcs(L, -1);
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
@@ -289,6 +292,7 @@ void lweft_open_fiber(lua_State *L) {
   lua_setfield(L, -2, "suspend");
   lua_pushcfunction(L, lw_fiber_current);
   lua_setfield(L, -2, "current");
+  lweft_name_funcs(L, -1);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, lw_fiber_new);
   lua_setfield(L, -2, "__call");

@@ -13,14 +13,17 @@ local promise, await = weft.promise, weft.await
 local fs = {}
 weft.fs = fs
 
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+-- Misuse raises at the caller's position (argcheck.c).
+local argerror, raise, nozero = C.argerror, C.raise, C.nozero
+
+local function check_string(v, n, fname)
+  if type(v) ~= "string" then argerror(n, fname, "string expected, got " .. type(v)) end
 end
 
-local function check_string(v, n, fname, what)
-  if type(v) ~= "string" then
-    argerror(n, fname, (what or "string") .. " expected, got " .. type(v))
-  end
+-- A path: a string without a zero byte (C would cut it there).
+local function check_path(v, n, fname)
+  check_string(v, n, fname)
+  nozero(v, n, fname)
 end
 
 -- Runs job op with its arguments; returns its values, or nil, "op: path:
@@ -50,13 +53,13 @@ end
 -- The calls that take one path and give the job's value.
 for _, op in ipairs({ "readfile", "stat", "lstat", "unlink", "rmdir" }) do
   fs[op] = function(path)
-    check_string(path, 1, op)
+    check_path(path, 1, op)
     return job(op, path, path)
   end
 end
 
 function fs.writefile(path, data, opts)
-  check_string(path, 1, "writefile")
+  check_path(path, 1, "writefile")
   check_string(data, 2, "writefile")
   if opts ~= nil and type(opts) ~= "table" then argerror(3, "writefile", "table expected, got " .. type(opts)) end
   opts = opts or {}
@@ -68,18 +71,18 @@ function fs.writefile(path, data, opts)
 end
 
 function fs.mkdir(path, mode)
-  check_string(path, 1, "mkdir")
+  check_path(path, 1, "mkdir")
   return job("mkdir", path, path, check_mode(mode, 2, "mkdir", 511)) -- 0777
 end
 
 function fs.rename(from, to)
-  check_string(from, 1, "rename")
-  check_string(to, 2, "rename")
+  check_path(from, 1, "rename")
+  check_path(to, 2, "rename")
   return job("rename", from, from, to)
 end
 
 function fs.readdir(path)
-  check_string(path, 1, "readdir")
+  check_path(path, 1, "readdir")
   local list, msg, code = job("readdir", path, path)
   if list then table.sort(list) end
   return list, msg, code
@@ -93,14 +96,15 @@ File.__index = File
 local function check_file(f, fname)
   if getmetatable(f) ~= File then argerror(1, fname, "weft.file expected, got " .. type(f)) end
   local fd = C.fdh_fd(f.h)
-  if not fd then error("attempt to use a closed file", 3) end
+  if not fd then raise("attempt to use a closed file") end
   return fd
 end
 
 function fs.open(path, mode, perm)
-  check_string(path, 1, "open")
+  check_path(path, 1, "open")
   mode = mode or "r"
   check_string(mode, 2, "open")
+  nozero(mode, 2, "open")
   local flags = C.fs_flags(mode)
   if not flags then argerror(2, "open", "invalid mode '" .. mode .. "'") end
   local h, msg, code = job("open", path, path, flags, check_mode(perm, 3, "open", 438)) -- 0666
@@ -123,6 +127,7 @@ end
 
 -- Reads from the position to the end.
 function File:readall()
+  check_file(self, "readall")
   local parts = {}
   while true do
     local s, msg, code = self:read(1 << 20)
@@ -156,10 +161,14 @@ function File:seek(pos)
   return self
 end
 
-function File:stat() return job("fstat", self.path, check_file(self, "stat")) end
+function File:stat()
+  local fd = check_file(self, "stat")
+  return job("fstat", self.path, fd)
+end
 
 function File:sync()
-  local ok, msg, code = job("fsync", self.path, check_file(self, "sync"))
+  local fd = check_file(self, "sync")
+  local ok, msg, code = job("fsync", self.path, fd)
   if not ok then return nil, msg, code end
   return self
 end

@@ -12,9 +12,8 @@ local math_type = math.type
 -- name.
 local WINDOW_MS = 50
 
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
-end
+-- Misuse raises at the caller's position (argcheck.c).
+local argerror, nozero = C.argerror, C.nozero
 
 local Watcher = { __name = "weft.fswatch" }
 Watcher.__index = Watcher
@@ -25,6 +24,7 @@ local watch_opts = { recursive = true, coalesce = true }
 function fs.watch(path, opts)
   if type(path) ~= "string" then argerror(1, "watch", "string expected, got " .. type(path)) end
   if path == "" then argerror(1, "watch", "path must not be empty") end
+  nozero(path, 1, "watch")
   if opts ~= nil and type(opts) ~= "table" then argerror(2, "watch", "table expected, got " .. type(opts)) end
   opts = opts or {}
   for k in pairs(opts) do

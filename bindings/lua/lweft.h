@@ -132,6 +132,11 @@ void lweft_weak_table(lua_State *L, const void *key, const char *mode);
  * state userdata at -1 as its upvalue; leaves the stack as it was. */
 void lweft_open_reactor(lua_State *L);
 
+/* Adds watch_fd and watch_signal (weft.on_readable, on_writable and
+ * on_signal whose errors name the function given, for sync.lua) to the
+ * table of primitives on top (the state is below it). */
+void lweft_reactor_prims(lua_State *L);
+
 /* Adds weft.fiber to the module table at -2 (the state is at -1); leaves
  * the stack as it was. */
 void lweft_open_fiber(lua_State *L);
@@ -147,10 +152,50 @@ void lweft_open_fiber(lua_State *L);
  * error that gives the range (fname names the function when Lua cannot). */
 size_t lweft_check_stack_size(lua_State *L, int arg, const char *fname);
 
-/* As luaL_argerror, naming the function fname when Lua cannot name it
- * (a function called through pcall, or a __call metamethod). */
+/* Misuse errors (argcheck.c).  Each raises at the caller's position: the
+ * innermost Lua function that is not one of weft's Lua parts, however deep
+ * in weft the check runs.  lweft_error raises the formatted message.
+ * lweft_argerror raises "bad argument #arg to 'fname' (extramsg)", naming
+ * fname (the public name; NULL: the name the caller used, else the one
+ * lweft_name_funcs gave the running function), numbering the arguments
+ * as the caller wrote them (a method's self is not counted) as
+ * luaL_argerror does.  lweft_typeerror: "<expected> expected, got <type
+ * or __name>".  lweft_checkudata, checktype, checkany, checknumber and
+ * checkinteger: luaL's checks raising so.
+ * lweft_check_nozero raises "bad argument #arg to 'fname' (what contains
+ * a zero byte)" (what NULL: "string") if the value at idx is a string with
+ * a zero byte; other values pass.  lweft_argcheck_prims adds argerror,
+ * raise, nozero and check_fd, the same for weft's Lua parts (which number
+ * arguments as their callers wrote them), to the table on top. */
+int lweft_error(lua_State *L, const char *fmt, ...);
 int lweft_argerror(lua_State *L, int arg, const char *fname,
                    const char *extramsg);
+int lweft_typeerror(lua_State *L, int arg, const char *fname,
+                    const char *expected);
+void *lweft_checkudata(lua_State *L, int arg, const char *tname,
+                       const char *fname);
+void lweft_checktype(lua_State *L, int arg, int t, const char *fname);
+void lweft_checkany(lua_State *L, int arg, const char *fname);
+lua_Number lweft_checknumber(lua_State *L, int arg, const char *fname);
+lua_Integer lweft_checkinteger(lua_State *L, int arg, const char *fname);
+void lweft_check_nozero(lua_State *L, int idx, int arg, const char *fname,
+                        const char *what);
+void lweft_argcheck_prims(lua_State *L);
+
+/* Names each C function of the table at idx by its key, for the errors of
+ * a call Lua cannot name (through pcall); a function keeps its first
+ * name. */
+void lweft_name_funcs(lua_State *L, int idx);
+
+/* The name of the public function the caller called, for an error raised
+ * deep inside it: the outermost of weft's frames above the caller's (a Lua
+ * part's function, or the C function raising), as the caller named it
+ * (else as lweft_name_funcs did); fallback when neither can tell. */
+const char *lweft_public_name(lua_State *L, const char *fallback);
+
+/* A descriptor argument: a non-negative integer or an open Lua file
+ * handle; raises as lweft_argerror otherwise. */
+int lweft_check_fd(lua_State *L, int arg, const char *fname);
 
 /* Pushes the error value at idx as text and returns it: luaL_tolstring's,
  * or its type when its __tostring raises (an error handler outside any
@@ -183,8 +228,8 @@ void lweft_open_spawn(lua_State *L);
 int lweft_spawn(lua_State *L, lweft_state *st, int fnidx, int n);
 
 /* A signal argument: a number, or a name with or without "SIG" ("SIGINT",
- * "INT"); raises for an unknown name. */
-int lweft_check_signal(lua_State *L, int arg);
+ * "INT"); raises for an unknown name (as lweft_argerror, naming fname). */
+int lweft_check_signal(lua_State *L, int arg, const char *fname);
 
 /* The name of a signal ("SIGTERM"), or NULL. */
 const char *lweft_signal_name(int signo);

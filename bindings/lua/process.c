@@ -2,8 +2,10 @@
  * process whose exit settles a promise.  process.lua builds the objects. */
 #include "lweft.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define PROC_MT "weft.process_handle"
 
@@ -59,9 +61,22 @@ static char **string_list(lua_State *L, int idx, int from) {
   return list;
 }
 
+/* Why a child could not start in cwd, when the directory is the reason:
+ * "ENOENT" or "ENOTDIR", else NULL.  The child's chdir and exec fail with
+ * the same codes, so uv_spawn cannot tell them apart; one stat on this
+ * failure path can (spawn forks and execs from the loop thread anyway). */
+static const char *cwd_problem(const char *cwd) {
+  struct stat sb;
+  if (!cwd) return NULL;
+  if (stat(cwd, &sb) < 0)
+    return errno == ENOTDIR ? "ENOTDIR" : errno == ENOENT ? "ENOENT" : NULL;
+  return S_ISDIR(sb.st_mode) ? NULL : "ENOTDIR";
+}
+
 /* spawn(argv, env|nil, cwd|nil, fd0, fd1, fd2, detached, promise) ->
- * handle, pid, or nil, message, code.  argv and env are lists of strings
- * (checked by process.lua). */
+ * handle, pid, or nil, message, code, and the code of cwd's problem if
+ * that is why ("ENOENT", "ENOTDIR").  argv and env are lists of strings
+ * without zero bytes (checked by process.lua). */
 static int lw_spawn(lua_State *L) {
   lweft_state *st = lweft_state_of(L);
   weft_process_options o;
@@ -84,7 +99,9 @@ static int lw_spawn(lua_State *L) {
   o.data = lp;
   err = weft_process_spawn(st->loop, &o, &lp->p);
   if (err) {
-    return lweft_push_fail(L, NULL, err);
+    lweft_push_fail(L, NULL, err);
+    lua_pushstring(L, cwd_problem(o.cwd));
+    return 4;
   }
   lua_pushvalue(L, 8);
   lp->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -94,14 +111,14 @@ static int lw_spawn(lua_State *L) {
 
 /* Calls lweft_check_signal on argument 1 (for a protected call). */
 static int check_signal_fn(lua_State *L) {
-  lua_pushinteger(L, lweft_check_signal(L, 1));
+  lua_pushinteger(L, lweft_check_signal(L, 1, "kill"));
   return 1;
 }
 
 /* kill(handle, sig) -> true, or nil, message, code */
 static int lw_kill(lua_State *L) {
   lproc *lp = luaL_checkudata(L, 1, PROC_MT);
-  int signo = lweft_check_signal(L, 2);
+  int signo = lweft_check_signal(L, 2, "kill");
   int err = lp->p ? weft_process_kill(lp->p, signo) : WEFT_ESRCH;
   if (err) {
     return lweft_push_fail(L, NULL, err);

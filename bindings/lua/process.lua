@@ -7,9 +7,8 @@ local weft, C, internals = ...
 local type, tostring, pairs, ipairs = type, tostring, pairs, ipairs
 local getmetatable, setmetatable, math_type = getmetatable, setmetatable, math.type
 
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
-end
+-- Misuse raises at the caller's position (argcheck.c).
+local argerror, nozero = C.argerror, C.nozero
 
 local Process = { __name = "weft.process" }
 Process.__index = Process
@@ -42,6 +41,54 @@ local function stdio_fd(i, v)
   argerror(1, "spawn", ("field '%s' must be 'pipe', 'inherit', 'null', a stream, a file or a descriptor"):format(stdio_names[i + 1]))
 end
 
+-- The strings of argv list t (argument n of fname, strings or numbers,
+-- without a zero byte: C would cut them there).
+local function check_argv(t, n, fname)
+  for i, a in ipairs(t) do
+    if type(a) ~= "string" and type(a) ~= "number" then
+      argerror(n, fname, ("argument %d must be a string"):format(i))
+    end
+    nozero(a, n, fname, "argv[" .. i .. "]")
+  end
+end
+
+-- The environment of field 'env' (of argument n of fname) as a sorted
+-- list of "name=value", or nil.
+local function check_env(env, n, fname)
+  if env == nil then return nil end
+  if type(env) ~= "table" then argerror(n, fname, "field 'env' must be a table") end
+  local list = {}
+  for k, v in pairs(env) do
+    if type(k) ~= "string" or k:find("=", 1, true) or (type(v) ~= "string" and type(v) ~= "number") then
+      argerror(n, fname, "field 'env' must map names to strings")
+    end
+    nozero(k, n, fname, "a name in field 'env'")
+    nozero(v, n, fname, ("env[%q]"):format(k))
+    list[#list + 1] = k .. "=" .. tostring(v)
+  end
+  table.sort(list)
+  return list
+end
+
+local function check_cwd(cwd, n, fname)
+  if cwd ~= nil and type(cwd) ~= "string" then argerror(n, fname, "field 'cwd' must be a string") end
+  nozero(cwd, n, fname, "field 'cwd'")
+end
+
+-- Why spawn (or run: op) could not start prog in cwd: distinct messages
+-- for a missing cwd (cwd_code, from spawn's look at it), a missing
+-- program and a file that cannot be executed.
+local function why(op, prog, cwd, msg, code, cwd_code)
+  if cwd_code == "ENOENT" then return op .. ": no such directory (cwd): " .. cwd, "ENOENT" end
+  if cwd_code == "ENOTDIR" then return op .. ": not a directory (cwd): " .. cwd, "ENOTDIR" end
+  if code == "ENOENT" then
+    if prog:find("/", 1, true) then return op .. ": no such program: " .. prog, "ENOENT" end
+    return op .. ": program not found in PATH: " .. prog, "ENOENT"
+  end
+  if code == "EACCES" then return op .. ": permission denied (not executable): " .. prog, "EACCES" end
+  return op .. ": " .. msg, code
+end
+
 -- Starts { "cmd", "arg", ..., stdin=, stdout=, stderr=, env=, cwd=,
 -- detached= }: a process object, or nil, message, code.
 function process.spawn(opts)
@@ -49,31 +96,16 @@ function process.spawn(opts)
   if type(opts[1]) ~= "string" or opts[1] == "" then
     argerror(1, "spawn", "the command (opts[1]) must be a non-empty string")
   end
+  check_argv(opts, 1, "spawn")
   local argv = {}
-  for i, a in ipairs(opts) do
-    if type(a) ~= "string" and type(a) ~= "number" then
-      argerror(1, "spawn", ("argument %d must be a string"):format(i))
-    end
-    argv[i] = tostring(a)
-  end
+  for i, a in ipairs(opts) do argv[i] = tostring(a) end
   for k in pairs(opts) do
     if math_type(k) ~= "integer" and not allowed[k] then
       argerror(1, "spawn", "unknown option '" .. tostring(k) .. "'")
     end
   end
-  local env
-  if opts.env ~= nil then
-    if type(opts.env) ~= "table" then argerror(1, "spawn", "field 'env' must be a table") end
-    env = {}
-    for k, v in pairs(opts.env) do
-      if type(k) ~= "string" or k:find("=", 1, true) or (type(v) ~= "string" and type(v) ~= "number") then
-        argerror(1, "spawn", "field 'env' must map names to strings")
-      end
-      env[#env + 1] = k .. "=" .. tostring(v)
-    end
-    table.sort(env)
-  end
-  if opts.cwd ~= nil and type(opts.cwd) ~= "string" then argerror(1, "spawn", "field 'cwd' must be a string") end
+  local env = check_env(opts.env, 1, "spawn")
+  check_cwd(opts.cwd, 1, "spawn")
   local fds, streams, child_ends = {}, {}, {}
   local function undo()
     for _, s in pairs(streams) do s:close() end
@@ -86,11 +118,11 @@ function process.spawn(opts)
     if child_end then child_ends[#child_ends + 1] = child_end end
   end
   local exited = weft.promise()
-  local h, pid, code = C.spawn(argv, env, opts.cwd, fds[1], fds[2], fds[3], opts.detached, exited)
+  local h, pid, code, cwd_code = C.spawn(argv, env, opts.cwd, fds[1], fds[2], fds[3], opts.detached, exited)
   for _, fd in ipairs(child_ends) do C.closefd(fd) end
   if not h then
     for _, s in pairs(streams) do s:close() end
-    return nil, "spawn: " .. pid, code
+    return nil, why("spawn", argv[1], opts.cwd, pid, code, cwd_code)
   end
   return setmetatable({ h = h, pid = pid, exited = exited, stdin = streams.stdin,
     stdout = streams.stdout, stderr = streams.stderr }, Process)
@@ -197,22 +229,6 @@ local function collect(s, max, out)
   out[1] = table.concat(parts)
 end
 
--- Why spawn could not start argv[1] in cwd: distinct messages for a
--- missing cwd, a missing program and a file that cannot be executed.
-local function why(prog, cwd, msg, code)
-  if cwd then
-    local st = weft.fs.stat(cwd)
-    if not st then return "run: no such directory (cwd): " .. cwd, "ENOENT" end
-    if st.type ~= "directory" then return "run: not a directory (cwd): " .. cwd, "ENOTDIR" end
-  end
-  if code == "ENOENT" then
-    if prog:find("/", 1, true) then return "run: no such program: " .. prog, "ENOENT" end
-    return "run: program not found in PATH: " .. prog, "ENOENT"
-  end
-  if code == "EACCES" then return "run: permission denied (not executable): " .. prog, "EACCES" end
-  return "run: " .. (msg:gsub("^spawn: ", "")), code
-end
-
 -- run(argv[, opts]) -> { status, signal, stdout, stderr, stdout_dropped,
 -- stderr_dropped }, or nil, message, code when the program cannot start.
 -- Raises a timeout error (weft.is_timeout) after opts.timeout ms, once the
@@ -222,11 +238,14 @@ function process.run(argv, opts)
   if type(argv[1]) ~= "string" or argv[1] == "" then
     argerror(1, "run", "the command (argv[1]) must be a non-empty string")
   end
+  check_argv(argv, 1, "run")
   if opts ~= nil and type(opts) ~= "table" then argerror(2, "run", "table expected, got " .. type(opts)) end
   opts = opts or {}
   for k in pairs(opts) do
     if not run_allowed[k] then argerror(2, "run", "unknown option '" .. tostring(k) .. "'") end
   end
+  check_env(opts.env, 2, "run")
+  check_cwd(opts.cwd, 2, "run")
   if opts.input ~= nil and type(opts.input) ~= "string" then
     argerror(2, "run", "field 'input' must be a string")
   end
@@ -241,7 +260,7 @@ function process.run(argv, opts)
     cwd = opts.cwd, env = opts.env }
   for i, a in ipairs(argv) do spec[i] = a end
   local p, msg, code = process.spawn(spec)
-  if not p then return nil, why(argv[1], opts.cwd, msg, code) end
+  if not p then return nil, "run: " .. msg:gsub("^spawn: ", ""), code end
   local out, err = { dropped = 0 }, { dropped = 0 }
   local jobs = { weft.async(collect, p.stdout, max, out), weft.async(collect, p.stderr, max, err) }
   if opts.input then

@@ -193,17 +193,19 @@ static uint64_t to_ms(lua_State *L, int idx, int arg, const char *what) {
   lua_Number n;
   if (lua_isinteger(L, idx)) {
     lua_Integer i = lua_tointeger(L, idx);
-    if (i < 0) luaL_argerror(L, arg, lua_pushfstring(L, "%s must be >= 0", what));
+    if (i < 0)
+      lweft_argerror(L, arg, NULL, lua_pushfstring(L, "%s must be >= 0", what));
     return (uint64_t)i;
   }
   n = lua_tonumber(L, idx);
-  if (!(n >= 0)) luaL_argerror(L, arg, lua_pushfstring(L, "%s must be >= 0", what));
+  if (!(n >= 0))
+    lweft_argerror(L, arg, NULL, lua_pushfstring(L, "%s must be >= 0", what));
   if (n >= 1e18) return UINT64_MAX;
   return (uint64_t)ceil(n);
 }
 
 static uint64_t check_ms(lua_State *L, int arg) {
-  luaL_checknumber(L, arg);
+  lweft_checknumber(L, arg, NULL);
   return to_ms(L, arg, arg, "delay");
 }
 
@@ -225,44 +227,30 @@ static void check_opts(lua_State *L, int arg, int allow_delay, opts *o) {
   o->has_data = o->has_delay = 0;
   o->delay = 0;
   if (lua_isnoneornil(L, arg)) return;
-  luaL_checktype(L, arg, LUA_TTABLE);
+  lweft_checktype(L, arg, LUA_TTABLE, NULL);
   lua_pushnil(L);
   while (lua_next(L, arg)) {
     const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
     if (key && (option_is(key, "enable") || option_is(key, "keep_alive"))) {
       if (!lua_isboolean(L, -1))
-        luaL_argerror(L, arg, lua_pushfstring(L, "field '%s' must be a boolean", key));
+        lweft_argerror(L, arg, NULL,
+                       lua_pushfstring(L, "field '%s' must be a boolean", key));
       if (!lua_toboolean(L, -1))
         o->flags |= option_is(key, "enable") ? WEFT_WATCH_DISABLED : WEFT_WATCH_UNREF;
     } else if (key && option_is(key, "data")) {
       o->has_data = 1;
     } else if (key && allow_delay && option_is(key, "delay")) {
       if (lua_type(L, -1) != LUA_TNUMBER)
-        luaL_argerror(L, arg, "field 'delay' must be a number");
+        lweft_argerror(L, arg, NULL, "field 'delay' must be a number");
       o->delay = to_ms(L, lua_gettop(L), arg, "field 'delay'");
       o->has_delay = 1;
     } else {
-      luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'",
-                                            key ? key : luaL_typename(L, -2)));
+      lweft_argerror(L, arg, NULL,
+                     lua_pushfstring(L, "unknown option '%s'",
+                                     key ? key : luaL_typename(L, -2)));
     }
     lua_pop(L, 1);
   }
-}
-
-/* A descriptor: a non-negative integer or an open Lua file handle. */
-static int check_fd(lua_State *L, int arg) {
-  luaL_Stream *s;
-  if (lua_type(L, arg) == LUA_TNUMBER) {
-    int isint;
-    lua_Integer fd = lua_tointegerx(L, arg, &isint);
-    if (!isint) luaL_argerror(L, arg, "number has no integer representation");
-    if (fd < 0 || fd > 0x7fffffff) luaL_argerror(L, arg, "invalid file descriptor");
-    return (int)fd;
-  }
-  s = luaL_testudata(L, arg, LUA_FILEHANDLE);
-  if (!s) return luaL_typeerror(L, arg, "integer or file");
-  if (!s->closef) luaL_argerror(L, arg, "attempt to use a closed file");
-  return fileno(s->f);
 }
 
 static const struct {
@@ -288,18 +276,23 @@ const char *lweft_signal_name(int signo) {
   return NULL;
 }
 
-int lweft_check_signal(lua_State *L, int arg) {
+int lweft_check_signal(lua_State *L, int arg, const char *fname) {
   const char *name;
   size_t i;
-  if (lua_type(L, arg) == LUA_TNUMBER) return (int)luaL_checkinteger(L, arg);
+  if (lua_type(L, arg) == LUA_TNUMBER) {
+    if (!lua_isinteger(L, arg))
+      lweft_argerror(L, arg, fname, "number has no integer representation");
+    return (int)lua_tointeger(L, arg);
+  }
   if (lua_type(L, arg) != LUA_TSTRING)
-    return luaL_typeerror(L, arg, "signal number or name");
+    return lweft_typeerror(L, arg, fname, "signal number or name");
   name = lua_tostring(L, arg);
   for (i = 0; i < sizeof signals / sizeof signals[0]; i++) {
     const char *n = signals[i].name;
     if (!strcmp(name, n) || !strcmp(name, n + 3)) return signals[i].signo;
   }
-  return luaL_argerror(L, arg, lua_pushfstring(L, "unknown signal '%s'", name));
+  return lweft_argerror(L, arg, fname,
+                        lua_pushfstring(L, "unknown signal '%s'", name));
 }
 
 /* ---- creating watchers --------------------------------------------------- */
@@ -346,12 +339,12 @@ static int registered(lua_State *L, lweft_state *st, weft_id_t id, int cbarg,
 /* Turns a core error from a constructor into a Lua error. */
 static int create_failed(lua_State *L, const char *fname, int err, int fdarg) {
   if (fdarg && err == WEFT_EBADF)
-    return luaL_argerror(L, fdarg, "bad file descriptor");
+    return lweft_argerror(L, fdarg, fname, "bad file descriptor");
   if (fdarg && err == WEFT_EPERM)
-    return luaL_argerror(L, fdarg,
-                         "descriptor cannot be watched (a regular file is "
-                         "always ready)");
-  return luaL_error(L, "%s: %s", fname, weft_strerror(err));
+    return lweft_argerror(L, fdarg, fname,
+                          "descriptor cannot be watched (a regular file is "
+                          "always ready)");
+  return lweft_error(L, "%s: %s", fname, weft_strerror(err));
 }
 
 weft_id_t lweft_once(lua_State *L, lweft_state *st, int msidx, int fnidx) {
@@ -374,7 +367,7 @@ static int lw_immediately(lua_State *L) {
   weft_id_t id;
   opts o;
   int err;
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lweft_checktype(L, 1, LUA_TFUNCTION, NULL);
   check_opts(L, 2, 0, &o);
   err = weft_immediately(st->loop, dispatch, st, o.flags, &id);
   if (err) return create_failed(L, "immediately", err, 0);
@@ -387,7 +380,7 @@ static int lw_once(lua_State *L) {
   weft_id_t id;
   opts o;
   int err;
-  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lweft_checktype(L, 2, LUA_TFUNCTION, NULL);
   check_opts(L, 3, 0, &o);
   err = weft_once(st->loop, ms, dispatch, st, o.flags, &id);
   if (err) return create_failed(L, "once", err, 0);
@@ -400,10 +393,10 @@ static int lw_every(lua_State *L) {
   weft_id_t id;
   opts o;
   int err;
-  luaL_checknumber(L, 1);
+  lweft_checknumber(L, 1, NULL);
   ms = to_ms(L, 1, 1, "interval");
-  luaL_argcheck(L, ms > 0, 1, "interval must be > 0");
-  luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (ms == 0) lweft_argerror(L, 1, NULL, "interval must be > 0");
+  lweft_checktype(L, 2, LUA_TFUNCTION, NULL);
   check_opts(L, 3, 1, &o);
   err = weft_every(st->loop, ms, o.has_delay ? o.delay : ms, dispatch, st,
                    o.flags, &id);
@@ -411,35 +404,63 @@ static int lw_every(lua_State *L) {
   return registered(L, st, id, 2, 3, &o, 0);
 }
 
-static int watch_fd(lua_State *L, int writable) {
+/* on_readable / on_writable, whose errors name fname. */
+static int watch_fd(lua_State *L, int writable, const char *fname) {
   lweft_state *st = lweft_state_of(L);
-  int fd = check_fd(L, 1), err;
+  int fd = lweft_check_fd(L, 1, fname), err;
   weft_id_t id;
   opts o;
-  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lweft_checktype(L, 2, LUA_TFUNCTION, NULL);
   check_opts(L, 3, 0, &o);
   err = writable ? weft_writable(st->loop, fd, dispatch, st, o.flags, &id)
                  : weft_readable(st->loop, fd, dispatch, st, o.flags, &id);
-  if (err)
-    return create_failed(L, writable ? "on_writable" : "on_readable", err, 1);
+  if (err) return create_failed(L, fname, err, 1);
   return registered(L, st, id, 2, 3, &o, 1);
 }
 
-static int lw_on_readable(lua_State *L) { return watch_fd(L, 0); }
-static int lw_on_writable(lua_State *L) { return watch_fd(L, 1); }
+static int lw_on_readable(lua_State *L) {
+  return watch_fd(L, 0, "on_readable");
+}
+static int lw_on_writable(lua_State *L) {
+  return watch_fd(L, 1, "on_writable");
+}
 
-static int lw_on_signal(lua_State *L) {
+/* on_signal, whose errors name fname. */
+static int watch_signal(lua_State *L, const char *fname) {
   lweft_state *st = lweft_state_of(L);
-  int signo = lweft_check_signal(L, 1), err;
+  int signo = lweft_check_signal(L, 1, fname), err;
   weft_id_t id;
   opts o;
-  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lweft_checktype(L, 2, LUA_TFUNCTION, NULL);
   check_opts(L, 3, 0, &o);
   err = weft_signal(st->loop, signo, dispatch, st, o.flags, &id);
   if (err == WEFT_EINVAL)
-    return luaL_argerror(L, 1, lua_pushfstring(L, "signal %d cannot be watched", signo));
-  if (err) return create_failed(L, "on_signal", err, 0);
+    return lweft_argerror(
+        L, 1, fname, lua_pushfstring(L, "signal %d cannot be watched", signo));
+  if (err) return create_failed(L, fname, err, 0);
   return registered(L, st, id, 2, 3, &o, 0);
+}
+
+static int lw_on_signal(lua_State *L) { return watch_signal(L, "on_signal"); }
+
+/* For weft.readable, weft.writable and weft.signal (sync.lua), whose
+ * errors name them: watch_fd(fd, cb, writable, fname) and
+ * watch_signal(sig, cb, fname) -> id. */
+static int lw_watch_fd_prim(lua_State *L) {
+  int writable = lua_toboolean(L, 3);
+  const char *fname = luaL_checkstring(L, 4);
+  lua_settop(L, 4);
+  lua_pushnil(L);
+  lua_replace(L, 3); /* no opts; fname stays on the stack */
+  return watch_fd(L, writable, fname);
+}
+
+static int lw_watch_signal_prim(lua_State *L) {
+  const char *fname = luaL_checkstring(L, 3);
+  lua_settop(L, 3);
+  lua_pushnil(L);
+  lua_insert(L, 3); /* no opts; fname stays on the stack */
+  return watch_signal(L, fname);
 }
 
 /* The C callback of weft.poll: the watcher is gone; cb(fd, revents). */
@@ -466,21 +487,22 @@ static void poll_dispatch(weft_loop_t *loop, weft_id_t id, int fd,
  * "EPERM" for a descriptor that is not open or cannot be polled. */
 static int lw_poll(lua_State *L) {
   lweft_state *st = lweft_state_of(L);
-  int fd = check_fd(L, 1), err;
-  lua_Integer events = luaL_checkinteger(L, 2);
+  int fd = lweft_check_fd(L, 1, "poll"), err;
+  lua_Integer events = lweft_checkinteger(L, 2, NULL);
   int64_t ms = -1;
   weft_id_t id;
   opts o = {0, 0, 0, 0};
   if (!(events & (WEFT_POLLIN | WEFT_POLLOUT | WEFT_POLLPRI)) ||
       (events & ~(lua_Integer)(WEFT_POLLIN | WEFT_POLLOUT | WEFT_POLLPRI |
                                WEFT_POLLERR | WEFT_POLLHUP)))
-    luaL_argerror(L, 2, "events must ask for POLLIN, POLLOUT or POLLPRI");
+    lweft_argerror(L, 2, NULL,
+                   "events must ask for POLLIN, POLLOUT or POLLPRI");
   if (!lua_isnil(L, 3)) {
-    luaL_checknumber(L, 3);
+    lweft_checknumber(L, 3, NULL);
     ms = (int64_t)to_ms(L, 3, 3, "timeout");
     if (ms < 0) ms = INT64_MAX / 2;
   }
-  luaL_checktype(L, 4, LUA_TFUNCTION);
+  lweft_checktype(L, 4, LUA_TFUNCTION, NULL);
   err = weft_poll(st->loop, fd, (int)events, ms, poll_dispatch, st, &id);
   if (err == WEFT_EBADF || err == WEFT_EPERM) {
     lua_pushnil(L);
@@ -499,10 +521,10 @@ static int lw_poll(lua_State *L) {
 static int id_op(lua_State *L, const char *fname,
                  int (*op)(weft_loop_t *, weft_id_t)) {
   lweft_state *st = lweft_state_of(L);
-  weft_id_t id = (weft_id_t)luaL_checkinteger(L, 1);
+  weft_id_t id = (weft_id_t)lweft_checkinteger(L, 1, NULL);
   int err = op(st->loop, id);
   if (err && err != WEFT_ENOENT)
-    return luaL_error(L, "%s: %s", fname, weft_strerror(err));
+    return lweft_error(L, "%s: %s", fname, weft_strerror(err));
   if (!err && op == weft_watch_cancel) forget(L, st, id);
   lua_pushboolean(L, err == 0);
   return 1;
@@ -529,14 +551,14 @@ int lweft_run_loop(lua_State *L, lweft_state *st, weft_run_mode mode,
   if (r == WEFT_ECANCELED) /* a worker's job was cancelled (thread.c) */
     return lweft_raise_cancelled(L);
   if (r == WEFT_EBUSY)
-    return luaL_error(L, "%s: the loop is already running (in a callback, "
-                         "or in a plain coroutine inside a task: run the code "
-                         "as a task, or make the coroutine with "
-                         "weft.coroutine)", fname);
+    return lweft_error(L, "%s: the loop is already running (in a callback, "
+                          "or in a plain coroutine inside a task: run the code "
+                          "as a task, or make the coroutine with "
+                          "weft.coroutine)",
+                       lweft_public_name(L, fname));
   lweft_raise_pending(L, st);
   return r;
 }
-
 
 int lweft_run_once(lua_State *L, lweft_state *st, const char *fname) {
   return lweft_run_loop(L, st, WEFT_RUN_ONCE, fname);
@@ -562,8 +584,8 @@ static int lw_now(lua_State *L) {
 
 static int lw_on_error(lua_State *L) {
   lweft_state *st = lweft_state_of(L);
-  luaL_argexpected(L, lua_isnoneornil(L, 1) || lua_isfunction(L, 1), 1,
-                   "function or nil");
+  if (!lua_isnoneornil(L, 1) && !lua_isfunction(L, 1))
+    lweft_typeerror(L, 1, NULL, "function or nil");
   lua_settop(L, 1);
   lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_misc);
   lua_getfield(L, -1, "handler");
@@ -705,4 +727,12 @@ void lweft_open_reactor(lua_State *L) {
   lua_pushvalue(L, -2);
   luaL_setfuncs(L, fns, 1);
   lua_pop(L, 1);
+}
+
+void lweft_reactor_prims(lua_State *L) {
+  static const luaL_Reg prims[] = {{"watch_fd", lw_watch_fd_prim},
+                                   {"watch_signal", lw_watch_signal_prim},
+                                   {NULL, NULL}};
+  lua_pushvalue(L, -2); /* the state */
+  luaL_setfuncs(L, prims, 1);
 }

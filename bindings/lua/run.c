@@ -10,7 +10,7 @@ static int lw_run(lua_State *L) {
   lweft_state *st = lweft_state_of(L);
   int n = lua_gettop(L), r;
   if (n > 0) {
-    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lweft_checktype(L, 1, LUA_TFUNCTION, NULL);
     lweft_spawn(L, st, 1, n - 1); /* its promise, at 1 */
     lweft_mark_run_task(L, 1);
   }

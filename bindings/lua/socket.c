@@ -120,13 +120,10 @@ static const struct {
     {"tcp-nodelay", IPPROTO_TCP, TCP_NODELAY, OPT_BOOL},
 };
 
-/* Raises "bad argument #n to 'fname' (msg)" at the position of the Lua
- * method's caller (level 2: this C function's caller is the method). */
+/* Raises "bad argument #n to 'fname' (msg)" at the caller of socket.lua's
+ * method (argument numbers as the method sees them). */
 static int arg_error(lua_State *L, int n, const char *fname, const char *msg) {
-  luaL_where(L, 2);
-  lua_pushfstring(L, "bad argument #%d to '%s' (%s)", n, fname, msg);
-  lua_concat(L, 2);
-  return lua_error(L);
+  return lweft_error(L, "bad argument #%d to '%s' (%s)", n, fname, msg);
 }
 
 /* The option named by argument 2 (raising, as argument 1 of fname, for an
@@ -134,10 +131,18 @@ static int arg_error(lua_State *L, int n, const char *fname, const char *msg) {
 static int check_option(lua_State *L, const char *fname) {
   const char *name = luaL_checkstring(L, 2);
   size_t i;
+  lweft_check_nozero(L, 2, 1, fname, NULL);
   for (i = 0; i < sizeof options / sizeof *options; i++)
     if (!strcmp(name, options[i].name)) return (int)i;
   return arg_error(L, 1, fname,
                    lua_pushfstring(L, "unsupported option '%s'", name));
+}
+
+/* sk_optname(fname, name): raises as check_option does for an unknown
+ * option name (getoption before the socket exists). */
+static int lw_optname(lua_State *L) {
+  check_option(L, luaL_checkstring(L, 1));
+  return 0;
 }
 
 /* sk_setopt(fd, name, value) -> true, or nil, message, code; raises for an
@@ -206,6 +211,6 @@ void lweft_socket_prims(lua_State *L) {
       {"sk_listen", lw_listen},     {"sk_connect", lw_connect},
       {"sk_shutdown", lw_shutdown}, {"sk_gettime", lw_gettime},
       {"sk_setopt", lw_setopt},     {"sk_getopt", lw_getopt},
-      {NULL, NULL}};
+      {"sk_optname", lw_optname},   {NULL, NULL}};
   luaL_setfuncs(L, prims, 0);
 }

@@ -25,9 +25,8 @@ local socket = {
 }
 weft.socket = socket
 
-local function argerror(n, fname, msg)
-  error(string_format("bad argument #%d to '%s' (%s)", n, fname, msg), 3)
-end
+-- Misuse raises at the caller's position (argcheck.c).
+local argerror, nozero = C.argerror, C.nozero
 
 local function typename(v)
   local mt = getmetatable(v)
@@ -81,6 +80,7 @@ end
 local function check_host(host, n, fname)
   if type(host) ~= "string" then argerror(n, fname, "string expected, got " .. typename(host)) end
   if host == "" then argerror(n, fname, "host must not be empty") end
+  nozero(host, n, fname)
 end
 
 -- A port: an integer (or a string of one) in 0..65535.
@@ -266,7 +266,7 @@ local function common(methods, any)
     if type(name) ~= "string" then argerror(1, "getoption", "string expected, got " .. typename(name)) end
     if self.closed then return nil, "closed" end
     if not self.h then
-      C.sk_setopt(-1, name, self.pending[name] or false) -- checks the name
+      C.sk_optname("getoption", name)
       return self.pending[name]
     end
     local v, msg, code = C.sk_getopt(c_fd(self.h), name)
@@ -547,7 +547,8 @@ end
 
 function tcp_methods:setstats(received, sent, age)
   check(self, "setstats", TCP, "tcp{any}")
-  for n, v in ipairs({ received, sent, age }) do
+  for n = 1, 3 do
+    local v = select(n, received, sent, age)
     if type(v) ~= "number" then argerror(n, "setstats", "number expected, got " .. typename(v)) end
   end
   self.received, self.sent, self.birth = received, sent, C.sk_gettime() - age
@@ -727,11 +728,13 @@ end
 local makers = { inet = socket.tcp4, inet6 = socket.tcp6 }
 
 -- connect(host, port[, locaddr[, locport[, family]]]): a tcp{client}, or
--- nil, error.
-function socket.connect(host, port, locaddr, locport, family)
-  check_host(host, 1, "connect")
-  port = check_port(port, 2, "connect")
-  if family ~= nil and not makers[family] then argerror(5, "connect", "invalid family") end
+-- nil, error.  (fname: the name misuse errors give)
+local function connect(fname, host, port, locaddr, locport, family)
+  check_host(host, 1, fname)
+  port = check_port(port, 2, fname)
+  if locaddr ~= nil then check_host(locaddr, 3, fname) end
+  if locport ~= nil then check_port(locport, 4, fname) end
+  if family ~= nil and not makers[family] then argerror(5, fname, "invalid family") end
   local c, err = (family and makers[family] or socket.tcp)()
   if not c then return nil, err end
   if locaddr then
@@ -743,12 +746,16 @@ function socket.connect(host, port, locaddr, locport, family)
   return c
 end
 
+function socket.connect(host, port, locaddr, locport, family)
+  return connect("connect", host, port, locaddr, locport, family)
+end
+
 function socket.connect4(host, port, locaddr, locport)
-  return socket.connect(host, port, locaddr, locport, "inet")
+  return connect("connect4", host, port, locaddr, locport, "inet")
 end
 
 function socket.connect6(host, port, locaddr, locport)
-  return socket.connect(host, port, locaddr, locport, "inet6")
+  return connect("connect6", host, port, locaddr, locport, "inet6")
 end
 
 -- bind(host, port[, backlog]): a tcp{server} with reuseaddr set, or nil,
@@ -756,6 +763,9 @@ end
 function socket.bind(host, port, backlog)
   check_host(host, 1, "bind")
   port = check_port(port, 2, "bind")
+  if backlog ~= nil and math_type(backlog) ~= "integer" then
+    argerror(3, "bind", "integer expected, got " .. typename(backlog))
+  end
   local s = socket.tcp()
   s:setoption("reuseaddr", true)
   local ok, err = s:bind(host, port)

@@ -8,7 +8,7 @@
 static int lw_t_traceback(lua_State *L) {
   lpromise *t = ltask_check_promise(L, 1);
   lua_State *co = ltask_suspended_co(L, t, 1);
-  if (!t->is_task) return luaL_argerror(L, 1, "not a task");
+  if (!t->is_task) return lweft_argerror(L, 1, NULL, "not a task");
   ltask_push_task_name(L, t, 1);
   if (!co) {
     lua_pushfstring(L, "%s: %s", lua_tostring(L, -1),
@@ -78,23 +78,24 @@ static int lw_spawn(lua_State *L) {
   lpromise *t;
   int named = 0, stackful = 0;
   size_t stack = LWEFT_FIBER_STACK;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lweft_checktype(L, 1, LUA_TTABLE, NULL);
+  lweft_checktype(L, 2, LUA_TFUNCTION, NULL);
   lua_pushnil(L);
   while (lua_next(L, 1)) {
     const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
     if (strcmp(key, "name") == 0) {
       if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_argerror(L, 1, "field 'name' must be a string");
+        lweft_argerror(L, 1, NULL, "field 'name' must be a string");
       named = 1;
     } else if (strcmp(key, "stackful") == 0) {
       if (!lua_isboolean(L, -1))
-        luaL_argerror(L, 1, "field 'stackful' must be a boolean");
+        lweft_argerror(L, 1, NULL, "field 'stackful' must be a boolean");
       stackful = lua_toboolean(L, -1);
     } else if (strcmp(key, "stack_size") == 0) {
       stack = lweft_check_stack_size(L, 1, "spawn");
     } else {
-      luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s'", key));
+      lweft_argerror(L, 1, NULL,
+                     lua_pushfstring(L, "unknown option '%s'", key));
     }
     lua_pop(L, 1);
   }
@@ -116,14 +117,14 @@ static int lw_spawn(lua_State *L) {
 }
 
 static int lw_async(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lweft_checktype(L, 1, LUA_TFUNCTION, NULL);
   ltask_spawn(L, lweft_state_of(L), 1, lua_gettop(L) - 1, 0);
   return 1;
 }
 
 static int lw_defer(lua_State *L) {
   lpromise *t;
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lweft_checktype(L, 1, LUA_TFUNCTION, NULL);
   t = ltask_spawn(L, lweft_state_of(L), 1, lua_gettop(L) - 1, 0);
   t->defer = 1;
   return 0;
@@ -137,7 +138,7 @@ static int lw_current(lua_State *L) {
 /* For weft.coroutine: runs coroutine 1 on behalf of the running task (so
  * its waits suspend that task), and returns the suspension marker. */
 static int lw_adopt(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTHREAD);
+  lweft_checktype(L, 1, LUA_TTHREAD, NULL);
   if (ltask_push_running_task(L, NULL)) {
     ltask_push_tasks(L, NULL);
     lua_pushvalue(L, 1);

@@ -63,7 +63,7 @@ static const char handle_key = 0;
 static lhandle *check_handle(lua_State *L, int idx) {
   lhandle *h = lweft_testudata(L, idx, &handle_key);
   if (!h) luaL_typeerror(L, idx, HANDLE_MT);
-  if (!h->s) luaL_error(L, "attempt to use a closed stream");
+  if (!h->s) lweft_error(L, "attempt to use a closed stream");
   return h;
 }
 
@@ -349,11 +349,11 @@ enum {
   UP_COUNT = UP_HMT
 };
 
-/* Raises "bad argument #n to 'fname' (msg)", n counting after self as
- * stream.lua's methods do. */
+/* Raises "bad argument #n to 'fname' (msg)" at the caller's position, n
+ * counting after self as stream.lua's methods do. */
 static int method_argerror(lua_State *L, int n, const char *fname,
                            const char *msg) {
-  return luaL_error(L, "bad argument #%d to '%s' (%s)", n, fname, msg);
+  return lweft_error(L, "bad argument #%d to '%s' (%s)", n, fname, msg);
 }
 
 /* The __name of the value at idx's metatable, or its type's name. */
@@ -380,7 +380,7 @@ static lhandle *method_self(lua_State *L, const char *fname) {
       lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(UP_HMT)))
     h = lua_touserdata(L, top + 2);
   lua_settop(L, top);
-  if (!h || !h->s) luaL_error(L, "attempt to use a closed stream");
+  if (!h || !h->s) lweft_error(L, "attempt to use a closed stream");
   return h;
 }
 

@@ -15,9 +15,9 @@ local c_read, c_write = C.read, C.write
 
 local READ, WRITE = 1, 2
 
-local function argerror(n, fname, msg, level)
-  error(string_format("bad argument #%d to '%s' (%s)", n, fname, msg), (level or 2) + 1)
-end
+-- Misuse raises at the caller's position, however deep in weft the
+-- check runs (argcheck.c).
+local argerror, raise, nozero, check_fd = C.argerror, C.raise, C.nozero, C.check_fd
 
 local function typename(v)
   local mt = getmetatable(v)
@@ -27,7 +27,7 @@ end
 local function check_timeout(v, n, fname)
   if v ~= nil and (type(v) ~= "number" or not (v >= 0)) then
     argerror(n, fname, type(v) ~= "number" and ("number expected, got " .. typename(v))
-      or "timeout must be >= 0", 2)
+      or "timeout must be >= 0")
   end
 end
 
@@ -124,18 +124,18 @@ end
 
 local function check_stream(s, fname)
   if getmetatable(s) ~= Stream then
-    argerror(1, fname, "weft.stream expected, got " .. typename(s), 2)
+    argerror(1, fname, "weft.stream expected, got " .. typename(s))
   end
-  if s.closed then error("attempt to use a closed stream", 3) end
+  if s.closed then raise("attempt to use a closed stream") end
 end
 
 local formats = { l = true, L = true, a = true, ["*l"] = true, ["*L"] = true, ["*a"] = true }
 
-local function check_format(f, n)
+local function check_format(f, n, fname)
   if type(f) == "number" then
-    if math_type(f) ~= "integer" then argerror(n, "read", "number has no integer representation", 3) end
+    if math_type(f) ~= "integer" then argerror(n, fname, "number has no integer representation") end
   elseif not formats[f] then
-    argerror(n, "read", "invalid format", 3)
+    argerror(n, fname, "invalid format")
   end
 end
 
@@ -242,7 +242,7 @@ end
 function Stream:lines(...)
   check_stream(self, "lines")
   local n = select("#", ...)
-  for i = 1, n do check_format((select(i, ...)), i) end
+  for i = 1, n do check_format((select(i, ...)), i, "lines") end
   local fmts = { ... }
   return function()
     if self.closed then return nil end
@@ -314,19 +314,23 @@ end
 function Stream:peername() return name_of(self, true, "peername") end
 function Stream:sockname() return name_of(self, false, "sockname") end
 
+-- (sndbuf and rcvbuf are C ints, the others sizes)
 local option_types = { nodelay = "boolean", keepalive = "boolean", reuseaddr = "boolean",
-  reuseport = "boolean", broadcast = "boolean", sndbuf = "size", rcvbuf = "size",
+  reuseport = "boolean", broadcast = "boolean", sndbuf = "int", rcvbuf = "int",
   writequeue = "size", maxline = "size" }
+local INT_MAX = 0x7fffffff
 
 -- Sets socket option name on handle h (misuse raises).
 local function set_option(h, name, value)
-  if type(name) ~= "string" then argerror(1, "setoption", "string expected, got " .. typename(name), 2) end
+  if type(name) ~= "string" then argerror(1, "setoption", "string expected, got " .. typename(name)) end
   local t = option_types[name]
-  if not t then argerror(1, "setoption", "unknown option '" .. name .. "'", 2) end
+  if not t then argerror(1, "setoption", "unknown option '" .. name .. "'") end
   if t == "boolean" and type(value) ~= "boolean" then
-    argerror(2, "setoption", "boolean expected, got " .. typename(value), 2)
-  elseif t == "size" and (math_type(value) ~= "integer" or value <= 0) then
-    argerror(2, "setoption", "size must be an integer > 0", 2)
+    argerror(2, "setoption", "boolean expected, got " .. typename(value))
+  elseif t ~= "boolean" and (math_type(value) ~= "integer" or value <= 0) then
+    argerror(2, "setoption", "size must be an integer > 0")
+  elseif t == "int" and value > INT_MAX then
+    argerror(2, "setoption", "size must be at most " .. INT_MAX)
   end
   local ok, msg, code = C.setoption(h, name, value)
   if not ok then return nil, "setoption: " .. msg, code end
@@ -363,7 +367,12 @@ local function handle_methods(Class, check, label)
     self.timeout = ms
     return self
   end
-  function Class:gettimeout() return self.timeout end
+  function Class:gettimeout()
+    if getmetatable(self) ~= Class then
+      argerror(1, "gettimeout", label .. " expected, got " .. typename(self))
+    end
+    return self.timeout
+  end
   function Class:getfd()
     check(self, "getfd")
     return C.fd(self.h)
@@ -387,9 +396,9 @@ Server.__index = Server
 
 local function check_server(s, fname)
   if getmetatable(s) ~= Server then
-    argerror(1, fname, "weft.server expected, got " .. typename(s), 2)
+    argerror(1, fname, "weft.server expected, got " .. typename(s))
   end
-  if s.closed then error("attempt to use a closed server", 3) end
+  if s.closed then raise("attempt to use a closed server") end
 end
 
 local function server_close(s)
@@ -498,9 +507,9 @@ local socktypes = { stream = true, dgram = true }
 
 local function check_opts(opts, n, fname, allowed)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then argerror(n, fname, "table expected, got " .. typename(opts), 3) end
+  if type(opts) ~= "table" then argerror(n, fname, "table expected, got " .. typename(opts)) end
   for k in pairs(opts) do
-    if not allowed[k] then argerror(n, fname, "unknown option '" .. tostring(k) .. "'", 3) end
+    if not allowed[k] then argerror(n, fname, "unknown option '" .. tostring(k) .. "'") end
   end
   return opts
 end
@@ -517,6 +526,8 @@ function dns.getaddrinfo(host, service, opts)
     argerror(2, "getaddrinfo", "string or integer expected, got " .. typename(service))
   end
   if host == nil and service == nil then argerror(1, "getaddrinfo", "host or service expected") end
+  nozero(host, 1, "getaddrinfo")
+  nozero(service, 2, "getaddrinfo")
   opts = check_opts(opts, 3, "getaddrinfo", gai_opts)
   if opts.family ~= nil and not families[opts.family] then
     argerror(3, "getaddrinfo", "field 'family' must be 'inet' or 'inet6'")
@@ -536,6 +547,7 @@ end
 
 function dns.getnameinfo(address, port, opts)
   if type(address) ~= "string" then argerror(1, "getnameinfo", "string expected, got " .. typename(address)) end
+  nozero(address, 1, "getnameinfo")
   if port ~= nil and math_type(port) ~= "integer" then
     argerror(2, "getnameinfo", "integer expected, got " .. typename(port))
   end
@@ -563,14 +575,15 @@ weft.tcp = tcp
 
 local function check_port(port, n, fname)
   if math_type(port) ~= "integer" then
-    argerror(n, fname, "integer expected, got " .. (math_type(port) or typename(port)), 3)
+    argerror(n, fname, "integer expected, got " .. (math_type(port) or typename(port)))
   end
-  if port < 0 or port > 65535 then argerror(n, fname, "port must be in 0..65535", 3) end
+  if port < 0 or port > 65535 then argerror(n, fname, "port must be in 0..65535") end
 end
 
 local function check_host(host, n, fname)
-  if type(host) ~= "string" then argerror(n, fname, "string expected, got " .. typename(host), 3) end
-  if host == "" then argerror(n, fname, "host must not be empty", 3) end
+  if type(host) ~= "string" then argerror(n, fname, "string expected, got " .. typename(host)) end
+  if host == "" then argerror(n, fname, "host must not be empty") end
+  nozero(host, n, fname)
 end
 
 -- Numeric hosts skip the resolver.
@@ -677,8 +690,9 @@ local unix = {}
 weft.unix = unix
 
 local function check_path(path, fname)
-  if type(path) ~= "string" then argerror(1, fname, "string expected, got " .. typename(path), 3) end
-  if path == "" or #path > 107 then argerror(1, fname, "path must have 1 to 107 bytes", 3) end
+  if type(path) ~= "string" then argerror(1, fname, "string expected, got " .. typename(path)) end
+  if path == "" or #path > 107 then argerror(1, fname, "path must have 1 to 107 bytes") end
+  nozero(path, 1, fname)
 end
 
 function unix.connect(path, opts)
@@ -713,9 +727,9 @@ weft.udp = udp
 
 local function check_udp(u, fname)
   if getmetatable(u) ~= Udp then
-    argerror(1, fname, "weft.udp expected, got " .. typename(u), 2)
+    argerror(1, fname, "weft.udp expected, got " .. typename(u))
   end
-  if u.closed then error("attempt to use a closed socket", 3) end
+  if u.closed then raise("attempt to use a closed socket") end
 end
 
 -- Binds a datagram socket to host and port (0: a free port).
@@ -857,28 +871,34 @@ end
 
 -- ---- polling many descriptors ------------------------------------------------------
 
+local POLL_ASK = weft.POLLIN | weft.POLLOUT | weft.POLLPRI
+local POLL_ALL = POLL_ASK | weft.POLLERR | weft.POLLHUP
+
 -- Waits until any of the descriptors is ready (or timeout_ms passes) and
 -- returns { [fd] = revents } for those that are (empty after a timeout),
 -- or nil, "EBADF" / "EPERM".
 function weft.poll_any(set, timeout)
   if type(set) ~= "table" then argerror(1, "poll_any", "table expected, got " .. typename(set)) end
   check_timeout(timeout, 2, "poll_any")
+  for fd, events in pairs(set) do
+    check_fd(fd, 1, "poll_any")
+    if math_type(events) ~= "integer" then
+      argerror(1, "poll_any", "events for descriptor " .. tostring(fd) .. " must be an integer")
+    end
+    if events & POLL_ASK == 0 or events & ~POLL_ALL ~= 0 then
+      argerror(1, "poll_any", "events for descriptor " .. tostring(fd) ..
+        " must ask for POLLIN, POLLOUT or POLLPRI")
+    end
+  end
   local p, got, ids = promise(), {}, {}
   local function fired(fd, revents)
     if revents ~= 0 then got[fd] = revents end
     p:resolve()
   end
   for fd, events in pairs(set) do
-    if math_type(events) ~= "integer" then
-      for _, id in ipairs(ids) do weft.cancel(id) end
-      argerror(1, "poll_any", "events for descriptor " .. tostring(fd) .. " must be an integer")
-    end
-    local ok, id, code = pcall(weft.poll, fd, events, nil, fired)
-    if not ok or not id then
+    local id, code = weft.poll(fd, events, nil, fired)
+    if not id then
       for _, i in ipairs(ids) do weft.cancel(i) end
-      if not ok then
-        error((tostring(id):gsub("bad argument #%d+ to 'poll'", "bad argument #1 to 'poll_any'")), 2)
-      end
       return nil, code
     end
     ids[#ids + 1] = id
@@ -893,5 +913,4 @@ end
 
 -- ---- what tls.lua builds on ----------------------------------------------------
 
-C.stream_lua = { Stream = Stream, Server = Server, argerror = argerror, typename = typename,
-  close_now = close_now }
+C.stream_lua = { Stream = Stream, Server = Server, typename = typename, close_now = close_now }

@@ -1,17 +1,16 @@
 -- sync.lua: waits on watchers, and the sync primitives, built on waiters
 -- (waiter.c: a task parked until woken, with a timeout, cancellable).
--- This chunk is compiled into weft.so and run by luaopen_weft with the
--- module table; it adds its functions to that table.
-local weft, internals = ...
+-- This chunk is compiled into weft.so and run by luaopen_weft with
+-- (module, primitives, task internals); it adds its functions to the
+-- module table.
+local weft, C, internals = ...
 
 local cancel = weft.cancel
 local error, type = error, type
-local setmetatable, tostring = setmetatable, tostring
+local setmetatable, getmetatable, tostring = setmetatable, getmetatable, tostring
 
--- Raises a bad-argument error the way luaL_argerror words it.
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
-end
+-- Misuse raises at the caller's position (argcheck.c).
+local argerror, raise = C.argerror, C.raise
 
 local function check_timeout(v, n, fname)
   if v ~= nil and (type(v) ~= "number" or not (v >= 0)) then
@@ -45,21 +44,22 @@ local function watch_once(make, timeout)
 end
 
 do
-  local function fd_wait(on, fname)
+  local watch_fd, watch_signal = C.watch_fd, C.watch_signal
+  local function fd_wait(writable, fname)
     return function(fd, timeout)
       check_timeout(timeout, 2, fname)
-      local got, why = watch_once(function(cb) return on(fd, cb) end, timeout)
+      local got, why = watch_once(function(cb) return watch_fd(fd, cb, writable, fname) end, timeout)
       if got == nil then return nil, why end
       return true
     end
   end
-  weft.readable = fd_wait(weft.on_readable, "readable")
-  weft.writable = fd_wait(weft.on_writable, "writable")
-end
+  weft.readable = fd_wait(false, "readable")
+  weft.writable = fd_wait(true, "writable")
 
-function weft.signal(sig, timeout)
-  check_timeout(timeout, 2, "signal")
-  return watch_once(function(cb) return weft.on_signal(sig, cb) end, timeout)
+  function weft.signal(sig, timeout)
+    check_timeout(timeout, 2, "signal")
+    return watch_once(function(cb) return watch_signal(sig, cb, "signal") end, timeout)
+  end
 end
 
 -- A FIFO of waiters: items { w = waiter, ... }, skipping those that gave
@@ -87,7 +87,18 @@ end
 
 local function holder() return weft.current() or "main" end
 
+-- Raises unless self is an object of class mt (named name), for method
+-- fname.
+local function check_self(self, mt, fname)
+  if getmetatable(self) ~= mt then
+    local smt = getmetatable(self)
+    argerror(1, fname, mt.__name .. " expected, got " ..
+      (type(smt) == "table" and type(smt.__name) == "string" and smt.__name or type(self)))
+  end
+end
+
 function Mutex:lock(timeout)
+  check_self(self, Mutex, "lock")
   check_timeout(timeout, 1, "lock")
   if not self.owner then
     self.owner = holder()
@@ -101,9 +112,8 @@ function Mutex:lock(timeout)
 end
 
 function Mutex:unlock()
-  if self.owner ~= holder() then
-    error("unlock of a mutex this task does not hold", 2)
-  end
+  check_self(self, Mutex, "unlock")
+  if self.owner ~= holder() then raise("unlock of a mutex this task does not hold") end
   local next = shift(self.waiters)
   if next then
     self.owner = next.who
@@ -113,7 +123,10 @@ function Mutex:unlock()
   end
 end
 
-function Mutex:locked() return self.owner ~= false end
+function Mutex:locked()
+  check_self(self, Mutex, "locked")
+  return self.owner ~= false
+end
 
 -- `local m <close> = mutex:lock()` unlocks at the end of the scope.
 Mutex.__close = function(self) if self.owner then self:unlock() end end
@@ -132,6 +145,7 @@ function weft.semaphore(n)
 end
 
 function Semaphore:acquire(timeout)
+  check_self(self, Semaphore, "acquire")
   check_timeout(timeout, 1, "acquire")
   if self.count > 0 then
     self.count = self.count - 1
@@ -145,6 +159,7 @@ function Semaphore:acquire(timeout)
 end
 
 function Semaphore:release()
+  check_self(self, Semaphore, "release")
   local next = shift(self.waiters)
   if next then next.w:wake() else self.count = self.count + 1 end
 end
@@ -160,15 +175,24 @@ function weft.event()
 end
 
 function Event:set()
+  check_self(self, Event, "set")
   self.flag = true
   local w = shift(self.waiters)
   while w do w.w:wake(); w = shift(self.waiters) end
 end
 
-function Event:clear() self.flag = false end
-function Event:is_set() return self.flag end
+function Event:clear()
+  check_self(self, Event, "clear")
+  self.flag = false
+end
+
+function Event:is_set()
+  check_self(self, Event, "is_set")
+  return self.flag
+end
 
 function Event:wait(timeout)
+  check_self(self, Event, "wait")
   check_timeout(timeout, 1, "wait")
   if self.flag then return true end
   local w = new_waiter()
@@ -189,6 +213,7 @@ function weft.group()
 end
 
 function Group:spawn(fn, ...)
+  check_self(self, Group, "spawn")
   if type(fn) ~= "function" then
     argerror(1, "spawn", "function expected, got " .. type(fn))
   end
@@ -205,6 +230,7 @@ function Group:spawn(fn, ...)
 end
 
 function Group:cancel(reason)
+  check_self(self, Group, "cancel")
   for _, t in ipairs(self.children) do t:cancel(reason) end
 end
 
@@ -219,6 +245,7 @@ local error_mt = internals.error_mt
 -- raises the first failure.  Past timeout_ms, the children are cancelled,
 -- and the timeout is raised once they have ended.
 function Group:wait(timeout)
+  check_self(self, Group, "wait")
   check_timeout(timeout, 1, "wait")
   local expired = false
   local _ <close> = timeout and timer(timeout, function()
@@ -286,6 +313,7 @@ do
   end
 
   function wco.resume(co, ...)
+    if type(co) ~= "thread" then argerror(1, "resume", "coroutine expected, got " .. type(co)) end
     adopt(co)
     return pass(co, co_resume(co, ...))
   end
@@ -296,6 +324,7 @@ do
   end
 
   function wco.wrap(f)
+    if type(f) ~= "function" then argerror(1, "wrap", "function expected, got " .. type(f)) end
     local co = co_create(f)
     return function(...) return unwrap(wco.resume(co, ...)) end
   end

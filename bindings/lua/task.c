@@ -58,7 +58,7 @@ lpromise *ltask_test_promise(lua_State *L, int idx) {
 
 lpromise *ltask_check_promise(lua_State *L, int idx) {
   lpromise *p = ltask_test_promise(L, idx);
-  return p ? p : luaL_checkudata(L, idx, PROMISE_MT); /* raises */
+  return p ? p : lweft_checkudata(L, idx, PROMISE_MT, NULL); /* raises */
 }
 
 lpromise *ltask_new_promise(lua_State *L, lweft_state *st, int nuv) {
@@ -1269,7 +1269,7 @@ static int lw_p_resolve(lua_State *L) {
 
 static int lw_p_reject(lua_State *L) {
   ltask_check_promise(L, 1);
-  luaL_checkany(L, 2);
+  lweft_checkany(L, 2, NULL);
   lua_pushboolean(L, ltask_fail(L, 1, 2, REJECTED));
   return 1;
 }
@@ -1288,8 +1288,8 @@ static int lw_p_status(lua_State *L) {
 }
 
 static void check_handler(lua_State *L, int idx) {
-  luaL_argexpected(L, lua_isnoneornil(L, idx) || lua_isfunction(L, idx), idx,
-                   "function or nil");
+  if (!lua_isnoneornil(L, idx) && !lua_isfunction(L, idx))
+    lweft_typeerror(L, idx, NULL, "function or nil");
 }
 
 int ltask_chain(lua_State *L, int kind, int a, int b) {
@@ -1312,14 +1312,14 @@ static int lw_p_next(lua_State *L) {
 
 static int lw_p_catch(lua_State *L) {
   ltask_check_promise(L, 1);
-  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lweft_checktype(L, 2, LUA_TFUNCTION, NULL);
   lua_settop(L, 2);
   return ltask_chain(L, K_NEXT, 0, 2);
 }
 
 static int lw_p_finally(lua_State *L) {
   ltask_check_promise(L, 1);
-  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lweft_checktype(L, 2, LUA_TFUNCTION, NULL);
   lua_settop(L, 2);
   return ltask_chain(L, K_FINALLY, 2, 0);
 }
@@ -1360,9 +1360,10 @@ int ltask_suspend_task(lua_State *L, lpromise *t) {
 void ltask_check_yieldable(lua_State *L, lpromise *t, const char *fname) {
   if (t->cf ? t->in_gc || !lweft_in_finalizer(L) : lua_isyieldable(L))
     return;
+  fname = lweft_public_name(L, fname);
   if (lweft_in_finalizer(L))
-    luaL_error(L, "%s: a task cannot suspend inside a __gc finalizer", fname);
-  luaL_error(L, "%s: a default task cannot suspend inside a C call here "
+    lweft_error(L, "%s: a task cannot suspend inside a __gc finalizer", fname);
+  lweft_error(L, "%s: a default task cannot suspend inside a C call here "
                 "(a table.sort comparator, a gsub callback, a metamethod); "
                 "a stackful task can: weft.spawn({stackful = true}, fn)",
              fname);
@@ -1381,8 +1382,8 @@ void ltask_run_until_settled(lua_State *L, lweft_state *st, int idx,
   while (lp->state == PENDING) {
     int r = lweft_run_once(L, st, fname);
     if (r == 0 && lp->state == PENDING)
-      luaL_error(L, "%s: the promise can never settle: nothing left to run",
-                 fname);
+      lweft_error(L, "%s: the promise can never settle: nothing left to run",
+                  lweft_public_name(L, fname));
   }
 }
 
@@ -1440,8 +1441,9 @@ int lweft_promise_failed(lua_State *L, int idx) {
 int lweft_settled_results(lua_State *L, int idx, const char *fname) {
   lpromise *t = ltask_check_promise(L, idx);
   if (t->state == PENDING)
-    return luaL_error(L, "%s: the task never finished: it waits on something "
-                         "nothing is left to settle", fname);
+    return lweft_error(L, "%s: the task never finished: it waits on something "
+                          "nothing is left to settle",
+                       lweft_public_name(L, fname));
   return ltask_deliver(L, idx);
 }
 
@@ -1528,6 +1530,7 @@ void ltask_add(lua_State *L, const luaL_Reg *fns, const luaL_Reg *methods,
     lua_getfield(L, -1, "__index");
     lua_getupvalue(L, -1, 1);
     luaL_setfuncs(L, methods, 0);
+    lweft_name_funcs(L, -1);
     lua_pop(L, 2);
   }
   if (fire) {

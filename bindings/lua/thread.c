@@ -231,6 +231,8 @@ static int lw_pool_run(lua_State *L) {
     lweft_argerror(L, 2, "run",
                    lua_pushfstring(L, "function or function name expected, "
                                       "got %s", luaL_typename(L, 2)));
+  /* (a worker resolves the name as a C string) */
+  lweft_check_nozero(L, 2, 2, "run", "function name");
   if (p->closing) return luaL_error(L, "attempt to use a closed pool");
   lweft_encode_with(L, 2, lua_gettop(L) - 1, "args", keep_msg, &m);
   h = lua_newuserdatauv(L, sizeof *h, 1);

@@ -8,11 +8,8 @@ local weft, C = ...
 local type, tostring, error, pairs = type, tostring, error, pairs
 local math_type = math.type
 
--- Raises "bad argument #n to 'fname' (msg)" at the caller of the function
--- that calls it.
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
-end
+-- Misuse raises at the caller's position (argcheck.c).
+local argerror, nozero = C.argerror, C.nozero
 
 local thread = {}
 weft.thread = thread
@@ -63,6 +60,7 @@ function weft.pool(opts)
   end
   if math_type(idle) ~= "integer" or idle < 0 then argerror(1, "pool", "field 'idle_ms' must be an integer >= 0") end
   if opts.init ~= nil and type(opts.init) ~= "string" then argerror(1, "pool", "field 'init' must be a module name") end
+  nozero(opts.init, 1, "pool", "field 'init'")
   local spin = opts.spin_us or 50
   if math_type(spin) ~= "integer" or spin < 0 or spin > 1000000 then
     argerror(1, "pool", "field 'spin_us' must be an integer from 0 to 1000000")

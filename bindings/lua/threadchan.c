@@ -390,7 +390,7 @@ static int send_on_loop(lua_State *L, weft_chan_t *ch) {
       lua_pushboolean(L, 1);
       return 1;
     }
-    if (r == WEFT_ECLOSED) return luaL_error(L, "send on a closed channel");
+    if (r == WEFT_ECLOSED) return lweft_error(L, "send on a closed channel");
     if (r != WEFT_EAGAIN) return raise_err(L, r);
     r = wait_ready(L, ch, WEFT_CHAN_SEND, -1, "send", send_k, &status);
     if (r >= 0) return r;
@@ -409,7 +409,7 @@ static int lw_send(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (op.err == WEFT_ECLOSED) return luaL_error(L, "send on a closed channel");
+  if (op.err == WEFT_ECLOSED) return lweft_error(L, "send on a closed channel");
   if (op.err != WEFT_EAGAIN) return raise_err(L, op.err);
   return send_on_loop(L, op.ch); /* the message is at 3 */
 }

@@ -10,7 +10,9 @@ local weft, C = ...
 local S = C.stream_lua -- what stream.lua shares (see its end)
 
 local Stream, Server = S.Stream, S.Server
-local argerror, typename = S.argerror, S.typename
+local typename = S.typename
+-- Misuse raises at the caller's position (argcheck.c).
+local argerror, raise, nozero = C.argerror, C.raise, C.nozero
 local close_now, twin = S.close_now, C.twin
 local await, promise, async = weft.await, weft.promise, weft.async
 local type, pairs, ipairs, error, pcall = type, pairs, ipairs, error, pcall
@@ -55,13 +57,14 @@ local WRAP_CLIENT, WRAP_SERVER = with(TLS_CLIENT, "server"), with(TLS_SERVER, "s
 -- wrong types raise (at the caller of fname).  Returns opts, or {}.
 local function check_tls_opts(opts, n, fname, allowed)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then argerror(n, fname, "table expected, got " .. typename(opts), 3) end
+  if type(opts) ~= "table" then argerror(n, fname, "table expected, got " .. typename(opts)) end
   for k, v in pairs(opts) do
-    if not allowed[k] then argerror(n, fname, "unknown option '" .. tostring(k) .. "'", 3) end
+    if not allowed[k] then argerror(n, fname, "unknown option '" .. tostring(k) .. "'") end
     local kind = kinds[k]
     local bad
     if kind == "string" then
       bad = type(v) ~= "string" and "a string"
+      nozero(v, n, fname, "field '" .. k .. "'")
     elseif kind == "boolean" then
       bad = type(v) ~= "boolean" and "a boolean"
     elseif kind == "timeout" then
@@ -72,16 +75,17 @@ local function check_tls_opts(opts, n, fname, allowed)
       bad = type(v) ~= "table" and "a list of strings"
       if not bad then
         if #v > 64 then bad = "a list of at most 64 names" end
-        for _, p in ipairs(v) do
+        for i, p in ipairs(v) do
           if type(p) ~= "string" or #p < 1 or #p > 255 then
             bad = "a list of names of 1 to 255 bytes"
           end
+          nozero(p, n, fname, "alpn[" .. i .. "]")
         end
       end
     end
-    if bad then argerror(n, fname, "field '" .. k .. "' must be " .. bad, 3) end
+    if bad then argerror(n, fname, "field '" .. k .. "' must be " .. bad) end
   end
-  if opts.key and not opts.cert then argerror(n, fname, "field 'key' needs 'cert'", 3) end
+  if opts.key and not opts.cert then argerror(n, fname, "field 'key' needs 'cert'") end
   return opts
 end
 
@@ -146,6 +150,7 @@ end
 
 function tls.connect(host, port, opts)
   if type(host) ~= "string" then argerror(1, "connect", "string expected, got " .. typename(host)) end
+  nozero(host, 1, "connect")
   opts = check_tls_opts(opts, 3, "connect", CONNECT)
   local cfg, msg, code = client_config(opts)
   if not cfg then return nil, "connect: " .. msg, code end
@@ -166,7 +171,7 @@ tls.connect_async = twin(tls.connect)
 
 function tls.wrap(s, opts)
   if getmetatable(s) ~= Stream then argerror(1, "wrap", "weft.stream expected, got " .. typename(s)) end
-  if s.closed then error("attempt to use a closed stream", 2) end
+  if s.closed then raise("attempt to use a closed stream") end
   local server = type(opts) == "table" and opts.server
   opts = check_tls_opts(opts, 2, "wrap", server and WRAP_SERVER or WRAP_CLIENT)
   if s.kind == "tls" then argerror(1, "wrap", "stream is already TLS") end
@@ -267,10 +272,10 @@ local function pump(srv)
 end
 
 local function tls_accept(self, timeout)
-  if self.closed then error("attempt to use a closed server", 3) end
+  if self.closed then raise("attempt to use a closed server") end
   if timeout ~= nil and (type(timeout) ~= "number" or not (timeout >= 0)) then
     argerror(1, "accept", type(timeout) ~= "number" and ("number expected, got " .. typename(timeout))
-      or "timeout must be >= 0", 3)
+      or "timeout must be >= 0")
   end
   local ms = timeout or self.timeout
   local deadline = ms and weft.now() + ms
@@ -358,10 +363,10 @@ end
 
 local function check_tls(s, fname)
   if getmetatable(s) ~= Stream then
-    argerror(1, fname, "weft.stream expected, got " .. typename(s), 3)
+    argerror(1, fname, "weft.stream expected, got " .. typename(s))
   end
-  if s.closed then error("attempt to use a closed stream", 3) end
-  if s.kind ~= "tls" then argerror(1, fname, "TLS stream expected", 3) end
+  if s.closed then raise("attempt to use a closed stream") end
+  if s.kind ~= "tls" then argerror(1, fname, "TLS stream expected") end
 end
 
 -- The application protocol agreed (ALPN), or nil.

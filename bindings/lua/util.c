@@ -1,5 +1,5 @@
 /* util.c: the helpers every part of the binding shares: where a call came
- * from, class checks on hot paths, weak tables, argument errors. */
+ * from, class checks on hot paths, weak tables, the stack size check. */
 #include "lweft.h"
 
 #include <stdarg.h>
@@ -62,17 +62,6 @@ void lweft_weak_table(lua_State *L, const void *key, const char *mode) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, key);
   }
   lua_pop(L, 1);
-}
-
-int lweft_argerror(lua_State *L, int arg, const char *fname,
-                   const char *extramsg) {
-  lua_Debug ar;
-  if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar)) {
-    if (ar.namewhat && strcmp(ar.namewhat, "method") == 0 && --arg == 0)
-      return luaL_error(L, "calling '%s' on bad self (%s)", ar.name, extramsg);
-    if (ar.name) fname = ar.name;
-  }
-  return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, fname, extramsg);
 }
 
 size_t lweft_check_stack_size(lua_State *L, int arg, const char *fname) {

@@ -85,13 +85,16 @@ WEFT_LUA_EXTERN int luaopen_weft(lua_State *L) {
   lweft_tls_prims(L);
   lweft_socket_prims(L);
   lweft_fswatch_prims(L);
+  lweft_reactor_prims(L);
+  lweft_argcheck_prims(L);
   lua_remove(L, -2);    /* the state */
   /* The parts written in Lua: they add their functions to the module. */
   if (luaL_loadbuffer(L, lweft_sync_lua, lweft_sync_lua_len, "=weft/sync.lua"))
     return lua_error(L);
-  lua_pushvalue(L, -3);
+  lua_pushvalue(L, -3); /* the module */
+  lua_pushvalue(L, -3); /* the primitives */
   push_internals(L);
-  lua_call(L, 2, 0);
+  lua_call(L, 3, 0);
   for (i = 0; i < sizeof io_parts / sizeof *io_parts; i++) {
     if (luaL_loadbuffer(L, io_parts[i].src, *io_parts[i].len, io_parts[i].name))
       return lua_error(L);
@@ -101,6 +104,7 @@ WEFT_LUA_EXTERN int luaopen_weft(lua_State *L) {
     lua_call(L, 3, 0);
   }
   lua_pop(L, 1);
+  lweft_name_funcs(L, -1);
   lua_pushfstring(L, "weft %s", weft_version_string());
   lua_setfield(L, -2, "_VERSION");
   return 1;

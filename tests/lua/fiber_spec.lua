@@ -189,11 +189,12 @@ describe("weft.fiber", function()
   end)
 
   it("refuses to suspend inside a __gc finalizer, and the collector keeps running", function()
-    local errs = {}
+    local errs, at = {}, nil
     local f = weft.fiber(function()
       for _ = 1, 3 do
         setmetatable({}, { __gc = function()
-          local ok, err = pcall(weft.fiber.suspend)
+          local ok, err
+          at, ok, err = helper.here(), pcall(weft.fiber.suspend)
           errs[#errs + 1] = ok or err
         end })
       end
@@ -201,9 +202,8 @@ describe("weft.fiber", function()
       return "done"
     end)
     assert.equal("done", f:start())
-    assert.same({ "attempt to suspend inside a __gc finalizer",
-                  "attempt to suspend inside a __gc finalizer",
-                  "attempt to suspend inside a __gc finalizer" }, errs)
+    local msg = at .. "attempt to suspend inside a __gc finalizer"
+    assert.same({ msg, msg, msg }, errs)
     assert.is_true(collectgarbage("isrunning"))
   end)
 
@@ -234,11 +234,22 @@ describe("weft.fiber", function()
     end)
 
     it("names itself in errors even when called through pcall", function()
-      local ok, err = pcall(weft.fiber, 1)
+      local at, ok, err = helper.here(), pcall(weft.fiber, 1)
       assert.is_false(ok)
-      assert.equal("bad argument #1 to 'fiber' (function expected, got number)", err)
-      ok, err = pcall(weft.fiber, print, 5)
-      assert.equal("bad argument #2 to 'fiber' (table expected, got number)", err)
+      assert.equal(at .. "bad argument #1 to 'fiber' (function expected, got number)", err)
+      at, ok, err = helper.here(), pcall(weft.fiber, print, 5)
+      assert.equal(at .. "bad argument #2 to 'fiber' (table expected, got number)", err)
+      local f = weft.fiber(print)
+      for _, m in ipairs({ "start", "resume", "throw", "status", "result", "traceback", "where",
+                           "close" }) do
+        at, ok, err = helper.here(), pcall(f[m], 42)
+        assert.equal(at .. "bad argument #1 to '" .. m .. "' (weft.fiber expected, got number)", err)
+      end
+      local g = weft.fiber(function() weft.fiber.suspend() end)
+      g:start()
+      at, ok, err = helper.here(), pcall(g.throw, g)
+      assert.equal(at .. "bad argument #2 to 'throw' (value expected)", err)
+      g:close()
     end)
 
     it("rejects an unknown option", function()
@@ -262,16 +273,19 @@ describe("weft.fiber", function()
 
     it("refuses to resume the running fiber, or close it", function()
       local f
+      local at1, at2
       f = weft.fiber(function()
-        local ok1, e1 = pcall(f.resume, f)
-        local ok2, e2 = pcall(f.close, f)
+        local ok1, e1
+        at1, ok1, e1 = helper.here(), pcall(f.resume, f)
+        local ok2, e2
+        at2, ok2, e2 = helper.here(), pcall(f.close, f)
         return ok1, e1, ok2, e2
       end)
       local ok1, e1, ok2, e2 = f:start()
       assert.is_false(ok1)
-      assert.equal("cannot resume a running fiber", e1)
+      assert.equal(at1 .. "cannot resume a running fiber", e1)
       assert.is_false(ok2)
-      assert.equal("cannot close a running fiber", e2)
+      assert.equal(at2 .. "cannot close a running fiber", e2)
     end)
 
     it("refuses to suspend outside a fiber", function()

@@ -74,6 +74,13 @@ M.deep_c_calls = {
   end,
 }
 
+-- "file:line: " of the line that calls it: the position a misuse error
+-- raised from that line starts with.
+function M.here()
+  local info = debug.getinfo(2, "Sl")
+  return ("%s:%d: "):format(info.short_src, info.currentline)
+end
+
 -- Every spec leaves the shared loop as it found it.
 function M.assert_clean(weft)
   local left = weft.watchers()

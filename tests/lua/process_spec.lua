@@ -69,7 +69,24 @@ describe("weft.process.spawn", function()
   end)
 
   it("returns nil, message, code when the program cannot start", function()
-    assert.same({ nil, "spawn: not found", "ENOENT" }, { weft.process.spawn { "/no/such/program" } })
+    assert.same({ nil, "spawn: no such program: /no/such/program", "ENOENT" },
+      { weft.process.spawn { "/no/such/program" } })
+    assert.same({ nil, "spawn: program not found in PATH: weft-no-such-program", "ENOENT" },
+      { weft.process.spawn { "weft-no-such-program" } })
+  end)
+
+  it("says the directory is missing when cwd is, not the program", function()
+    assert.same({ nil, "spawn: no such directory (cwd): /nonexistent/dir", "ENOENT" },
+      { weft.process.spawn { "true", cwd = "/nonexistent/dir" } })
+    local file = os.tmpname()
+    assert.same({ nil, "spawn: not a directory (cwd): " .. file, "ENOTDIR" },
+      { weft.process.spawn { "true", cwd = file } })
+    assert.same({ nil, "spawn: not a directory (cwd): " .. file .. "/sub", "ENOTDIR" },
+      { weft.process.spawn { "true", cwd = file .. "/sub" } })
+    os.remove(file)
+    -- a cwd that exists: the program is what is missing
+    assert.same({ nil, "spawn: no such program: /no/such/program", "ENOENT" },
+      { weft.process.spawn { "/no/such/program", cwd = "/" } })
   end)
 
   it("raises for bad options", function()

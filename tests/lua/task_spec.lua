@@ -749,10 +749,12 @@ describe("stackful tasks", function()
 
   it("cannot suspend inside a __gc finalizer; the collector keeps running", function()
     local errs = {}
+    local at1, at2
     local function finalizer()
-      local ok, err = pcall(weft.delay, 1)
+      local ok, err
+      at1, ok, err = helper.here(), pcall(weft.delay, 1)
       errs[#errs + 1] = ok or err
-      ok, err = pcall(weft.await, weft.promise())
+      at2, ok, err = helper.here(), pcall(weft.await, weft.promise())
       errs[#errs + 1] = ok or err
     end
     local t = weft.spawn({ stackful = true }, function()
@@ -768,9 +770,9 @@ describe("stackful tasks", function()
       return "default too"
     end)
     assert.equal("default too", weft.await(d))
-    local msg = "%s: a task cannot suspend inside a __gc finalizer"
-    assert.same({ msg:format("delay"), msg:format("await"),
-                  msg:format("delay"), msg:format("await") }, errs)
+    local msg = "%s%s: a task cannot suspend inside a __gc finalizer"
+    assert.same({ msg:format(at1, "delay"), msg:format(at2, "await"),
+                  msg:format(at1, "delay"), msg:format(at2, "await") }, errs)
     assert.is_true(collectgarbage("isrunning"))
   end)
 end)
