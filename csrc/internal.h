@@ -256,7 +256,7 @@ struct weft_promise_s {
   weft_loop_t *loop;
   const weft_host_t *host; /* NULL: the core's, reference counted */
   void *obj;               /* the host's object, for its hooks */
-  size_t refs;
+  unsigned refs;
   unsigned char state;
   /* A task, combinator or timeout settles itself once cancelled, when what
    * it runs or waits on has ended (self_cancel); meanwhile it is still
@@ -307,25 +307,32 @@ enum { /* weft_task_t.wait */
   WEFT__WAIT_CUSTOM /* weft_task_suspend, and the sync objects */
 };
 
+/* A task lives in its host's memory, one per coroutine or fiber, so it is
+ * kept small: its host and object are its promise's, and the fields of
+ * the two kinds of wait share their bytes (a wait starts by clearing its
+ * own, see begin_wait in task.c). */
 struct weft_task_s {
   weft_promise_t promise; /* its outcome, in the same memory */
   weft__run run;          /* its resume, while queued */
-  const weft_host_t *host;
-  void *obj;
   int status; /* what the queued resume passes */
   unsigned char state, wait;
   unsigned char started, cancelled;
   unsigned char keep; /* a sync wake that a cancellation does not undo */
   unsigned shield;
-  /* the pending wait */
-  weft_cont_t cont; /* WEFT__WAIT_PROMISE */
-  weft_id_t timer, rwatch, wwatch;
-  weft_withdraw_cb withdraw; /* WEFT__WAIT_CUSTOM: lets go of the task */
-  weft_withdraw_cb undo;     /* gives back what a sync wake handed over */
-  void *wdata;
-  /* a sync object's queue of waiting tasks (sync.c) */
-  weft__link wlink;
-  void *wslot; /* where a channel's value goes, or comes from */
+  /* after a sync wake, until the resume: gives back what the wake handed
+   * over (a lock, a permit, a value), with wdata */
+  weft_withdraw_cb undo;
+  union { /* the pending wait */
+    weft_cont_t cont; /* WEFT__WAIT_PROMISE */
+    struct {          /* every other wait */
+      weft_id_t timer, rwatch, wwatch;
+      weft_withdraw_cb withdraw; /* WEFT__WAIT_CUSTOM: lets go of the task */
+      void *wdata;
+      /* a sync object's queue of waiting tasks (sync.c) */
+      weft__link wlink;
+      void *wslot; /* where a channel's value goes, or comes from */
+    };
+  };
 };
 
 /* The hook of a task's promise: cancels the task. */

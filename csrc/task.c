@@ -38,7 +38,7 @@ static void run_task(weft_loop_t *loop, weft__run *r) {
   t->undo = NULL;
   t->keep = 0;
   t->started = 1;
-  t->host->resume(t, status, t->obj);
+  t->promise.host->resume(t, status, t->promise.obj);
   if (t->state == WEFT__TASK_RUNNING)
     t->state = t->promise.state == WEFT_PROMISE_PENDING ? WEFT__TASK_IDLE
                                                         : WEFT__TASK_DONE;
@@ -53,32 +53,44 @@ static void queue(weft_task_t *t, int status) {
   weft__sched_push(t->promise.loop, &t->run);
 }
 
+/* Clears the fields of the wait of this kind about to start: they share
+ * their bytes with the other kind's (internal.h). */
+static void begin_wait(weft_task_t *t, int kind) {
+  if (kind == WEFT__WAIT_PROMISE) {
+    memset(&t->cont, 0, sizeof t->cont);
+  } else {
+    t->timer = t->rwatch = t->wwatch = 0;
+    t->withdraw = NULL;
+    t->wdata = NULL;
+  }
+  t->wait = (unsigned char)kind;
+}
+
 /* Ends the pending wait: withdraws what would have ended it. */
 static void end_wait(weft_task_t *t) {
   weft_loop_t *loop = t->promise.loop;
   switch (t->wait) {
+  case WEFT__WAIT_NONE:
+    break;
   case WEFT__WAIT_PROMISE:
     weft_cont_cancel(&t->cont);
     break;
-  case WEFT__WAIT_CUSTOM:
-    if (t->withdraw) t->withdraw(t, t->wdata);
-    break;
   default:
-    break;
+    if (t->wait == WEFT__WAIT_CUSTOM && t->withdraw) t->withdraw(t, t->wdata);
+    if (t->timer) weft_watch_cancel(loop, t->timer);
+    if (t->rwatch) weft_watch_cancel(loop, t->rwatch);
+    if (t->wwatch) weft_watch_cancel(loop, t->wwatch);
+    t->timer = t->rwatch = t->wwatch = 0;
+    t->withdraw = NULL;
   }
-  if (t->timer) weft_watch_cancel(loop, t->timer);
-  if (t->rwatch) weft_watch_cancel(loop, t->rwatch);
-  if (t->wwatch) weft_watch_cancel(loop, t->wwatch);
-  t->timer = t->rwatch = t->wwatch = 0;
   t->wait = WEFT__WAIT_NONE;
-  t->withdraw = NULL;
 }
 
 /* The wait ended (its withdraw hook must not run: what ended it already
  * let go of the task) and the task resumes with status. */
 static void woken(weft_task_t *t, int status) {
   if (t->state != WEFT__TASK_WAITING) return;
-  t->withdraw = NULL;
+  if (t->wait != WEFT__WAIT_PROMISE) t->withdraw = NULL;
   end_wait(t);
   queue(t, status);
 }
@@ -132,8 +144,6 @@ int weft_task_init(weft_task_t *t, weft_loop_t *loop, const weft_host_t *host,
   memset(t, 0, sizeof *t);
   err = weft_promise_init(&t->promise, loop, host, obj);
   if (err) return err;
-  t->host = host;
-  t->obj = obj;
   t->run.run = run_task;
   t->promise.is_task = 1;
   weft__promise_self_cancel(&t->promise);
@@ -175,7 +185,7 @@ int weft_task_await(weft_task_t *t, weft_promise_t *p) {
   if (err) return err;
   if (!p) return WEFT_EINVAL;
   if (p->state != WEFT_PROMISE_PENDING) return 0;
-  t->wait = WEFT__WAIT_PROMISE;
+  begin_wait(t, WEFT__WAIT_PROMISE);
   t->state = WEFT__TASK_WAITING;
   weft_promise_watch(p, &t->cont, awaited, t);
   t->cont.at_settle = 1;
@@ -195,9 +205,13 @@ static void timer_fired(weft_loop_t *loop, weft_id_t id, int arg,
 int weft_task_sleep(weft_task_t *t, uint64_t ms) {
   int err = may_wait(t);
   if (err) return err;
+  begin_wait(t, WEFT__WAIT_TIMER);
   err = weft_once(t->promise.loop, ms, timer_fired, t, 0, &t->timer);
-  if (err) return err;
-  t->wait = WEFT__WAIT_TIMER;
+  if (err) {
+    t->timer = 0;
+    end_wait(t);
+    return err;
+  }
   t->state = WEFT__TASK_WAITING;
   return 1;
 }
@@ -216,6 +230,7 @@ int weft_task_wait_fd(weft_task_t *t, int fd, int events, int64_t timeout_ms) {
       (events & ~(WEFT_READABLE | WEFT_WRITABLE)))
     return WEFT_EINVAL;
   loop = t->promise.loop;
+  begin_wait(t, WEFT__WAIT_FD);
   if (events & WEFT_READABLE)
     err = weft_readable(loop, fd, fd_ready, t, 0, &t->rwatch);
   if (!err && (events & WEFT_WRITABLE))
@@ -226,7 +241,6 @@ int weft_task_wait_fd(weft_task_t *t, int fd, int events, int64_t timeout_ms) {
     end_wait(t);
     return err;
   }
-  t->wait = WEFT__WAIT_FD;
   t->state = WEFT__TASK_WAITING;
   return 1;
 }
@@ -235,12 +249,16 @@ int weft_task_suspend(weft_task_t *t, int64_t timeout_ms,
                       weft_withdraw_cb withdraw, void *data) {
   int err = may_wait(t);
   if (err) return err;
+  begin_wait(t, WEFT__WAIT_CUSTOM);
   if (timeout_ms >= 0) {
     err = weft_once(t->promise.loop, (uint64_t)timeout_ms, timer_fired, t, 0,
                     &t->timer);
-    if (err) return err;
+    if (err) {
+      t->timer = 0;
+      end_wait(t);
+      return err;
+    }
   }
-  t->wait = WEFT__WAIT_CUSTOM;
   t->withdraw = withdraw;
   t->wdata = data;
   t->state = WEFT__TASK_WAITING;
@@ -255,4 +273,6 @@ weft_loop_t *weft_task_get_loop(const weft_task_t *t) {
   return t ? t->promise.loop : NULL;
 }
 
-void *weft_task_get_obj(const weft_task_t *t) { return t ? t->obj : NULL; }
+void *weft_task_get_obj(const weft_task_t *t) {
+  return t ? t->promise.obj : NULL;
+}

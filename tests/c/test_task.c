@@ -4,6 +4,8 @@
  * memory (retain / release, continuations in the consumer's memory). */
 #include "machine.h"
 
+#include <unistd.h>
+
 static char log_[64];
 static int log_n;
 static void put(char c) {
@@ -336,6 +338,91 @@ static void task_host_promises_are_retained_while_queued(void) {
   test_free_loop(loop);
 }
 
+/* What every_wait waits on, in turn. */
+static struct {
+  weft_promise_t *p1, *p2;
+  int rfd;
+  weft_sem_t *sem;
+} w8;
+
+/* A wait of each kind after one of another kind: the kinds share the
+ * task's bytes, so each must start from its own clean fields. */
+static void every_wait(machine *m, int status) {
+  switch (m->pc++) {
+  case 0:
+    ASSERT_EQ(weft_task_await(m->task, w8.p1), 1);
+    return;
+  case 1:
+    ASSERT_EQ(status, 0);
+    ASSERT_EQ(weft_task_wait_fd(m->task, w8.rfd, WEFT_READABLE, 10000), 1);
+    return;
+  case 2:
+    ASSERT_EQ(status, WEFT_READABLE);
+    ASSERT_EQ(weft_sem_acquire(w8.sem, m->task, 10000), 1);
+    return;
+  case 3:
+    ASSERT_EQ(status, 0);
+    ASSERT_EQ(weft_task_await(m->task, w8.p2), 1);
+    return;
+  case 4:
+    ASSERT_EQ(status, 0);
+    ASSERT_EQ(weft_task_sleep(m->task, 1), 1);
+    return;
+  case 5:
+    ASSERT_EQ(status, 0);
+    ASSERT_EQ(weft_sem_acquire(w8.sem, m->task, -1), 1);
+    return;
+  case 6: /* woken with a permit, then cancelled before it ran */
+    ASSERT_EQ(status, WEFT_ECANCELED);
+    machine_end(m);
+    return;
+  }
+}
+
+static void task_waits_of_every_kind_in_turn(void) {
+  weft_loop_t *loop;
+  machine *m;
+  int fds[2];
+  char c = 'x';
+  ASSERT_OK(weft_loop_new(&loop));
+  ASSERT_OK(weft_promise_new(loop, &w8.p1));
+  ASSERT_OK(weft_promise_new(loop, &w8.p2));
+  ASSERT_EQ(pipe(fds), 0);
+  w8.rfd = fds[0];
+  w8.sem = calloc(1, weft_sem_size());
+  ASSERT_OK(weft_sem_init(w8.sem, loop, 0));
+  m = machine_new(loop, every_wait, NULL);
+  weft_loop_run(loop, WEFT_RUN_NOWAIT);
+  ASSERT_EQ(m->pc, 1);
+  ASSERT_OK(weft_promise_resolve(w8.p1, NULL, NULL));
+  weft_loop_run(loop, WEFT_RUN_NOWAIT);
+  ASSERT_EQ(m->pc, 2); /* in its fd wait */
+  ASSERT_EQ(write(fds[1], &c, 1), 1);
+  while (m->pc < 3) weft_loop_run(loop, WEFT_RUN_ONCE);
+  ASSERT_OK(weft_sem_release(w8.sem));
+  weft_loop_run(loop, WEFT_RUN_NOWAIT);
+  ASSERT_EQ(m->pc, 4);
+  ASSERT_OK(weft_promise_resolve(w8.p2, NULL, NULL));
+  while (m->pc < 6) weft_loop_run(loop, WEFT_RUN_ONCE);
+  ASSERT(weft_task_waiting(m->task));
+  ASSERT_OK(weft_sem_release(w8.sem)); /* hands the permit over */
+  ASSERT_EQ(weft_sem_count(w8.sem), 0);
+  ASSERT_OK(weft_promise_cancel(weft_task_promise(m->task)));
+  ASSERT_EQ(weft_sem_count(w8.sem), 1); /* given back */
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT)); /* no stray watcher */
+  ASSERT(m->ended);
+  ASSERT_EQ(weft_promise_state(weft_task_promise(m->task)),
+            WEFT_PROMISE_CANCELLED);
+  machine_free(m);
+  weft_sem_fini(w8.sem);
+  free(w8.sem);
+  weft_promise_unref(w8.p1);
+  weft_promise_unref(w8.p2);
+  close(fds[0]);
+  close(fds[1]);
+  test_free_loop(loop);
+}
+
 TEST_MAIN(T(task_starts_from_the_loop_in_fifo_order)
           T(task_await_resumes_from_the_loop_never_from_resolve)
           T(task_sleep_and_host_waits)
@@ -344,4 +431,5 @@ TEST_MAIN(T(task_starts_from_the_loop_in_fifo_order)
           T(task_cancelled_before_it_started_runs_nothing)
           T(task_fini_withdraws_a_pending_wait)
           T(task_continuations_in_the_consumers_memory)
-          T(task_host_promises_are_retained_while_queued))
+          T(task_host_promises_are_retained_while_queued)
+          T(task_waits_of_every_kind_in_turn))
