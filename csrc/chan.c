@@ -360,10 +360,23 @@ static int spin_for_message(weft_chan_t *ch) {
   return 0;
 }
 
+/* Appends a message (big: its block, or NULL to copy a short one),
+ * waiting up to timeout_ms while the channel is full. */
+static int send_msg(weft_chan_t *ch, const void *data, size_t len, void *big,
+                    int64_t timeout_ms) {
+  struct timespec t;
+  int err;
+  if (timeout_ms > 0) t = weft__deadline((uint64_t)timeout_ms);
+  while ((err = push(ch, data, len, big)) == WEFT_EAGAIN && timeout_ms != 0) {
+    err = block_until(ch, WEFT_CHAN_SEND, timeout_ms, &t);
+    if (err) break;
+  }
+  return err;
+}
+
 int weft_chan_send(weft_chan_t *ch, const void *data, size_t len,
                    int64_t timeout_ms) {
   void *big = NULL;
-  struct timespec t;
   int err;
   if (!ch || (!data && len)) return WEFT_EINVAL;
   if (len > INLINE_MAX) {
@@ -371,12 +384,25 @@ int weft_chan_send(weft_chan_t *ch, const void *data, size_t len,
     if (!big) return WEFT_ENOMEM;
     memcpy(big, data, len);
   }
-  if (timeout_ms > 0) t = weft__deadline((uint64_t)timeout_ms);
-  while ((err = push(ch, data, len, big)) == WEFT_EAGAIN && timeout_ms != 0) {
-    err = block_until(ch, WEFT_CHAN_SEND, timeout_ms, &t);
-    if (err) break;
-  }
+  err = send_msg(ch, data, len, big, timeout_ms);
   if (err) weft__free(big);
+  return err;
+}
+
+void *weft_chan_realloc(void *block, size_t len) {
+  return weft__realloc(block, len);
+}
+
+/* A long block is queued as it is, so that a large message is never
+ * copied on its way (it is already the receiver's); a short one is copied
+ * into its slot like any short message, and its block freed on the
+ * sender's thread. */
+int weft_chan_send_block(weft_chan_t *ch, void *block, size_t len,
+                         int64_t timeout_ms) {
+  int err;
+  if (!ch || !block) return WEFT_EINVAL;
+  err = send_msg(ch, block, len, len > INLINE_MAX ? block : NULL, timeout_ms);
+  if (!err && len <= INLINE_MAX) weft__free(block);
   return err;
 }
 

@@ -187,27 +187,93 @@ static weft_chan_t *reg_recv(uint64_t id) {
 
 /* ---- encoding ------------------------------------------------------------- */
 
-/* The message being built, in a userdata at a fixed stack slot (replaced
- * by a bigger one as it grows), so that an error frees it with the rest
- * and the encoder may use the stack freely meanwhile (a luaL_Buffer would
- * need the stack balanced at every addition). */
+/* A message block owned by a userdata whose __gc frees it: the encoder's
+ * block, so that an error frees it with the rest, and a message kept for
+ * a later call.  Pushes an empty one. */
+static const char box_mt_key = 0;
+
+static int box_gc(lua_State *L) {
+  lweft_msgbox *m = lua_touserdata(L, 1);
+  weft_chan_free(m->p);
+  m->p = NULL;
+  return 0;
+}
+
+lweft_msgbox *lweft_msgbox_push(lua_State *L) {
+  lweft_msgbox *m = lua_newuserdatauv(L, sizeof *m, 0);
+  m->p = NULL;
+  m->len = 0;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &box_mt_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, box_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &box_mt_key);
+  }
+  lua_setmetatable(L, -2);
+  return m;
+}
+
+void *lweft_msg_take(lua_State *L, const char *p, size_t len,
+                     lweft_msgbox *box) {
+  void *block;
+  if (box && box->p == p) {
+    block = box->p;
+    box->p = NULL;
+    return block;
+  }
+  if (!(block = weft_chan_realloc(NULL, len))) {
+    luaL_error(L, "not enough memory");
+    return NULL;
+  }
+  memcpy(block, p, len);
+  return block;
+}
+
+/* The message being built: on the C stack while it is short, then in a
+ * block of weft_chan_realloc owned by a box at a fixed stack slot, so that
+ * the encoder may use the stack freely meanwhile (a luaL_Buffer would
+ * need the stack balanced at every addition).  The block grows in place
+ * where the allocator can (a large one is remapped, not copied), and is
+ * handed on as it is: a long string is copied once, into the message. */
 typedef struct obuf {
   lua_State *L;
-  int slot; /* the stack slot the userdata goes to once it outgrows init */
+  int slot; /* the stack slot the box goes to once it outgrows init */
+  lweft_msgbox *box; /* NULL while the message is in init */
   char *p;
   size_t n, cap;
   char init[256]; /* small messages never leave the C stack */
 } obuf;
 
+/* Drops the message's block (an error is on its way): a large one would
+ * otherwise wait for the collector. */
+static void ob_drop(obuf *b) {
+  if (!b->box) return;
+  weft_chan_free(b->box->p);
+  b->box->p = NULL;
+  b->p = b->init;
+  b->n = 0;
+  b->cap = sizeof b->init;
+  b->box = NULL;
+}
+
 static void ob_add(obuf *b, const void *data, size_t len) {
   if (b->cap - b->n < len) {
-    size_t cap = b->cap * 2;
+    /* Doubling, or exactly what this addition needs if that is more: a
+     * message of one long string is made in a block of its size. */
+    size_t cap = b->cap * 2 > b->n + len ? b->cap * 2 : b->n + len;
     char *np;
-    while (cap - b->n < len) cap *= 2;
-    np = lua_newuserdatauv(b->L, cap, 0); /* the old one, if any, goes */
-    memcpy(np, b->p, b->n);
-    lua_replace(b->L, b->slot);
-    b->p = np;
+    if (!b->box) {
+      b->box = lweft_msgbox_push(b->L);
+      lua_replace(b->L, b->slot);
+    }
+    if (!(np = weft_chan_realloc(b->box->p, cap))) {
+      ob_drop(b);
+      luaL_error(b->L, "not enough memory");
+    }
+    if (!b->box->p) memcpy(np, b->init, b->n);
+    b->box->p = b->p = np;
     b->cap = cap;
   }
   memcpy(b->p + b->n, data, len);
@@ -257,6 +323,7 @@ static void put_u64(obuf *b, uint64_t v) {
 static int refuse(enc *e, const char *what) {
   lua_State *L = e->L;
   luaL_Buffer pb;
+  ob_drop(e->b);
   luaL_buffinit(L, &pb);
   lua_pushfstring(L, "%s[%d]", e->root, e->index);
   luaL_addvalue(&pb);
@@ -468,11 +535,12 @@ int lweft_encode_with(lua_State *L, int first, int n, const char *root,
   luaL_checkstack(L, 8, "encoding");
   lua_pushnil(L); /* top + 1: seen, made when needed */
   lua_pushnil(L); /* top + 2: path, made with it */
-  lua_pushnil(L); /* top + 3: the buffer once it outgrows b.init */
+  lua_pushnil(L); /* top + 3: the box once it outgrows b.init */
   b.L = L;
   b.cap = sizeof b.init;
   b.n = 0;
   b.p = b.init;
+  b.box = NULL;
   b.slot = top + 3;
   e.L = L;
   e.b = &b;
@@ -487,7 +555,13 @@ int lweft_encode_with(lua_State *L, int first, int n, const char *root,
     e.index = i + 1;
     encode(&e, first + i, 0);
   }
-  r = use(L, ud, b.p, b.n);
+  if (b.box && b.cap > b.n) { /* in flight, it holds what it needs */
+    char *np = weft_chan_realloc(b.box->p, b.n);
+    if (np) b.box->p = b.p = np;
+  }
+  if (b.box) b.box->len = b.n;
+  r = use(L, ud, b.p, b.n, b.box);
+  if (b.box) ob_drop(&b); /* unless use took it, the block goes now */
   /* What use pushed goes down over the encoder's three slots. */
   pushed = lua_gettop(L) - (top + 3);
   lua_rotate(L, top + 1, -3);
@@ -495,8 +569,9 @@ int lweft_encode_with(lua_State *L, int first, int n, const char *root,
   return r;
 }
 
-static int push_message(lua_State *L, void *ud, const char *p, size_t n) {
-  (void)ud;
+static int push_message(lua_State *L, void *ud, const char *p, size_t n,
+                        lweft_msgbox *box) {
+  (void)ud, (void)box;
   lua_pushlstring(L, p, n);
   return 1;
 }

@@ -27,7 +27,9 @@ typedef struct ljob {
    * a cancellation sets its hook */
   pthread_mutex_t mu;
   lua_State *running_on;
-  char *msg, *res; /* (msg is freed by the worker once decoded) */
+  /* blocks of weft_chan_realloc (msg is freed by the worker once decoded,
+   * res by the loop's side) */
+  char *msg, *res;
   size_t len, rlen;
   int ok;       /* res holds results (else the error) */
   int status;   /* what the core's done callback got */

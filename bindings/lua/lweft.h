@@ -249,13 +249,29 @@ void lweft_thread_prims(lua_State *L);
  * message and returns how many; functions get the table at env (0: none)
  * as _ENV; it raises "bad message: ..." for anything malformed. */
 int lweft_encode(lua_State *L, int first, int n, const char *root);
-/* The same, handing the message to use(L, ud, bytes, len) instead of
- * pushing it: the bytes live until use returns, and what use pushes stays
- * on top.  Returns what use returned. */
+/* A message block (weft_chan_realloc) owned by a userdata: its __gc frees
+ * p unless someone took it (set p to NULL).  lweft_msgbox_push pushes an
+ * empty one. */
+typedef struct lweft_msgbox {
+  void *p;
+  size_t len;
+} lweft_msgbox;
+lweft_msgbox *lweft_msgbox_push(lua_State *L);
+/* The same as lweft_encode, handing the message to use(L, ud, bytes, len,
+ * box) instead of pushing it: the bytes live until use returns, and what
+ * use pushes stays on top.  A message too long for the C stack is in a
+ * block of exactly len bytes owned by box (else box is NULL), which use
+ * may take with lweft_msg_take instead of copying it.  Returns what use
+ * returned. */
 typedef int (*lweft_use_message)(lua_State *L, void *ud, const char *p,
-                                 size_t len);
+                                 size_t len, lweft_msgbox *box);
 int lweft_encode_with(lua_State *L, int first, int n, const char *root,
                       lweft_use_message use, void *ud);
+/* The message use got, in a block of weft_chan_realloc that is now the
+ * caller's (free it with weft_chan_free): box's own block, or a copy of a
+ * short message.  Raises without memory. */
+void *lweft_msg_take(lua_State *L, const char *p, size_t len,
+                     lweft_msgbox *box);
 /* Registers the metatable at mt as the class named by the string at name
  * in this Lua state, so that its instances cross threads.  Returns 0, or
  * -1 if the name belongs to another metatable. */

@@ -61,8 +61,8 @@ typedef struct ljobh {
 
 static void job_release(ljob *j) {
   if (j->done_ran && !j->lua_live) {
-    free(j->msg);
-    free(j->res);
+    weft_chan_free(j->msg);
+    weft_chan_free(j->res);
     pthread_mutex_destroy(&j->mu);
     free(j);
   }
@@ -122,7 +122,7 @@ static int job_result(lua_State *L, ljob *j) {
   lua_pushglobaltable(L); /* functions get this state's globals */
   n = lweft_decode(L, j->res, j->rlen, base + 1);
   lua_remove(L, base + 1);
-  free(j->res); /* (decoded: give the memory back now) */
+  weft_chan_free(j->res); /* (decoded: give the memory back now) */
   j->res = NULL;
   if (j->ok) return n;
   if (n >= 2 && lua_istable(L, base + 1) && lua_type(L, base + 2) == LUA_TSTRING) {
@@ -210,10 +210,10 @@ typedef struct msgbuf {
   size_t len;
 } msgbuf;
 
-static int keep_msg(lua_State *L, void *ud, const char *p, size_t len) {
+static int keep_msg(lua_State *L, void *ud, const char *p, size_t len,
+                    lweft_msgbox *box) {
   msgbuf *m = ud;
-  if (!(m->p = malloc(len ? len : 1))) return luaL_error(L, "not enough memory");
-  memcpy(m->p, p, len);
+  m->p = lweft_msg_take(L, p, len, box);
   m->len = len;
   return 0;
 }
@@ -242,7 +242,7 @@ static int lw_pool_run(lua_State *L) {
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   if (!(j = calloc(1, sizeof *j))) {
-    free(m.p);
+    weft_chan_free(m.p);
     return luaL_error(L, "not enough memory");
   }
   pthread_mutex_init(&j->mu, NULL);

@@ -357,14 +357,28 @@ typedef struct sendop {
   int err;
 } sendop;
 
-static int put(lua_State *L, void *ud, const char *p, size_t len) {
+/* Sends a message: a short one is copied, a long one's block handed over
+ * (use of lweft_encode_with).  A full channel gets the message kept in a
+ * box on top, for a send that waits on the loop. */
+static int put(lua_State *L, void *ud, const char *p, size_t len,
+               lweft_msgbox *box) {
   sendop *op = ud;
-  op->err = weft_chan_send(op->ch, p, len, op->timeout_ms);
-  if (op->err == WEFT_EAGAIN && op->keep) lua_pushlstring(L, p, len);
+  if (!box) {
+    op->err = weft_chan_send(op->ch, p, len, op->timeout_ms);
+  } else if (!(op->err = weft_chan_send_block(op->ch, box->p, len,
+                                              op->timeout_ms))) {
+    box->p = NULL; /* the channel's now */
+  }
+  if (op->err == WEFT_EAGAIN && op->keep) {
+    lweft_msgbox *kept = lweft_msgbox_push(L);
+    kept->p = lweft_msg_take(L, p, len, box);
+    kept->len = len;
+  }
   return 0;
 }
 
-/* The stack of a send that waits on the loop: self, value, message. */
+/* The stack of a send that waits on the loop: self, value, the message's
+ * box. */
 static int send_on_loop(lua_State *L, weft_chan_t *ch);
 
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
@@ -382,11 +396,11 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int send_on_loop(lua_State *L, weft_chan_t *ch) {
-  size_t len;
-  const char *msg = lua_tolstring(L, 3, &len);
+  lweft_msgbox *m = lua_touserdata(L, 3);
   for (;;) {
-    int status = 0, r = weft_chan_send(ch, msg, len, 0);
+    int status = 0, r = weft_chan_send_block(ch, m->p, m->len, 0);
     if (r == 0) {
+      m->p = NULL; /* the channel's now */
       lua_pushboolean(L, 1);
       return 1;
     }

@@ -22,6 +22,7 @@ typedef struct wstate {
   int id;           /* weft.thread.id() */
   weft_job_t *job;  /* the job it runs, for the hook's cancellation check */
   const lthread_cfg *cfg;
+  int heap_kb; /* the state's size after its last full collection */
 } wstate;
 
 static const char worker_key = 0;
@@ -29,10 +30,11 @@ static const char worker_key = 0;
 /* The traceback of the last error of a job that was not a string. */
 static const char traceback_key = 0;
 
-/* A job that moved more bytes than this (in and out) is followed by a full
- * collection of the worker's state: an idle worker never collects, and
- * would keep a large message's copies until its next job. */
-#define BIG_JOB ((size_t)1 << 20)
+/* A job that leaves the worker's state this much bigger (in KiB) than its
+ * last full collection did is followed by one: an idle worker never
+ * collects, and would keep what large messages left (the strings a job
+ * received, as arguments or over channels) until its next jobs. */
+#define BIG_GROWTH_KB 1024
 
 /* The worker running L's state, or NULL outside workers. */
 static wstate *worker_of(lua_State *L) {
@@ -98,6 +100,7 @@ static void open_state(wstate *w) {
     w->init_error = strdup(msg ? msg : "the worker's init failed");
     lua_settop(w->L, 0);
   }
+  w->heap_kb = lua_gc(w->L, LUA_GCCOUNT);
 }
 
 static void close_state(wstate *w) {
@@ -176,12 +179,12 @@ static void resolve(lua_State *L, int idx) {
 }
 
 /* Keeps a message as the job's res (use of lweft_encode_with). */
-static int keep_res(lua_State *L, void *ud, const char *p, size_t len) {
+static int keep_res(lua_State *L, void *ud, const char *p, size_t len,
+                    lweft_msgbox *box) {
   ljob *j = ud;
-  free(j->res);
-  j->res = malloc(len ? len : 1);
-  if (!j->res) return luaL_error(L, "not enough memory");
-  memcpy(j->res, p, len);
+  weft_chan_free(j->res);
+  j->res = NULL;
+  j->res = lweft_msg_take(L, p, len, box);
   j->rlen = len;
   return 0;
 }
@@ -202,7 +205,7 @@ static int run_protected(lua_State *L) {
   lua_pushglobaltable(L);
   base = lua_gettop(L);
   n = lweft_decode(L, j->msg, j->len, 2);
-  free(j->msg); /* (its copy is on the stack: give the memory back) */
+  weft_chan_free(j->msg); /* (its copy is on the stack: give it back) */
   j->msg = NULL;
   if (n < 1) return luaL_error(L, "bad job");
   if (lua_type(L, base + 1) == LUA_TSTRING) resolve(L, base + 1);
@@ -242,7 +245,7 @@ static int keep_error(lua_State *L) {
   if (lua_pcall(L, 2, 1, 0) == LUA_OK) {
     size_t len;
     const char *msg = lua_tolstring(L, -1, &len);
-    keep_res(L, j, msg, len);
+    keep_res(L, j, msg, len, NULL);
     return 0;
   }
   lua_pushfstring(L, "(error object is a %s value: %s)\n%s", luaL_typename(L, 2),
@@ -272,7 +275,7 @@ int lthread_run_job(weft_job_t *job, void *td, void *arg) {
     lua_pushlightuserdata(L, j);
     lua_insert(L, -2);
     if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* out of memory */
-      free(j->res);
+      weft_chan_free(j->res);
       j->res = NULL;
     }
   }
@@ -285,8 +288,9 @@ int lthread_run_job(weft_job_t *job, void *td, void *arg) {
      * the next receivers: the worker starts afresh. */
     close_state(w);
     open_state(w);
-  } else if (j->len + j->rlen > BIG_JOB) {
-    lua_gc(L, LUA_GCCOLLECT, 0);
+  } else if (lua_gc(L, LUA_GCCOUNT) - w->heap_kb > BIG_GROWTH_KB) {
+    lua_gc(L, LUA_GCCOLLECT);
+    w->heap_kb = lua_gc(L, LUA_GCCOUNT);
   }
   return cancelled ? WEFT_ECANCELED : 0;
 }

@@ -1532,6 +1532,22 @@ WEFT_EXTERN void weft_chan_unref(weft_chan_t *chan);
 WEFT_EXTERN int weft_chan_send(weft_chan_t *chan, const void *data,
                                size_t len, int64_t timeout_ms);
 
+/* Resizes a message block as realloc does (block NULL: a new one), with
+ * the allocator weft uses (weft_replace_allocator): returns the block, or
+ * NULL without memory (block is then unchanged).  A block goes to
+ * weft_chan_send_block or to weft_chan_free. */
+WEFT_EXTERN void *weft_chan_realloc(void *block, size_t len);
+
+/* Sends the first len bytes of block, a block from weft_chan_realloc,
+ * without copying them: a large message crosses at the cost of one block.
+ * On success the channel owns block, and the receiver gets it from
+ * weft_chan_recv as its message (a message of a few dozen bytes is copied
+ * and its block freed at once); on failure block is still the caller's.
+ * Waits and returns as weft_chan_send; WEFT_EINVAL for a NULL chan or
+ * block. */
+WEFT_EXTERN int weft_chan_send_block(weft_chan_t *chan, void *block,
+                                     size_t len, int64_t timeout_ms);
+
 /* Takes the oldest message, waiting while there is none up to timeout_ms
  * (-1: no limit; 0: never wait); stores its bytes (free them with
  * weft_chan_free) and length.  Each message goes to exactly one receiver.
@@ -1551,7 +1567,8 @@ WEFT_EXTERN int weft_chan_recv(weft_chan_t *chan, int64_t timeout_ms,
 WEFT_EXTERN int weft_chan_recv_many(weft_chan_t *chan, void **data,
                                     size_t *len, size_t max);
 
-/* Frees a message weft_chan_recv returned; NULL is a no-op. */
+/* Frees a message weft_chan_recv returned, or a block from
+ * weft_chan_realloc; NULL is a no-op. */
 WEFT_EXTERN void weft_chan_free(void *data);
 
 /* Closes the channel: sends fail with WEFT_ECLOSED, receivers get the

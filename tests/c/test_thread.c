@@ -629,6 +629,50 @@ static void chan_limits_and_close(void) {
   weft_chan_unref(ch);
 }
 
+/* A block handed to weft_chan_send_block is the very block the receiver
+ * gets (nothing copied), a short one arrives as a copy; a block a failed
+ * send refused is still the sender's, and the channel works on. */
+static void chan_send_block_hands_the_block_over(void) {
+  weft_chan_t *ch;
+  void *data;
+  size_t len;
+  char *big, *small, *grown;
+  ASSERT_OK(weft_chan_new(1, &ch));
+  ASSERT(big = weft_chan_realloc(NULL, 1000));
+  memset(big, 'b', 1000);
+  ASSERT(grown = weft_chan_realloc(big, 4000)); /* as realloc: kept bytes */
+  big = grown;
+  ASSERT_EQ(big[999], 'b');
+  memset(big + 1000, 'c', 3000);
+  ASSERT_EQ(weft_chan_send_block(NULL, big, 4000, 0), WEFT_EINVAL);
+  ASSERT_EQ(weft_chan_send_block(ch, NULL, 4000, 0), WEFT_EINVAL);
+  ASSERT_OK(weft_chan_send_block(ch, big, 3500, 0));
+  ASSERT(small = weft_chan_realloc(NULL, 3));
+  memcpy(small, "abc", 3);
+  ASSERT_EQ(weft_chan_send_block(ch, small, 3, 0), WEFT_EAGAIN); /* full */
+  ASSERT_EQ(weft_chan_send_block(ch, small, 3, 10), WEFT_ETIMEDOUT);
+  ASSERT_OK(weft_chan_recv(ch, 0, &data, &len));
+  ASSERT(data == big);
+  ASSERT_EQ(len, 3500);
+  ASSERT_EQ(((char *)data)[3499], 'c');
+  weft_chan_free(data);
+  ASSERT_OK(weft_chan_send_block(ch, small, 3, 0)); /* still the sender's */
+  ASSERT_OK(weft_chan_recv(ch, 0, &data, &len));
+  ASSERT_EQ(len, 3);
+  ASSERT(memcmp(data, "abc", 3) == 0);
+  weft_chan_free(data);
+  ASSERT_OK(weft_chan_close(ch));
+  ASSERT(small = weft_chan_realloc(NULL, 100));
+  ASSERT_EQ(weft_chan_send_block(ch, small, 100, -1), WEFT_ECLOSED);
+  weft_chan_free(small);
+  weft_chan_unref(ch);
+  /* a message left in a channel goes with its last reference */
+  ASSERT_OK(weft_chan_new(SIZE_MAX, &ch));
+  ASSERT(big = weft_chan_realloc(NULL, 5000));
+  ASSERT_OK(weft_chan_send_block(ch, big, 5000, 0));
+  weft_chan_unref(ch);
+}
+
 /* Many senders and many receivers on one channel: every message is
  * received exactly once, and each receiver sees each sender's messages in
  * the order they were sent.  Messages of every length cross the slot and
@@ -779,6 +823,7 @@ TEST_MAIN(T(pool_runs_jobs_and_finishes_on_the_loop) T(pool_reaps_idle_threads)
                   T(chan_passes_messages_between_threads)
                   T(chan_keeps_order_across_sizes_and_growth)
                       T(chan_limits_and_close)
+                      T(chan_send_block_hands_the_block_over)
                           T(chan_delivers_each_message_once_to_many_receivers)
                               T(chan_wakes_a_loop_in_batches)
                           T(chan_unwait_withdraws))
