@@ -30,8 +30,10 @@
  * a block malloc'd by the sender and freed by the receiver, on another
  * thread, would never come back to the sender's malloc cache, and every
  * send would pay malloc's slow path.  A longer message has its own block,
- * handed to the receiver as it is.  A receiver done with a block of slots
- * keeps it as the channel's spare, for the sender's next block. */
+ * handed to the receiver as it is (weft_chan_send_block takes the
+ * sender's block too, so a large message is never copied on its way).  A
+ * receiver done with a block of slots keeps it as the channel's spare, for
+ * the sender's next block. */
 #define INLINE_MAX 48
 #define BLOCK_SLOTS 63 /* a block is 4 KiB: 63 slots of 64 bytes + a link */
 #define SPIN_NS 20000  /* how long a receiver watches before it sleeps */

@@ -1,8 +1,11 @@
 #!/bin/sh
 # Runs every C test executable of a build tree, then the Lua reactor,
 # fiber, task, cancel, sync, stream, process, fs, thread, tls, socket,
-# process_run, fswatch, errors and zero_byte specs, under valgrind
-# memcheck: any error or definite leak fails.
+# process_run, fswatch, errors, zero_byte and thread_memory specs, under
+# valgrind memcheck: any error or definite leak fails.  (thread_memory
+# last: the garbage of its large values moves the collector's cycles, and
+# with them, run before tls and socket, two of their tests failed; see
+# the report of issue 14 item 6.)
 # usage: scripts/valgrind.sh BUILD_DIR
 set -eu
 build=${1:-build}
@@ -23,7 +26,7 @@ for t in "$build"/tests/test_*; do
     cat "$t.valgrind.log"
   fi
 done
-if WEFT_BUILD="$build" $vg lua5.4 /usr/bin/busted tests/lua/reactor_spec.lua tests/lua/fiber_spec.lua tests/lua/task_spec.lua tests/lua/cancel_spec.lua tests/lua/sync_spec.lua tests/lua/stream_spec.lua tests/lua/process_spec.lua tests/lua/fs_spec.lua tests/lua/thread_spec.lua tests/lua/tls_spec.lua tests/lua/socket_spec.lua tests/lua/process_run_spec.lua tests/lua/fswatch_spec.lua tests/lua/errors_spec.lua tests/lua/zero_byte_spec.lua \
+if WEFT_BUILD="$build" $vg lua5.4 /usr/bin/busted tests/lua/reactor_spec.lua tests/lua/fiber_spec.lua tests/lua/task_spec.lua tests/lua/cancel_spec.lua tests/lua/sync_spec.lua tests/lua/stream_spec.lua tests/lua/process_spec.lua tests/lua/fs_spec.lua tests/lua/thread_spec.lua tests/lua/tls_spec.lua tests/lua/socket_spec.lua tests/lua/process_run_spec.lua tests/lua/fswatch_spec.lua tests/lua/errors_spec.lua tests/lua/zero_byte_spec.lua tests/lua/thread_memory_spec.lua \
      > "$build/busted.valgrind.log" 2>&1; then
   pass=$((pass + 1))
 else

@@ -232,50 +232,67 @@ void *lweft_msg_take(lua_State *L, const char *p, size_t len,
 }
 
 /* The message being built: on the C stack while it is short, then in a
- * block of weft_chan_realloc owned by a box at a fixed stack slot, so that
- * the encoder may use the stack freely meanwhile (a luaL_Buffer would
- * need the stack balanced at every addition).  The block grows in place
- * where the allocator can (a large one is remapped, not copied), and is
- * handed on as it is: a long string is copied once, into the message. */
+ * userdata at a fixed stack slot (replaced by a bigger one as it grows,
+ * the old one left to the collector), so that an error frees it with the
+ * rest and the encoder may use the stack freely meanwhile (a luaL_Buffer
+ * would need the stack balanced at every addition).  A message longer
+ * than BLOCK_MIN moves to a block of weft_chan_realloc owned by a box in
+ * that slot: it grows in place where the allocator can (a large block is
+ * remapped, not copied), leaves no garbage, and is handed on as it is, so
+ * that a long string is copied once on its way, into the message.  (A box
+ * costs its finalizer, more than copying a short message again.) */
+#define BLOCK_MIN ((size_t)64 * 1024)
+
 typedef struct obuf {
   lua_State *L;
-  int slot; /* the stack slot the box goes to once it outgrows init */
-  lweft_msgbox *box; /* NULL while the message is in init */
+  int slot; /* the stack slot of the userdata or the box */
+  lweft_msgbox *box; /* NULL until the message is in a block */
   char *p;
   size_t n, cap;
   char init[256]; /* small messages never leave the C stack */
 } obuf;
 
-/* Drops the message's block (an error is on its way): a large one would
- * otherwise wait for the collector. */
+/* Frees the message's block now that an error is on its way: a large one
+ * would otherwise wait for the collector. */
 static void ob_drop(obuf *b) {
   if (!b->box) return;
   weft_chan_free(b->box->p);
   b->box->p = NULL;
+  b->box = NULL;
   b->p = b->init;
   b->n = 0;
   b->cap = sizeof b->init;
-  b->box = NULL;
+}
+
+/* Makes room for len more bytes: doubling, or exactly what they need if
+ * that is more (a message of one long string is made in a block of its
+ * size). */
+static void ob_grow(obuf *b, size_t len) {
+  size_t cap = b->cap * 2 > b->n + len ? b->cap * 2 : b->n + len;
+  char *np;
+  if (cap <= BLOCK_MIN) {
+    np = lua_newuserdatauv(b->L, cap, 0);
+    memcpy(np, b->p, b->n);
+    lua_replace(b->L, b->slot);
+  } else if (!b->box) {
+    lweft_msgbox *box = lweft_msgbox_push(b->L);
+    if (!(np = weft_chan_realloc(NULL, cap))) luaL_error(b->L, "not enough memory");
+    memcpy(np, b->p, b->n);
+    box->p = np;
+    lua_replace(b->L, b->slot); /* (a userdata there goes) */
+    b->box = box;
+  } else if ((np = weft_chan_realloc(b->box->p, cap))) {
+    b->box->p = np;
+  } else {
+    ob_drop(b);
+    luaL_error(b->L, "not enough memory");
+  }
+  b->p = np;
+  b->cap = cap;
 }
 
 static void ob_add(obuf *b, const void *data, size_t len) {
-  if (b->cap - b->n < len) {
-    /* Doubling, or exactly what this addition needs if that is more: a
-     * message of one long string is made in a block of its size. */
-    size_t cap = b->cap * 2 > b->n + len ? b->cap * 2 : b->n + len;
-    char *np;
-    if (!b->box) {
-      b->box = lweft_msgbox_push(b->L);
-      lua_replace(b->L, b->slot);
-    }
-    if (!(np = weft_chan_realloc(b->box->p, cap))) {
-      ob_drop(b);
-      luaL_error(b->L, "not enough memory");
-    }
-    if (!b->box->p) memcpy(np, b->init, b->n);
-    b->box->p = b->p = np;
-    b->cap = cap;
-  }
+  if (b->cap - b->n < len) ob_grow(b, len);
   memcpy(b->p + b->n, data, len);
   b->n += len;
 }
@@ -535,7 +552,7 @@ int lweft_encode_with(lua_State *L, int first, int n, const char *root,
   luaL_checkstack(L, 8, "encoding");
   lua_pushnil(L); /* top + 1: seen, made when needed */
   lua_pushnil(L); /* top + 2: path, made with it */
-  lua_pushnil(L); /* top + 3: the box once it outgrows b.init */
+  lua_pushnil(L); /* top + 3: the message once it outgrows b.init */
   b.L = L;
   b.cap = sizeof b.init;
   b.n = 0;
@@ -555,11 +572,11 @@ int lweft_encode_with(lua_State *L, int first, int n, const char *root,
     e.index = i + 1;
     encode(&e, first + i, 0);
   }
-  if (b.box && b.cap > b.n) { /* in flight, it holds what it needs */
-    char *np = weft_chan_realloc(b.box->p, b.n);
+  if (b.box) { /* in flight, a block holds what it needs and no more */
+    char *np = b.cap > b.n ? weft_chan_realloc(b.box->p, b.n) : NULL;
     if (np) b.box->p = b.p = np;
+    b.box->len = b.n;
   }
-  if (b.box) b.box->len = b.n;
   r = use(L, ud, b.p, b.n, b.box);
   if (b.box) ob_drop(&b); /* unless use took it, the block goes now */
   /* What use pushed goes down over the encoder's three slots. */

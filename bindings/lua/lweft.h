@@ -259,10 +259,9 @@ typedef struct lweft_msgbox {
 lweft_msgbox *lweft_msgbox_push(lua_State *L);
 /* The same as lweft_encode, handing the message to use(L, ud, bytes, len,
  * box) instead of pushing it: the bytes live until use returns, and what
- * use pushes stays on top.  A message too long for the C stack is in a
- * block of exactly len bytes owned by box (else box is NULL), which use
- * may take with lweft_msg_take instead of copying it.  Returns what use
- * returned. */
+ * use pushes stays on top.  A message over 64 KiB is in a block of exactly
+ * len bytes owned by box (else box is NULL), which use may take with
+ * lweft_msg_take instead of copying it.  Returns what use returned. */
 typedef int (*lweft_use_message)(lua_State *L, void *ud, const char *p,
                                  size_t len, lweft_msgbox *box);
 int lweft_encode_with(lua_State *L, int first, int n, const char *root,
