@@ -30,10 +30,13 @@ static const char worker_key = 0;
 /* The traceback of the last error of a job that was not a string. */
 static const char traceback_key = 0;
 
-/* A job that leaves the worker's state this much bigger (in KiB) than its
- * last full collection did is followed by one: an idle worker never
- * collects, and would keep what large messages left (the strings a job
- * received, as arguments or over channels) until its next jobs. */
+/* A job that leaves the worker's state bigger than its last full
+ * collection did, by more than this (in KiB) and more than that size, is
+ * followed by one: an idle worker never collects, and would keep what
+ * large messages left (the strings a job received, as arguments or over
+ * channels) until its next jobs.  Growth past the state's own size keeps
+ * the cost of those collections in proportion to the memory they free,
+ * as Lua's own pause does. */
 #define BIG_GROWTH_KB 1024
 
 /* The worker running L's state, or NULL outside workers. */
@@ -288,9 +291,12 @@ int lthread_run_job(weft_job_t *job, void *td, void *arg) {
      * the next receivers: the worker starts afresh. */
     close_state(w);
     open_state(w);
-  } else if (lua_gc(L, LUA_GCCOUNT) - w->heap_kb > BIG_GROWTH_KB) {
-    lua_gc(L, LUA_GCCOLLECT);
-    w->heap_kb = lua_gc(L, LUA_GCCOUNT);
+  } else {
+    int grown = lua_gc(L, LUA_GCCOUNT) - w->heap_kb;
+    if (grown > BIG_GROWTH_KB && grown > w->heap_kb) {
+      lua_gc(L, LUA_GCCOLLECT);
+      w->heap_kb = lua_gc(L, LUA_GCCOUNT);
+    }
   }
   return cancelled ? WEFT_ECANCELED : 0;
 }
