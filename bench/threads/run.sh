@@ -3,9 +3,11 @@
 # own Lua state, started and given a trivial job; (b) no-op job round trip
 # (p50/p99) against luv's uv.new_work and against a bare C condition
 # variable round trip (what a sleeping worker costs at least); (c) small values from a worker to a
-# task over a channel; (d) two CPU-bound jobs on 1 worker, then 2
-# (speed-up), against luv's uv.new_work.  lua-lanes and lua-effil are not
-# packaged by Debian, so they are not here.
+# task over a channel; (d) a 64 MiB string through a job and back, and
+# over channels: the peak memory it costs, in multiples of its size; (e)
+# two CPU-bound jobs on 1 worker, then 2 (speed-up), against luv's
+# uv.new_work.  lua-lanes and lua-effil are not packaged by Debian, so
+# they are not here.
 # usage: bench/threads/run.sh   env: BUILD=build ROUNDS=3
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,6 +39,8 @@ for r in $(seq 1 "$ROUNDS"); do
   run "floor: C condvar round trip p50 µs" "$BUILD/bench/bench_wake_c" 20000
   run "channel worker -> task, msgs/s" lua5.4 "$here/threads_weft.lua" channel 1000000
   run "channel task -> worker, msgs/s" lua5.4 "$here/threads_weft.lua" channel_in 1000000
+  run "64 MiB via a job and back: peak, x size" lua5.4 "$here/threads_weft.lua" large_job 64
+  run "64 MiB via channels and back: peak, x size" lua5.4 "$here/threads_weft.lua" large_channel 64
   run "CPU speed-up, 2 workers: weft" lua5.4 "$here/threads_weft.lua" speedup 40000000
   run "CPU speed-up, 2 threads: luv new_work" lua5.4 "$here/threads_luv.lua" speedup 40000000
 done

@@ -5,6 +5,13 @@
 --   channel  N small values worker -> main task over a channel: msgs/s
 --   channel_in  N small values main task -> worker: msgs/s
 --   speedup  two CPU-bound jobs on 1 worker, then on 2: the ratio
+--   large_job, large_channel  a string of N MiB (default 64) through a job
+--            and back, or to a job over one channel and back over another:
+--            how far VmHWM rose over VmRSS, in multiples of the size, the
+--            time, and what VmRSS kept after two collections
+--   local    N values of arg[3] bytes sent and received on one thread
+--            (no worker): msgs/s, the codec's and the channel's cost alone,
+--            for instruction counts under cachegrind
 package.path = arg[0]:gsub("[^/]*$", "") .. "../lib/?.lua;" .. package.path
 local C = require "common"
 local weft = require "weft"
@@ -88,6 +95,54 @@ elseif mode == "speedup" then
   local parallel = C.now() - t0
   two:close()
   C.result("speedup", serial / parallel, ("serial_s=%.3f parallel_s=%.3f"):format(serial, parallel))
+elseif mode == "large_job" or mode == "large_channel" then
+  n = n or 64
+  local function vm() -- VmRSS, VmHWM in KiB
+    local f = assert(io.open("/proc/self/status"))
+    local s = f:read("a")
+    f:close()
+    return tonumber(s:match("VmRSS:%s*(%d+)")), tonumber(s:match("VmHWM:%s*(%d+)"))
+  end
+  local pool = weft.pool { max = 1 }
+  local to, from = weft.thread.channel(), weft.thread.channel()
+  weft.await(pool:run(function() return 1 end))
+  local big = string.rep("x", n * 1024 * 1024)
+  collectgarbage()
+  local f = assert(io.open("/proc/self/clear_refs", "w")) -- VmHWM back to VmRSS
+  f:write("5")
+  f:close()
+  local before = vm()
+  local t0 = C.now()
+  local back
+  if mode == "large_job" then
+    back = weft.await(pool:run(function(s) return s end, big))
+  else
+    local job = pool:run(function(a, b) b:send(a:recv()) end, to, from)
+    to:send(big)
+    weft.await(job)
+    back = from:recv()
+  end
+  local ms = (C.now() - t0) * 1000
+  assert(back == big)
+  local _, peak = vm()
+  back = nil
+  collectgarbage()
+  collectgarbage()
+  local after = vm()
+  pool:close()
+  C.result("peak_x_size", (peak - before) / 1024 / n,
+    ("ms=%.1f kept_mib=%.1f size_mib=%d"):format(ms, (after - before) / 1024, n))
+elseif mode == "local" then
+  n = n or 100000
+  local v = string.rep("x", tonumber(arg[3]) or 0)
+  local ch = weft.thread.channel()
+  local t0 = C.now()
+  for _ = 1, n do
+    ch:send(v)
+    ch:recv()
+  end
+  local s = C.now() - t0
+  C.result("msgs_per_s", n / s, ("msgs=%d bytes=%d"):format(n, #v))
 else
-  error("mode: start | latency | channel | channel_in | speedup")
+  error("mode: start | latency | channel | channel_in | speedup | large_job | large_channel | local")
 end
