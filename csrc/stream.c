@@ -370,6 +370,12 @@ const char *weft_stream_buffered(const weft_stream_t *s, size_t *len) {
   return s->rbuf + s->rpos;
 }
 
+int weft_stream_pending(const weft_stream_t *s) {
+  if (!s) return WEFT_EINVAL;
+  if (s->closed) return WEFT_ECLOSED;
+  return s->rend > s->rpos || (s->xport && s->xport->readable(s->xdata));
+}
+
 int weft_stream_consume(weft_stream_t *s, size_t n) {
   if (!s || n > s->rend - s->rpos) return WEFT_EINVAL;
   s->rpos += n;

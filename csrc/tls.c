@@ -10,8 +10,10 @@
  * the handshake's too, is the stream's WEFT_STREAM_READ wait; the queue's
  * limit keeps its meaning because a write encrypts no more than the room
  * the queue has left.  OpenSSL reads ahead (one recv fills its record
- * buffer), and after a read that left its buffer empty the next waits for
- * readiness, as plain streams do. */
+ * buffer): what it holds beyond what a read took makes the stream ready
+ * without the descriptor (conn_readable, weft_stream_pending), and after
+ * a read that left its buffer empty the next waits for readiness, as
+ * plain streams do. */
 #include "internal.h"
 #include "tls.h"
 
@@ -494,9 +496,19 @@ static int conn_write(void *data, const void *buf, size_t len,
   return r;
 }
 
+/* Whether a read (or the handshake) can go on without the descriptor.
+ * OpenSSL reads ahead: one recv may bring the handshake's end with the
+ * request after it, or many records, and a read takes one record (or
+ * part of one), so the rest waits in OpenSSL while the socket shows
+ * nothing.  Once OpenSSL said it wants more, what it holds is part of a
+ * record, which only the descriptor can complete; until it did, any byte
+ * it holds (SSL_has_pending: decrypted or not) may be a record. */
 static int conn_readable(void *data) {
   weft__tls_conn *c = data;
-  return !c->want_read;
+  if (c->err || c->state == WEFT__TLS_PEER_DONE) return 1; /* known now */
+  if (c->want_read) return 0;
+  if (c->state == WEFT__TLS_HANDSHAKE || c->pre) return 1;
+  return SSL_has_pending(c->ssl);
 }
 
 /* Sends close_notify (once, after a completed handshake). */

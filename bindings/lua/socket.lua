@@ -234,7 +234,7 @@ local function common(methods, any)
 
   function methods:dirty()
     check(self, "dirty", any, "socket")
-    return self.h ~= nil and not self.closed and C.buffered(self.h) > 0
+    return self.h ~= nil and not self.closed and C.pending(self.h)
   end
 
   function methods:getfamily()

@@ -596,13 +596,11 @@ static int lw_end_turn(lua_State *L) {
   return 0;
 }
 
-/* buffered(h) -> the number of bytes read from the descriptor and not yet
- * taken by a read (weft.socket's dirty) */
-static int lw_buffered(lua_State *L) {
+/* pending(h) -> whether a read can go on without the descriptor: bytes
+ * buffered, or held by TLS (weft.socket's dirty) */
+static int lw_pending(lua_State *L) {
   lhandle *h = check_handle(L, 1);
-  size_t len;
-  weft_stream_buffered(h->s, &len);
-  lua_pushinteger(L, (lua_Integer)len);
+  lua_pushboolean(L, weft_stream_pending(h->s) == 1);
   return 1;
 }
 
@@ -1033,7 +1031,7 @@ void lweft_open_stream(lua_State *L) {
       {"write", lw_write},     {"waitio", lw_waitio},
       {"close", lw_close},
       {"fd", lw_fd},           {"queued", lw_queued},
-      {"buffered", lw_buffered},
+      {"pending", lw_pending},
       {"take_turn", lw_take_turn}, {"end_turn", lw_end_turn},
       {"shutdown", lw_shutdown},
       {"listen", lw_listen},   {"connect", lw_connect},

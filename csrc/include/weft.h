@@ -982,7 +982,9 @@ WEFT_EXTERN int weft_wait(int registered);
  * terminal), made non-blocking, with a read buffer and a bounded write
  * queue.  Reads and writes try the syscall first and never block; when one
  * would, the caller waits with weft_stream_wait and tries again.  A C task
- * may instead suspend in weft_wait_fd on weft_stream_fd. */
+ * may instead suspend in weft_wait_fd on weft_stream_fd, after a read said
+ * WEFT_EAGAIN (a TLS stream may hold bytes the descriptor does not show:
+ * see weft_stream_pending). */
 
 typedef struct weft_stream_s weft_stream_t;
 
@@ -1045,6 +1047,15 @@ WEFT_EXTERN int weft_stream_fill(weft_stream_t *stream);
 WEFT_EXTERN const char *weft_stream_buffered(const weft_stream_t *stream,
                                              size_t *len);
 
+/* Whether a read can go on without waiting for the descriptor: the read
+ * buffer holds bytes, or the stream's TLS holds what it received (records
+ * read ahead with others, the rest of one a read took part of, the peer's
+ * close_notify, a failure), which the descriptor's readiness does not
+ * show.  A host that polls weft_stream_fd itself (weft.socket's select)
+ * asks this first; weft_stream_wait does.  Returns 1, 0, WEFT_ECLOSED or
+ * WEFT_EINVAL. */
+WEFT_EXTERN int weft_stream_pending(const weft_stream_t *stream);
+
 /* Drops the first n buffered bytes.  Returns 0, or WEFT_EINVAL if fewer
  * are buffered. */
 WEFT_EXTERN int weft_stream_consume(weft_stream_t *stream, size_t n);
@@ -1067,10 +1078,12 @@ WEFT_EXTERN int weft_stream_set_queue_limit(weft_stream_t *stream,
                                             size_t bytes);
 
 /* Runs cb(stream, event, status, data) once, when event (WEFT_STREAM_READ
- * or WEFT_STREAM_WRITE) is ready or after timeout_ms (-1: none).  One
- * wait per event at a time: WEFT_EBUSY for a second.  A pending wait keeps
- * the loop alive.  The callback runs from the loop, never from inside
- * this call.  Returns 0, WEFT_ECLOSED, WEFT_EINVAL or WEFT_ENOMEM. */
+ * or WEFT_STREAM_WRITE) is ready or after timeout_ms (-1: none).  A TLS
+ * stream whose TLS holds received bytes is ready to read at once (from
+ * the next dispatch pass), whatever its descriptor says.  One wait per
+ * event at a time: WEFT_EBUSY for a second.  A pending wait keeps the
+ * loop alive.  The callback runs from the loop, never from inside this
+ * call.  Returns 0, WEFT_ECLOSED, WEFT_EINVAL or WEFT_ENOMEM. */
 WEFT_EXTERN int weft_stream_wait(weft_stream_t *stream, int event,
                                  int64_t timeout_ms, weft_stream_cb cb,
                                  void *data);

@@ -37,6 +37,7 @@ static void stream_open_rejects_bad_input(void) {
   ASSERT_EQ(weft_stream_open(NULL, p[0], 0, &s), WEFT_EINVAL);
   ASSERT(s == NULL);
   ASSERT_EQ(weft_stream_fd(NULL), WEFT_EINVAL);
+  ASSERT_EQ(weft_stream_pending(NULL), WEFT_EINVAL);
   ASSERT_OK(weft_stream_close(NULL));
   /* The loop still works. */
   ASSERT_OK(weft_stream_open(loop, p[0], 0, &s));
@@ -64,8 +65,11 @@ static void stream_reads_through_its_buffer(void) {
   ASSERT_EQ(weft_stream_read(s, buf, sizeof buf), WEFT_EAGAIN);
   ASSERT(weft_stream_buffered(s, &n) == NULL);
   ASSERT_EQ(n, 0);
+  ASSERT_EQ(weft_stream_pending(s), 0);
   ASSERT_EQ(write(sv[1], "hello\nworld", 11), 11);
+  ASSERT_EQ(weft_stream_pending(s), 0); /* the descriptor's, not yet read */
   ASSERT_EQ(weft_stream_fill(s), 11);
+  ASSERT_EQ(weft_stream_pending(s), 1);
   b = weft_stream_buffered(s, &n);
   ASSERT_EQ(n, 11);
   ASSERT(memcmp(b, "hello\n", 6) == 0);
@@ -74,6 +78,7 @@ static void stream_reads_through_its_buffer(void) {
   ASSERT_EQ(weft_stream_read(s, buf, 3), 3);
   ASSERT(memcmp(buf, "wor", 3) == 0);
   ASSERT_EQ(weft_stream_read(s, buf, sizeof buf), 2);
+  ASSERT_EQ(weft_stream_pending(s), 0);
   ASSERT_EQ(weft_stream_read(s, buf, 0), 0);
   close(sv[1]);
   /* The last read was short: the stream waits for readiness before it
@@ -162,6 +167,7 @@ static void stream_close_wakes_waiters_with_eclosed(void) {
   ASSERT_OK(weft_stream_wait(s, WEFT_STREAM_WRITE, -1, on_wait, &w));
   ASSERT_OK(weft_stream_close(s));
   ASSERT_EQ(weft_stream_close(s), WEFT_ECLOSED);
+  ASSERT_EQ(weft_stream_pending(s), WEFT_ECLOSED);
   ASSERT_EQ(r.calls + w.calls, 0); /* never inside the close */
   ASSERT_EQ(weft_loop_free(loop), WEFT_EBUSY); /* callbacks pending */
   ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));

@@ -2,6 +2,7 @@
  * with certificates made by the openssl command (tests/tls/mkcerts.sh). */
 #include "test.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -412,6 +413,143 @@ static void tls_wait_sees_bytes_openssl_holds(void) {
   test_free_loop(loop);
 }
 
+/* Whether the kernel holds bytes for the stream's descriptor now. */
+static int kernel_has_bytes(side *d) {
+  struct pollfd p = {weft_stream_fd(d->s), POLLIN, 0};
+  return poll(&p, 1, 0);
+}
+
+/* Waits (with a limit that only a failing test reaches) for d to be
+ * readable, and returns the wait's status. */
+static int wait_readable(weft_loop_t *loop, side *d) {
+  ASSERT_OK(weft_stream_wait(d->s, WEFT_STREAM_READ, (int64_t)test_ms(5000),
+                             on_ready, d));
+  d->waiting = 1;
+  while (d->waiting) weft_loop_run(loop, WEFT_RUN_ONCE);
+  return d->status;
+}
+
+/* A client that writes as soon as its handshake ends sends its request in
+ * the flight that ends the server's: the server's last handshake recv
+ * takes both, so the request waits in OpenSSL while the socket shows
+ * nothing, and is read all the same. */
+static void tls_reads_a_request_sent_with_the_handshakes_end(void) {
+  weft_loop_t *loop;
+  weft_tls_t *stls = server_config("server"), *ctls = client_config();
+  side c, s;
+  char buf[64];
+  size_t took;
+  int rc = WEFT_EAGAIN, rs = WEFT_EAGAIN;
+  ASSERT_OK(weft_loop_new(&loop));
+  pair(loop, &c, &s);
+  ASSERT_OK(weft_tls_start(c.s, ctls, "localhost"));
+  ASSERT_OK(weft_tls_start(s.s, stls, NULL));
+  /* The client steps first in each pass: it finishes and writes before
+   * the server reads its Finished. */
+  for (;;) {
+    if (rc == WEFT_EAGAIN && !c.waiting &&
+        (rc = weft_tls_handshake(c.s)) == 0) {
+      ASSERT_OK(weft_stream_write(c.s, "GET /\n", 6, &took));
+      ASSERT_EQ(took, 6);
+    }
+    if (!s.waiting) rs = weft_tls_handshake(s.s);
+    if (rs != WEFT_EAGAIN) break;
+    if (rc == WEFT_EAGAIN) want_read(&c);
+    want_read(&s);
+    weft_loop_run(loop, WEFT_RUN_ONCE);
+  }
+  ASSERT_OK(rc);
+  ASSERT_OK(rs);
+  ASSERT_EQ(kernel_has_bytes(&s), 0);
+  ASSERT_EQ(weft_stream_pending(s.s), 1);
+  ASSERT_OK(wait_readable(loop, &s));
+  ASSERT_EQ(weft_stream_read(s.s, buf, sizeof buf), 6);
+  ASSERT(memcmp(buf, "GET /\n", 6) == 0);
+  ASSERT_EQ(weft_stream_pending(s.s), 0);
+  close_pair(loop, &c, &s);
+  weft_tls_free(stls);
+  weft_tls_free(ctls);
+  test_free_loop(loop);
+}
+
+/* Records that came in one recv wait in OpenSSL, and a read takes one
+ * record, or part of one: until the last byte is read, the stream says
+ * it has more (weft_stream_pending) while the socket shows nothing.  Once
+ * all is read, a read wait is the descriptor's again: it ends when the
+ * peer writes, not before. */
+static void tls_pending_sees_records_read_ahead(void) {
+  enum { BIG = 8000 };
+  weft_loop_t *loop;
+  weft_tls_t *stls = server_config("server"), *ctls = client_config();
+  side c, s;
+  char buf[BIG], big[BIG];
+  size_t took;
+  int i;
+  ASSERT_OK(weft_loop_new(&loop));
+  connect_pair(loop, ctls, stls, "localhost", &c, &s);
+  for (i = 0; i < BIG; i++) big[i] = (char)('a' + i % 26);
+  /* Three records of a line each, then one big record. */
+  for (i = 0; i < 3; i++) {
+    char line[2] = {(char)('1' + i), '\n'};
+    ASSERT_OK(weft_stream_write(s.s, line, 2, &took));
+    ASSERT_EQ(took, 2);
+  }
+  ASSERT_OK(weft_stream_write(s.s, big, BIG, &took));
+  ASSERT_EQ(took, BIG);
+  read_all(loop, &c, buf, 2);
+  ASSERT(memcmp(buf, "1\n", 2) == 0);
+  ASSERT_EQ(kernel_has_bytes(&c), 0); /* OpenSSL took it all */
+  for (i = 1; i < 3; i++) {
+    ASSERT_EQ(weft_stream_pending(c.s), 1);
+    ASSERT_EQ(weft_stream_read(c.s, buf, sizeof buf), 2);
+    ASSERT_EQ(buf[0], '1' + i);
+  }
+  /* The big record in small reads: OpenSSL keeps the rest decrypted. */
+  for (i = 0; i < BIG; i += 100) {
+    ASSERT_EQ(weft_stream_pending(c.s), 1);
+    ASSERT_EQ(weft_stream_read(c.s, buf + i, 100), 100);
+  }
+  ASSERT(memcmp(buf, big, BIG) == 0);
+  ASSERT_EQ(weft_stream_pending(c.s), 0);
+  ASSERT_OK(weft_stream_wait(c.s, WEFT_STREAM_READ, -1, on_ready, &c));
+  c.waiting = 1;
+  ASSERT_GE(weft_loop_run(loop, WEFT_RUN_NOWAIT), 0);
+  ASSERT_GE(weft_loop_run(loop, WEFT_RUN_NOWAIT), 0);
+  ASSERT_EQ(c.waiting, 1);
+  ASSERT_OK(weft_stream_write(s.s, "4\n", 2, &took));
+  while (c.waiting) weft_loop_run(loop, WEFT_RUN_ONCE);
+  ASSERT_OK(c.status);
+  ASSERT_EQ(weft_stream_read(c.s, buf, sizeof buf), 2);
+  ASSERT_EQ(buf[0], '4');
+  close_pair(loop, &c, &s);
+  weft_tls_free(stls);
+  weft_tls_free(ctls);
+  test_free_loop(loop);
+}
+
+/* Closing with records still unread in OpenSSL sends close_notify: the
+ * peer reads a clean end, not a truncation or a reset. */
+static void tls_close_with_records_held_is_a_clean_end(void) {
+  weft_loop_t *loop;
+  weft_tls_t *stls = server_config("server"), *ctls = client_config();
+  side c, s;
+  char buf[2];
+  size_t took;
+  int i;
+  ASSERT_OK(weft_loop_new(&loop));
+  connect_pair(loop, ctls, stls, "localhost", &c, &s);
+  for (i = 0; i < 3; i++) ASSERT_OK(weft_stream_write(s.s, "x\n", 2, &took));
+  read_all(loop, &c, buf, 2);
+  ASSERT_EQ(weft_stream_pending(c.s), 1);
+  ASSERT_OK(weft_stream_close(c.s));
+  ASSERT_EQ(read_end(loop, &s), 0);
+  ASSERT_OK(weft_stream_close(s.s));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  weft_tls_free(stls);
+  weft_tls_free(ctls);
+  test_free_loop(loop);
+}
+
 static void tls_tells_close_notify_from_truncation(void) {
   weft_loop_t *loop;
   weft_tls_t *stls = server_config("server"), *ctls = client_config();
@@ -508,6 +646,9 @@ TEST_MAIN(T(tls_rejects_bad_input) T(tls_exchanges_and_describes)
                   T(tls_without_verification_accepts_any)
                       T(tls_moves_a_megabyte_each_way)
                           T(tls_wait_sees_bytes_openssl_holds)
+                          T(tls_reads_a_request_sent_with_the_handshakes_end)
+                          T(tls_pending_sees_records_read_ahead)
+                          T(tls_close_with_records_held_is_a_clean_end)
                           T(tls_tells_close_notify_from_truncation)
                               T(tls_client_resumes_its_session)
                                   T(tls_server_can_require_client_certificates))

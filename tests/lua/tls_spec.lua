@@ -504,6 +504,121 @@ describe("TLS streams", function()
   end)
 end)
 
+-- OpenSSL reads ahead: one recv may bring the handshake's end with the
+-- request written right after it, or many records at once, and a read
+-- takes one record (or part of one).  What it holds is no longer on the
+-- socket, so nothing may wait for the socket while it holds bytes.  Each
+-- reader has a timeout, so that a lost request fails instead of hanging.
+describe("TLS streams, with records OpenSSL read ahead,", function()
+  local LIMIT = 5000 * M
+
+  it("read a request the client wrote as its handshake ended", function()
+    local srv, port = server()
+    local served = weft.async(function()
+      local s = assert(srv:accept())
+      s:settimeout(LIMIT)
+      local line = { s:read("l") }
+      s:write("got it\n")
+      s:read("a")
+      s:close()
+      return line
+    end)
+    local c = assert(weft.tls.connect("localhost", port, { cafile = CA }))
+    c:write("GET /\n") -- in the same pass as the handshake's last flight
+    c:settimeout(LIMIT)
+    assert.equal("got it", c:read("l"))
+    c:close()
+    assert.same({ "GET /" }, weft.await(served))
+    srv:close()
+  end)
+
+  it("read what openssl s_client sends as soon as its handshake ends", function()
+    local srv, port = server()
+    local served = weft.async(function()
+      local s = assert(srv:accept())
+      s:settimeout(LIMIT)
+      local line = { s:read("l") }
+      s:write("got ", tostring(line[1]), "\n")
+      return s, line
+    end)
+    -- s_client reads its input only once the handshake is done, and sends
+    -- it then; its input stays open, so nothing follows the line.
+    local p = spawn { "openssl", "s_client", "-connect", "127.0.0.1:" .. port, "-servername", "localhost",
+      "-CAfile", CA, "-quiet" }
+    p.stdin:write("hello\n")
+    local s, line = weft.await(served)
+    assert.same({ "hello" }, line)
+    assert.equal("got hello", p.stdout:read("l"))
+    s:close()
+    p.stdin:close()
+    p:wait()
+    srv:close()
+  end)
+
+  it("read the lines of one record one by one, with nothing arriving after", function()
+    local c, s = tls_pair()
+    c:settimeout(LIMIT)
+    s:write("one\ntwo\nthree\n")
+    assert.equal("one", c:read("l"))
+    assert.equal("two", c:read("l"))
+    assert.equal("three", c:read("l"))
+    c:close()
+    s:close()
+  end)
+
+  it("read small counts from one big record", function()
+    local c, s = tls_pair()
+    c:settimeout(LIMIT)
+    local big = string.rep("0123456789abcdef", 1000) -- one record (up to 16 KiB)
+    s:write(big)
+    local got = {}
+    for i = 1, #big // 100 do got[i] = assert(c:read(100)) end
+    assert.equal(big, table.concat(got))
+    c:close()
+    s:close()
+  end)
+
+  it("read many small records that came in together", function()
+    local c, s = tls_pair()
+    c:settimeout(LIMIT)
+    for i = 1, 200 do s:write(i, "\n") end -- a record each, before any read
+    for i = 1, 200 do assert.equal(tostring(i), c:read("l")) end
+    c:close()
+    s:close()
+  end)
+
+  it("count as readable for weft.socket's dirty() and select", function()
+    local srv, port = server()
+    local served = weft.async(function()
+      local s = assert(srv:accept())
+      s:settimeout(LIMIT)
+      for i = 1, 3 do s:write(i, "\n") end -- three records, in one recv
+      local bye = s:read("l")
+      s:close()
+      return bye
+    end)
+    local c = weft.socket.tls { cafile = CA }()
+    c:settimeout(LIMIT / 1000)
+    assert.equal(1, c:connect("localhost", port))
+    assert.equal("1", c:receive())
+    -- the other two wait in OpenSSL: the descriptor shows nothing
+    assert.is_true(c:dirty())
+    local r, _, err = weft.socket.select({ c }, nil, LIMIT / 1000)
+    assert.same({ c, [c] = true }, r)
+    assert.is_nil(err)
+    assert.equal("2", c:receive())
+    assert.equal("3", c:receive())
+    assert.is_false(c:dirty())
+    r, _, err = weft.socket.select({ c }, nil, 0)
+    assert.same({}, r)
+    assert.equal("timeout", err)
+    c:send("bye\n")
+    assert.equal("bye", weft.await(served))
+    c:close()
+    srv:close()
+  end)
+end)
+
 describe("weft.tls.wrap", function()
   it("upgrades a plain connection in place (STARTTLS), keeping bytes read early", function()
     local srv = assert(weft.tcp.listen("127.0.0.1", 0))
