@@ -507,12 +507,18 @@ end)
 -- OpenSSL reads ahead: one recv may bring the handshake's end with the
 -- request written right after it, or many records at once, and a read
 -- takes one record (or part of one).  What it holds is no longer on the
--- socket, so nothing may wait for the socket while it holds bytes.  Each
--- reader has a timeout, so that a lost request fails instead of hanging.
+-- socket, so nothing may wait for the socket while it holds bytes.
 describe("TLS streams, with records OpenSSL read ahead,", function()
   local LIMIT = 5000 * M
 
-  it("read a request the client wrote as its handshake ended", function()
+  -- Runs body in a task that must end within LIMIT (then it is
+  -- cancelled), so that a lost request, a read that waits for ever or
+  -- wakes for ever without progress, fails the test instead of hanging it.
+  local function limited(body)
+    return function() weft.await(weft.async(body), LIMIT) end
+  end
+
+  it("read a request the client wrote as its handshake ended", limited(function()
     local srv, port = server()
     local served = weft.async(function()
       local s = assert(srv:accept())
@@ -525,14 +531,13 @@ describe("TLS streams, with records OpenSSL read ahead,", function()
     end)
     local c = assert(weft.tls.connect("localhost", port, { cafile = CA }))
     c:write("GET /\n") -- in the same pass as the handshake's last flight
-    c:settimeout(LIMIT)
     assert.equal("got it", c:read("l"))
     c:close()
     assert.same({ "GET /" }, weft.await(served))
     srv:close()
-  end)
+  end))
 
-  it("read what openssl s_client sends as soon as its handshake ends", function()
+  it("read what openssl s_client sends as soon as its handshake ends", limited(function()
     local srv, port = server()
     local served = weft.async(function()
       local s = assert(srv:accept())
@@ -553,22 +558,20 @@ describe("TLS streams, with records OpenSSL read ahead,", function()
     p.stdin:close()
     p:wait()
     srv:close()
-  end)
+  end))
 
-  it("read the lines of one record one by one, with nothing arriving after", function()
+  it("read the lines of one record one by one, with nothing arriving after", limited(function()
     local c, s = tls_pair()
-    c:settimeout(LIMIT)
     s:write("one\ntwo\nthree\n")
     assert.equal("one", c:read("l"))
     assert.equal("two", c:read("l"))
     assert.equal("three", c:read("l"))
     c:close()
     s:close()
-  end)
+  end))
 
-  it("read small counts from one big record", function()
+  it("read small counts from one big record", limited(function()
     local c, s = tls_pair()
-    c:settimeout(LIMIT)
     local big = string.rep("0123456789abcdef", 1000) -- one record (up to 16 KiB)
     s:write(big)
     local got = {}
@@ -576,18 +579,17 @@ describe("TLS streams, with records OpenSSL read ahead,", function()
     assert.equal(big, table.concat(got))
     c:close()
     s:close()
-  end)
+  end))
 
-  it("read many small records that came in together", function()
+  it("read many small records that came in together", limited(function()
     local c, s = tls_pair()
-    c:settimeout(LIMIT)
     for i = 1, 200 do s:write(i, "\n") end -- a record each, before any read
     for i = 1, 200 do assert.equal(tostring(i), c:read("l")) end
     c:close()
     s:close()
-  end)
+  end))
 
-  it("count as readable for weft.socket's dirty() and select", function()
+  it("count as readable for weft.socket's dirty() and select", limited(function()
     local srv, port = server()
     local served = weft.async(function()
       local s = assert(srv:accept())
@@ -598,12 +600,11 @@ describe("TLS streams, with records OpenSSL read ahead,", function()
       return bye
     end)
     local c = weft.socket.tls { cafile = CA }()
-    c:settimeout(LIMIT / 1000)
     assert.equal(1, c:connect("localhost", port))
     assert.equal("1", c:receive())
     -- the other two wait in OpenSSL: the descriptor shows nothing
     assert.is_true(c:dirty())
-    local r, _, err = weft.socket.select({ c }, nil, LIMIT / 1000)
+    local r, _, err = weft.socket.select({ c }, nil)
     assert.same({ c, [c] = true }, r)
     assert.is_nil(err)
     assert.equal("2", c:receive())
@@ -616,7 +617,7 @@ describe("TLS streams, with records OpenSSL read ahead,", function()
     assert.equal("bye", weft.await(served))
     c:close()
     srv:close()
-  end)
+  end))
 end)
 
 describe("weft.tls.wrap", function()
