@@ -626,7 +626,8 @@ static void push_where(lua_State *L, lweft_state *st, int ours, weft_id_t id) {
   }
   lua_pop(L, 1);
   get_ref(L, st->ref_w, 2 * s + 2);
-  if (st->recs[s].line > 0 && lua_getinfo(L, ">S", &ar)) {
+  if ((size_t)s < st->nrecs && st->recs[s].line > 0 &&
+      lua_getinfo(L, ">S", &ar)) {
     lua_pushfstring(L, "%s:%d", ar.short_src, st->recs[s].line);
   } else {
     lua_pop(L, 1);
@@ -644,6 +645,9 @@ static void list_one(weft_loop_t *loop, weft_id_t id, void *data) {
   walk_ctx *c = data;
   lua_State *L = c->L;
   void *owner = NULL;
+  /* the run queue's own: the rest of a drain that ran out of budget
+   * (task.c), no watcher of the script's */
+  if (id == c->st->later) return;
   weft_watch_data(loop, id, &owner);
   lua_createtable(L, 0, 5);
   lua_pushinteger(L, (lua_Integer)id);
