@@ -163,27 +163,12 @@ local function methods_of(obj)
   return out
 end
 
--- Whether the loop still works: a task waits for what a timer does.
-local function loop_works()
-  local p = weft.promise()
-  weft.once(1, function() p:resolve("fired") end)
-  local t = weft.async(function() return weft.await(p) end)
-  weft.run()
-  return t:status() == "fulfilled" and weft.await(t) == "fired"
-end
 
 describe("misuse errors", function()
   local tmp
 
-  before_each(function()
-    tmp = os.tmpname()
-    os.remove(tmp)
-    assert(weft.fs.mkdir(tmp))
-  end)
-
-  after_each(function()
-    os.execute("rm -rf '" .. tmp .. "'")
-  end)
+  before_each(function() tmp = helper.mkdtemp(weft) end)
+  after_each(function() helper.rmtree(tmp) end)
 
   it("start at the caller's line and name the function they belong to", function()
     local srv = assert(weft.tcp.listen("127.0.0.1", 0))
@@ -216,7 +201,7 @@ describe("misuse errors", function()
     srv:close()
     assert.same({}, problems)
     assert.is_true(checked > 400, "only " .. checked .. " errors checked")
-    assert.is_true(loop_works())
+    assert.is_true(helper.loop_works(weft))
   end)
 
   it("start at the caller's line and name the method they belong to", function()
@@ -266,7 +251,7 @@ describe("misuse errors", function()
     end
     assert.same({}, problems)
     assert.is_true(checked > 400, "only " .. checked .. " errors checked")
-    assert.is_true(loop_works())
+    assert.is_true(helper.loop_works(weft))
   end)
 
   -- The cases issue 14 names, from this file.

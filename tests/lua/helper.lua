@@ -94,4 +94,27 @@ function M.assert_clean(weft)
   end
 end
 
+-- Whether the loop still works after a misuse: a task waits for what a
+-- timer does.
+function M.loop_works(weft)
+  local p = weft.promise()
+  weft.once(1, function() p:resolve("fired") end)
+  local t = weft.async(function() return weft.await(p) end)
+  weft.run()
+  return t:status() == "fulfilled" and weft.await(t) == "fired"
+end
+
+-- A new empty directory (for before_each), and removing one with what is
+-- in it (for after_each).
+function M.mkdtemp(weft)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(weft.fs.mkdir(dir))
+  return dir
+end
+
+function M.rmtree(dir)
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
 return M

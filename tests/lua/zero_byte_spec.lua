@@ -21,27 +21,12 @@ local function exists(path)
   return f ~= nil
 end
 
--- Whether the loop still works: a task waits for what a timer does.
-local function loop_works()
-  local p = weft.promise()
-  weft.once(1, function() p:resolve("fired") end)
-  local t = weft.async(function() return weft.await(p) end)
-  weft.run()
-  return weft.await(t) == "fired"
-end
 
 describe("a string with a zero byte", function()
   local tmp
 
-  before_each(function()
-    tmp = os.tmpname()
-    os.remove(tmp)
-    assert(weft.fs.mkdir(tmp))
-  end)
-
-  after_each(function()
-    os.execute("rm -rf '" .. tmp .. "'")
-  end)
+  before_each(function() tmp = helper.mkdtemp(weft) end)
+  after_each(function() helper.rmtree(tmp) end)
 
   it("is refused as a path by weft.fs, creating nothing", function()
     local a = tmp .. "/a"
@@ -67,7 +52,7 @@ describe("a string with a zero byte", function()
     assert.is_false(exists(a))
     assert.is_true(exists(tmp .. "/old"))
     assert.same({ "old" }, weft.fs.readdir(tmp))
-    assert.is_true(loop_works())
+    assert.is_true(helper.loop_works(weft))
   end)
 
   it("is refused as a Unix socket path, binding and connecting nothing", function()
@@ -82,7 +67,7 @@ describe("a string with a zero byte", function()
     local s = assert(srv:accept())
     assert.equal("second", s:read("l"))
     for _, x in ipairs({ c, s, srv }) do x:close() end
-    assert.is_true(loop_works())
+    assert.is_true(helper.loop_works(weft))
   end)
 
   it("is refused as a host or service, connecting nothing", function()
@@ -119,7 +104,7 @@ describe("a string with a zero byte", function()
     assert.same({ c:sockname() }, { s:peername() })
     for _, x in ipairs({ c, s, srv }) do x:close() end
     collectgarbage()
-    assert.is_true(loop_works())
+    assert.is_true(helper.loop_works(weft))
   end)
 
   it("is refused in a TLS option, connecting nothing", function()
@@ -148,7 +133,7 @@ describe("a string with a zero byte", function()
     local s = assert(srv:accept())
     assert.same({ c:sockname() }, { s:peername() })
     for _, x in ipairs({ c, s, srv }) do x:close() end
-    assert.is_true(loop_works())
+    assert.is_true(helper.loop_works(weft))
   end)
 
   it("is refused in argv, env and cwd, running nothing", function()
@@ -175,7 +160,7 @@ describe("a string with a zero byte", function()
     local r = weft.process.run { "touch", marker }
     assert.equal(0, r.status)
     assert.is_true(exists(marker))
-    assert.is_true(loop_works())
+    assert.is_true(helper.loop_works(weft))
   end)
 
   it("is refused as a pool's init module or a job's function name, running nothing", function()
@@ -186,6 +171,6 @@ describe("a string with a zero byte", function()
       zero(1, "run", "function name"))
     assert.equal(3, weft.await(pool:run("string.len", "abc")))
     pool:close()
-    assert.is_true(loop_works())
+    assert.is_true(helper.loop_works(weft))
   end)
 end)
