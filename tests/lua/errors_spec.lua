@@ -163,7 +163,6 @@ local function methods_of(obj)
   return out
 end
 
-
 describe("misuse errors", function()
   local tmp
 

@@ -6,47 +6,12 @@ local helper = require "helper"
 local VALGRIND = os.getenv("WEFT_TEST_VALGRIND")
 local MiB = 1024 * 1024
 
--- The child's round trip: a string of `size` bytes through a job and back
--- ("job"), or to a job over one thread channel and back over another
--- ("channel"); prints how much VmHWM rose over VmRSS before it, and how
--- much VmRSS stays after two full collections (finalized objects keep what
--- they reference one cycle more), in KiB; or "no reset" where VmHWM
--- cannot be reset.
-local ROUND_TRIP = [[
-local weft = require "weft"
-local size, how = tonumber(arg[1]), arg[2]
-local function vm()
-  local f = assert(io.open("/proc/self/status"))
-  local s = f:read("a")
-  f:close()
-  return tonumber(s:match("VmRSS:%s*(%d+)")), tonumber(s:match("VmHWM:%s*(%d+)"))
-end
-local pool = weft.pool { max = 1 }
-local to, from = weft.thread.channel(), weft.thread.channel()
-weft.await(pool:run(function() return 1 end)) -- the worker's state is made
-local big = string.rep("x", size)
-collectgarbage()
-local f = io.open("/proc/self/clear_refs", "w") -- VmHWM back to VmRSS
-if not (f and f:write("5") and f:close()) then print("no reset") return end
-local before = vm()
-local back
-if how == "job" then
-  back = weft.await(pool:run(function(s) return s end, big))
-else
-  local job = pool:run(function(a, b) b:send(a:recv()) end, to, from)
-  to:send(big)
-  weft.await(job)
-  back = from:recv()
-end
-assert(back == big)
-local _, peak = vm()
-back = nil
-collectgarbage()
-collectgarbage()
-local after = vm()
-print(("peak %d after %d"):format(peak - before, after - before))
-pool:close()
-]]
+-- The round trip is the benchmark's (large_job, large_channel): a string
+-- of `size` bytes through a job and back, or to a job over one thread
+-- channel and back over another; it reports how much VmHWM rose over VmRSS
+-- before it, and how much VmRSS stays after two full collections (finalized
+-- objects keep what they reference one cycle more).
+local BENCH = "bench/threads/threads_weft.lua"
 
 -- Runs the round trip in a process of its own: VmHWM is the process's, so
 -- no other spec's peak counts, and ASan's quarantine (which keeps freed
@@ -54,19 +19,17 @@ pool:close()
 -- valgrind the child runs under valgrind too, with a smaller string.
 -- Returns the peak rise and what stays, in bytes.
 local function round_trip(size, how)
-  local path = helper.script_file(ROUND_TRIP)
   local asan = os.getenv("ASAN_OPTIONS")
   asan = (asan and asan ~= "" and asan .. ":" or "") .. "quarantine_size_mb=0"
   local vg = VALGRIND and "valgrind -q --error-exitcode=99 --leak-check=full"
     .. " --errors-for-leak-kinds=definite" or ""
-  local p = assert(io.popen(("timeout -s KILL 600 env ASAN_OPTIONS=%q LUA_CPATH=%q LUA_PATH=%q %s lua5.4 %s %d %s 2>&1")
-    :format(asan, package.cpath, package.path, vg, path, size, how)))
+  local p = assert(io.popen(("timeout -s KILL 600 env ASAN_OPTIONS=%q LUA_CPATH=%q LUA_PATH=%q %s lua5.4 %s large_%s %d 2>&1")
+    :format(asan, package.cpath, package.path, vg, BENCH, how, size // MiB)))
   local out = p:read("a")
   local ok = p:close()
-  os.remove(path)
   assert.is_true(ok, out)
   if out:match("^no reset") then return nil end
-  local peak, after = out:match("^peak (%-?%d+) after (%-?%d+)\n$")
+  local peak, after = out:match("peak_kib=(%-?%d+) kept_kib=(%-?%d+)")
   assert(peak, out)
   return tonumber(peak) * 1024, tonumber(after) * 1024
 end

@@ -21,7 +21,6 @@ local function exists(path)
   return f ~= nil
 end
 
-
 describe("a string with a zero byte", function()
   local tmp
 
