@@ -17,32 +17,30 @@ for _, f in ipairs(files) do
   code[f] = src
 end
 
--- Who defines each shared name: a function or variable at column 0 with the
--- binding's prefixes (static ones are private to their file).
+-- Who defines each shared name: a function at column 0 that is not static
+-- (static ones are private to their file), and a variable defined there
+-- (`const char lweft_fire_key = 0, lweft_where_key = 0;` defines two).
 local owner = {}
+local function own(name, f)
+  assert(not owner[name] or owner[name] == f, name .. " defined twice")
+  owner[name] = f
+end
 for _, f in ipairs(files) do
   for line in (code[f] .. "\n"):gmatch("([^\n]*)\n") do
-    if not line:match("^static") and not line:match("^extern") and not line:match(";%s*$") then
-      local name = line:match("^[%a_][%w_ %*]-[ %*](l%a+_[%w_]+)%s*%(")
-        or line:match("^const char (l%a+_[%w_]+) = ")
-      if name and (name:match("^lweft_") or name:match("^ltask_") or name:match("^lthread_")) then
-        assert(not owner[name] or owner[name] == f, name .. " defined twice")
-        owner[name] = f
-      end
+    if not line:match("^static") and not line:match("^typedef") and not line:match(";%s*$") then
+      local name = line:match("^[%a_][%w_ %*]-[ %*]([%a_][%w_]*)%s*%(")
+      if name then own(name, f) end
     end
   end
-end
--- const char lweft_fire_key = 0, lweft_where_key = 0; defines two
-for _, f in ipairs(files) do
-  for list in code[f]:gmatch("\nconst char ([^;]+);") do
-    for name in list:gmatch("(l%a+_[%w_]+) = ") do owner[name] = owner[name] or f end
+  for list in code[f]:gmatch("\nconst char ([^;\n]+);") do
+    for name in list:gmatch("([%a_][%w_]*) = ") do own(name, f) end
   end
 end
 
 local deps = {}
 for _, f in ipairs(files) do
   deps[f] = {}
-  for name in code[f]:gmatch("%f[%w_](l%a+_[%w_]+)%f[^%w_]") do
+  for name in code[f]:gmatch("%f[%w_]([%a_][%w_]*)%f[^%w_]") do
     local o = owner[name]
     if o and o ~= f then deps[f][o] = name end
   end

@@ -1,7 +1,7 @@
-/* embed.c: what a C host calls to embed the binding (weft_lua.h): open the
- * module on the host's loop, hand a core promise to a script, get the core
- * promise of a script's promise or task, and receive the errors scripts
- * do not handle.
+/* embed.c: what a C host calls to embed the binding (weft_lua.h), but
+ * opening it (weft_lua_open is weft.c's): hand a core promise to a script,
+ * get the core promise of a script's promise or task, and receive the
+ * errors scripts do not handle.
  *
  * A bridge joins a core promise and a Lua promise that stands for it.  The
  * Lua promise is kept (a registry reference) while the core promise it
@@ -265,16 +265,7 @@ WEFT_LUA_EXTERN int weft_lua_push_outcome(lua_State *L, weft_promise_t *core) {
   return n;
 }
 
-/* ---- opening, and errors ------------------------------------------------------- */
-
-WEFT_LUA_EXTERN int weft_lua_open(lua_State *L, weft_loop_t *loop) {
-  if (loop) {
-    lua_pushlightuserdata(L, loop);
-    lua_setfield(L, LUA_REGISTRYINDEX, WEFT_LUA_LOOP_KEY);
-  }
-  luaL_requiref(L, "weft", luaopen_weft, 0);
-  return 1;
-}
+/* ---- errors ------------------------------------------------------------------ */
 
 WEFT_LUA_EXTERN void weft_lua_on_error(lua_State *L, weft_lua_error_cb cb,
                                        void *data) {

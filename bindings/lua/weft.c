@@ -1,6 +1,7 @@
-/* weft.c: luaopen_weft, the top of the binding: checks the core's version,
- * makes the state, and has every part add its functions to the module
- * (the parts depend on the helpers below them, never on this file). */
+/* weft.c: luaopen_weft and weft_lua_open, the top of the binding: checks
+ * the core's version, makes the state, and has every part add its
+ * functions to the module (the parts depend on the helpers below them,
+ * never on this file). */
 #include "lweft.h"
 
 #include <stdlib.h>
@@ -107,5 +108,15 @@ WEFT_LUA_EXTERN int luaopen_weft(lua_State *L) {
   lweft_name_funcs(L, -1);
   lua_pushfstring(L, "weft %s", weft_version_string());
   lua_setfield(L, -2, "_VERSION");
+  return 1;
+}
+
+/* A host's way in: the module opened on the host's loop (weft_lua.h). */
+WEFT_LUA_EXTERN int weft_lua_open(lua_State *L, weft_loop_t *loop) {
+  if (loop) {
+    lua_pushlightuserdata(L, loop);
+    lua_setfield(L, LUA_REGISTRYINDEX, WEFT_LUA_LOOP_KEY);
+  }
+  luaL_requiref(L, "weft", luaopen_weft, 0);
   return 1;
 }
