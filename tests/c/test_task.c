@@ -423,6 +423,74 @@ static void task_waits_of_every_kind_in_turn(void) {
   test_free_loop(loop);
 }
 
+/* Cancelled in a descriptor wait that follows a promise wait (a), and in
+ * a promise wait that follows a host wait whose timeout ran out (b): each
+ * cancellation withdraws what its own wait armed, nothing else, so the
+ * loop ends with no watcher left and p2 with no consumer. */
+static void cancelled_in_fd_wait(machine *m, int status) {
+  switch (m->pc++) {
+  case 0:
+    ASSERT_EQ(weft_task_await(m->task, w8.p1), 1);
+    return;
+  case 1:
+    ASSERT_EQ(status, 0);
+    ASSERT_EQ(weft_task_wait_fd(m->task, w8.rfd, WEFT_READABLE, -1), 1);
+    return;
+  case 2:
+    ASSERT_EQ(status, WEFT_ECANCELED);
+    machine_end(m);
+    return;
+  }
+}
+
+static void cancelled_in_await(machine *m, int status) {
+  switch (m->pc++) {
+  case 0:
+    ASSERT_EQ(weft_task_suspend(m->task, 1, NULL, NULL), 1);
+    return;
+  case 1:
+    ASSERT_EQ(status, WEFT_ETIMEDOUT);
+    ASSERT_EQ(weft_task_await(m->task, w8.p2), 1);
+    return;
+  case 2:
+    ASSERT_EQ(status, WEFT_ECANCELED);
+    machine_end(m);
+    return;
+  }
+}
+
+static void task_cancel_withdraws_only_its_own_wait(void) {
+  weft_loop_t *loop;
+  machine *a, *b;
+  int fds[2];
+  ASSERT_OK(weft_loop_new(&loop));
+  ASSERT_OK(weft_promise_new(loop, &w8.p1));
+  ASSERT_OK(weft_promise_new(loop, &w8.p2));
+  ASSERT_EQ(pipe(fds), 0);
+  w8.rfd = fds[0];
+  a = machine_new(loop, cancelled_in_fd_wait, NULL);
+  b = machine_new(loop, cancelled_in_await, NULL);
+  weft_loop_run(loop, WEFT_RUN_NOWAIT);
+  ASSERT_OK(weft_promise_resolve(w8.p1, NULL, NULL));
+  while (a->pc < 2 || b->pc < 2) weft_loop_run(loop, WEFT_RUN_ONCE);
+  ASSERT(weft_task_waiting(a->task)); /* on a pipe nothing writes to */
+  ASSERT(weft_task_waiting(b->task));
+  ASSERT_EQ(weft_promise_consumed(w8.p2, NULL), 1);
+  ASSERT_OK(weft_promise_cancel(weft_task_promise(a->task)));
+  ASSERT_OK(weft_promise_cancel(weft_task_promise(b->task)));
+  ASSERT_EQ(weft_promise_consumed(w8.p2, NULL), 0);
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT)); /* ends: nothing armed */
+  ASSERT(a->ended && b->ended);
+  ASSERT_EQ(weft_promise_state(w8.p2), WEFT_PROMISE_PENDING);
+  machine_free(a);
+  machine_free(b);
+  weft_promise_unref(w8.p1);
+  weft_promise_unref(w8.p2);
+  close(fds[0]);
+  close(fds[1]);
+  test_free_loop(loop);
+}
+
 TEST_MAIN(T(task_starts_from_the_loop_in_fifo_order)
           T(task_await_resumes_from_the_loop_never_from_resolve)
           T(task_sleep_and_host_waits)
@@ -432,4 +500,5 @@ TEST_MAIN(T(task_starts_from_the_loop_in_fifo_order)
           T(task_fini_withdraws_a_pending_wait)
           T(task_continuations_in_the_consumers_memory)
           T(task_host_promises_are_retained_while_queued)
-          T(task_waits_of_every_kind_in_turn))
+          T(task_waits_of_every_kind_in_turn)
+          T(task_cancel_withdraws_only_its_own_wait))
