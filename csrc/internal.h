@@ -252,25 +252,36 @@ struct weft_cont_s {
   unsigned char at_settle;
 };
 
-struct weft_promise_s {
-  weft_loop_t *loop;
-  const weft_host_t *host; /* NULL: the core's, reference counted */
-  void *obj;               /* the host's object, for its hooks */
-  unsigned refs;
-  unsigned char state;
-  /* A task, combinator or timeout settles itself once cancelled, when what
-   * it runs or waits on has ended (self_cancel); meanwhile it is still
-   * pending, and cancelling. */
-  unsigned char self_cancel, cancelling;
-  unsigned char finished; /* a host's, after weft_promise_fini */
-  unsigned char is_task;  /* the promise of a weft_task_t */
-  int code;
+/* What few promises need: a rejection's message, a payload, a cancel
+ * hook.  A core promise has it in the same block; a host's gets it on
+ * first use, so that a host promise that needs none of it (a Lua one) is
+ * small. */
+typedef struct weft__pext {
   char *message;
   void *payload; /* the value, or the error value */
   weft_free_cb free_payload;
-  weft__link conts;
   weft_promise_cb cancel_cb;
   void *cancel_data;
+} weft__pext;
+
+struct weft_promise_s {
+  weft_loop_t *loop;
+  const weft_host_t *host; /* NULL: the core's, reference counted */
+  union {
+    void *obj;     /* the host's object, for its hooks */
+    size_t refs;   /* the core's: its reference count */
+  };
+  weft__pext *ext; /* NULL until needed (a host's) */
+  int code;
+  unsigned state : 2;
+  /* A task, combinator or timeout settles itself once cancelled, when what
+   * it runs or waits on has ended (self_cancel); meanwhile it is still
+   * pending, and cancelling. */
+  unsigned self_cancel : 1, cancelling : 1;
+  unsigned finished : 1; /* a host's, after weft_promise_fini */
+  unsigned is_task : 1;  /* the promise of a weft_task_t */
+  unsigned ext_inline : 1; /* ext is in the promise's own block */
+  weft__link conts;
 };
 
 /* Registers a continuation in a node of the core's, as weft_promise_then
@@ -385,6 +396,15 @@ struct weft_loop_s {
   weft__link imm;     /* enabled immediates, in order */
   weft__link sig_pending;
   weft__link ready;   /* the run queue (sched.c) */
+  unsigned budget;    /* runs left in this dispatch pass (sched.c) */
+  /* the task the dispatch pass is resuming, and whether it runs the queue
+   * itself meanwhile (weft_task_handoff) */
+  struct weft_task_s *resuming;
+  int handing;
+  /* what runs the queue inside a host's protected call (weft_loop_set_guard) */
+  weft_guard_cb guard;
+  void *guard_data;
+  int guarding;
   uint64_t tasks;     /* live tasks and promises: weft_loop_free waits */
   weft__link unref_procs; /* running children that keep nothing alive */
   int nunref;             /* how many: their handles are open, not foreign */

@@ -31,12 +31,21 @@ static void init(weft_promise_t *p, weft_loop_t *loop) {
 int weft_promise_new(weft_loop_t *loop, weft_promise_t **out) {
   weft_promise_t *p;
   if (!loop || !out) return WEFT_EINVAL;
-  p = weft__malloc(sizeof *p);
+  p = weft__malloc(sizeof *p + sizeof(weft__pext));
   if (!p) return WEFT_ENOMEM;
   init(p, loop);
   p->refs = 1;
+  p->ext = (weft__pext *)(p + 1);
+  memset(p->ext, 0, sizeof *p->ext);
+  p->ext_inline = 1;
   *out = p;
   return 0;
+}
+
+/* The promise's extension, allocated on first use (NULL: out of memory). */
+static weft__pext *ext(weft_promise_t *p) {
+  if (!p->ext) p->ext = weft__calloc(1, sizeof *p->ext);
+  return p->ext;
 }
 
 int weft_promise_init(weft_promise_t *p, weft_loop_t *loop,
@@ -57,10 +66,12 @@ static void release(weft_promise_t *p) {
     c->where = WEFT__CONT_IDLE;
     if (c->owned) weft__free(c);
   }
-  if (p->free_payload) p->free_payload(p->payload);
-  p->free_payload = NULL;
-  weft__free(p->message);
-  p->message = NULL;
+  if (p->ext) {
+    if (p->ext->free_payload) p->ext->free_payload(p->ext->payload);
+    weft__free(p->ext->message);
+    if (!p->ext_inline) weft__free(p->ext);
+    p->ext = NULL;
+  }
   p->loop->tasks--;
 }
 
@@ -89,6 +100,13 @@ void weft_promise_unref(weft_promise_t *p) {
 
 void weft__promise_self_cancel(weft_promise_t *p) { p->self_cancel = 1; }
 
+int weft_promise_defer_cancel(weft_promise_t *p) {
+  if (!p) return WEFT_EINVAL;
+  if (p->state != WEFT_PROMISE_PENDING) return WEFT_EBUSY;
+  p->self_cancel = 1;
+  return 0;
+}
+
 static void run_cont(weft_loop_t *loop, weft__run *r) {
   weft_cont_t *c = WEFT__CONTAINER(r, weft_cont_t, run);
   weft_promise_t *p = c->promise;
@@ -109,7 +127,7 @@ static void schedule(weft_cont_t *c) {
 
 /* Moves every continuation to the run queue, in registration order. */
 static void settled(weft_promise_t *p) {
-  p->cancel_cb = NULL;
+  if (p->ext) p->ext->cancel_cb = NULL;
   while (!weft__list_empty(&p->conts)) {
     weft_cont_t *c = WEFT__CONTAINER(weft__list_pop(&p->conts), weft_cont_t,
                                      run.link);
@@ -126,16 +144,22 @@ static void settled(weft_promise_t *p) {
  * NULL: strerror) and an error value; 0 or WEFT_EBUSY. */
 static int fail(weft_promise_t *p, int state, int code, const char *message,
                 void *payload, weft_free_cb free_payload) {
+  weft__pext *e = NULL;
   if (p->state != WEFT_PROMISE_PENDING) return WEFT_EBUSY;
-  if (message) {
+  if ((message || payload || free_payload) && !(e = ext(p)) &&
+      (payload || free_payload))
+    return WEFT_ENOMEM; /* (a message alone falls back to strerror) */
+  if (message && e) {
     size_t n = strlen(message) + 1;
-    p->message = weft__malloc(n);
-    if (p->message) memcpy(p->message, message, n); /* else: strerror */
+    e->message = weft__malloc(n);
+    if (e->message) memcpy(e->message, message, n); /* else: strerror */
   }
-  p->state = state;
+  p->state = (unsigned)state;
   p->code = code;
-  p->payload = payload;
-  p->free_payload = free_payload;
+  if (e) {
+    e->payload = payload;
+    e->free_payload = free_payload;
+  }
   return 0;
 }
 
@@ -144,6 +168,12 @@ int weft__promise_settle_failed(weft_promise_t *p, int state, int code,
   int err = fail(p, state, code, message, NULL, NULL);
   if (!err) settled(p);
   return err;
+}
+
+int weft_promise_settle_cancelled(weft_promise_t *p) {
+  if (!p) return WEFT_EINVAL;
+  return weft__promise_settle_failed(p, WEFT_PROMISE_CANCELLED, WEFT_ECANCELED,
+                                     NULL);
 }
 
 int weft_promise_resolve(weft_promise_t *p, void *payload,
@@ -155,9 +185,12 @@ int weft_promise_resolve(weft_promise_t *p, void *payload,
     return weft__promise_settle_failed(p, WEFT_PROMISE_CANCELLED,
                                        WEFT_ECANCELED, NULL);
   }
+  if (payload || free_payload) {
+    if (!ext(p)) return WEFT_ENOMEM;
+    p->ext->payload = payload;
+    p->ext->free_payload = free_payload;
+  }
   p->state = WEFT_PROMISE_FULFILLED;
-  p->payload = payload;
-  p->free_payload = free_payload;
   settled(p);
   return 0;
 }
@@ -185,9 +218,14 @@ int weft_promise_cancel(weft_promise_t *p) {
   int err;
   if (!p) return WEFT_EINVAL;
   if (p->state != WEFT_PROMISE_PENDING || p->cancelling) return WEFT_EBUSY;
-  hook = p->cancel_cb;
-  data = p->cancel_data;
-  p->cancel_cb = NULL;
+  if (p->is_task) { /* (a task's hook is always the same) */
+    hook = weft__task_cancel_hook;
+    data = WEFT__CONTAINER(p, weft_task_t, promise);
+  } else {
+    hook = p->ext ? p->ext->cancel_cb : NULL;
+    data = p->ext ? p->ext->cancel_data : NULL;
+    if (p->ext) p->ext->cancel_cb = NULL;
+  }
   weft_promise_ref(p); /* the hook may drop the producer's reference */
   if (p->self_cancel) {
     /* Its producer stops what it runs or waits on, and settles it (as
@@ -214,18 +252,20 @@ int weft_promise_cancelling(const weft_promise_t *p) {
 }
 
 void *weft_promise_value(const weft_promise_t *p) {
-  return p && p->state == WEFT_PROMISE_FULFILLED ? p->payload : NULL;
+  return p && p->ext && p->state == WEFT_PROMISE_FULFILLED ? p->ext->payload
+                                                           : NULL;
 }
 
 void *weft_promise_payload(const weft_promise_t *p) {
-  return p && p->state != WEFT_PROMISE_PENDING ? p->payload : NULL;
+  return p && p->ext && p->state != WEFT_PROMISE_PENDING ? p->ext->payload
+                                                         : NULL;
 }
 
 int weft_promise_error(const weft_promise_t *p, const char **message) {
   int failed = p && (p->state == WEFT_PROMISE_REJECTED ||
                      p->state == WEFT_PROMISE_CANCELLED);
   if (message)
-    *message = !failed ? NULL : p->message ? p->message
+    *message = !failed ? NULL : p->ext && p->ext->message ? p->ext->message
                                            : weft_strerror(p->code);
   return failed ? p->code : 0;
 }
@@ -276,10 +316,11 @@ int weft_promise_then(weft_promise_t *p, weft_promise_cb cb, void *data) {
 
 int weft_promise_on_cancel(weft_promise_t *p, weft_promise_cb cb,
                            void *data) {
-  if (!p) return WEFT_EINVAL;
+  if (!p || p->is_task) return WEFT_EINVAL; /* (a task's is its own) */
   if (p->state != WEFT_PROMISE_PENDING) return WEFT_EBUSY;
-  p->cancel_cb = cb;
-  p->cancel_data = data;
+  if (!ext(p)) return WEFT_ENOMEM;
+  p->ext->cancel_cb = cb;
+  p->ext->cancel_data = data;
   return 0;
 }
 

@@ -32,17 +32,55 @@ int weft_task_cancelled(const weft_task_t *t) { return t && t->cancelled; }
 
 static void run_task(weft_loop_t *loop, weft__run *r) {
   weft_task_t *t = WEFT__CONTAINER(r, weft_task_t, run);
+  weft_task_t *outer = loop->resuming;
   int status = t->status;
-  (void)loop;
   t->state = WEFT__TASK_RUNNING;
   t->undo = NULL;
   t->keep = 0;
   t->started = 1;
+  loop->resuming = t;
   t->promise.host->resume(t, status, t->promise.obj);
+  loop->resuming = outer;
   if (t->state == WEFT__TASK_RUNNING)
     t->state = t->promise.state == WEFT_PROMISE_PENDING ? WEFT__TASK_IDLE
                                                         : WEFT__TASK_DONE;
   weft_promise_unref(&t->promise); /* the queued resume's reference */
+}
+
+int weft_task_handoff(weft_task_t *t, weft_handoff_cb may_run, void *data,
+                      int *status) {
+  weft_loop_t *loop;
+  int resumed = 0;
+  if (!t || !status || t->state != WEFT__TASK_WAITING) return 0;
+  loop = t->promise.loop;
+  /* Only the task the dispatch pass resumed, and not from inside another
+   * handoff: a task that this one runs meanwhile suspends as usual. */
+  if (loop->resuming != t || loop->handing) return 0;
+  loop->handing = 1;
+  while (!weft__list_empty(&loop->ready) && loop->budget > 0 &&
+         !weft__loop_stopping(loop)) {
+    weft__run *r = WEFT__CONTAINER(loop->ready.next, weft__run, link);
+    if (r == &t->run) { /* its own resume: it goes on where it stands */
+      weft__list_remove(&r->link);
+      loop->budget--;
+      *status = t->status;
+      t->state = WEFT__TASK_RUNNING;
+      t->undo = NULL;
+      t->keep = 0;
+      weft_promise_unref(&t->promise); /* the queued resume's reference */
+      resumed = 1;
+      break;
+    }
+    if (r->run != run_task ||
+        (may_run && !may_run(WEFT__CONTAINER(r, weft_task_t, run), data)))
+      break;
+    weft__list_remove(&r->link);
+    loop->budget--;
+    r->run(loop, r);
+    loop->resuming = t;
+  }
+  loop->handing = 0;
+  return resumed;
 }
 
 /* Queues the task's resume with status. */
@@ -147,7 +185,7 @@ int weft_task_init(weft_task_t *t, weft_loop_t *loop, const weft_host_t *host,
   t->run.run = run_task;
   t->promise.is_task = 1;
   weft__promise_self_cancel(&t->promise);
-  weft_promise_on_cancel(&t->promise, weft__task_cancel_hook, t);
+  /* (weft_promise_cancel calls weft__task_cancel_hook for a task) */
   queue(t, 0);
   return 0;
 }

@@ -322,6 +322,28 @@ typedef void (*weft_queue_cb)(weft_loop_t *loop, void *data);
 WEFT_EXTERN int weft_loop_queue(weft_loop_t *loop, weft_queue_cb cb,
                                 void *data);
 
+/* 1 while the loop's run queue holds something to run, else 0. */
+WEFT_EXTERN int weft_loop_ready(const weft_loop_t *loop);
+
+/* What runs a pass of the run queue inside a host's protected call. */
+typedef void (*weft_guard_cb)(weft_loop_t *loop, void *data);
+
+/* For a host whose hooks may unwind (a Lua error, a C++ exception): each
+ * dispatch pass calls guard(loop, data) instead of running the run queue,
+ * and the guard calls weft_loop_drain inside its protected call, so that
+ * one protected call covers a whole pass instead of one per resume.  An
+ * error the guard catches ends the pass (what is left runs in the next).
+ * One guard per loop: WEFT_EBUSY if another is set; guard NULL removes it
+ * (data must be the one it was set with: else WEFT_ENOENT).  Returns 0 or
+ * WEFT_EINVAL. */
+WEFT_EXTERN int weft_loop_set_guard(weft_loop_t *loop, weft_guard_cb guard,
+                                    void *data);
+
+/* Runs the run queue as a dispatch pass does, up to its budget: for a
+ * guard.  Returns 1 if entries are left for the next pass, 0, or
+ * WEFT_EINVAL. */
+WEFT_EXTERN int weft_loop_drain(weft_loop_t *loop);
+
 /* Calls cb once for every live watcher, in slot order.  The callback may
  * cancel watchers (any of them); watchers it creates are not visited.
  * Returns the number of watchers visited, or WEFT_EINVAL. */
@@ -565,7 +587,8 @@ WEFT_EXTERN void weft_promise_unref(weft_promise_t *promise);
 
 /* Fulfills a pending promise with payload, which the promise then owns
  * (free_payload may be NULL).  Returns 0, or WEFT_EBUSY if the promise had
- * already settled: the payload then stays the caller's. */
+ * already settled, or WEFT_ENOMEM (a host's promise given a payload,
+ * which keeps it pending): the payload then stays the caller's. */
 WEFT_EXTERN int weft_promise_resolve(weft_promise_t *promise, void *payload,
                                      weft_free_cb free_payload);
 
@@ -603,7 +626,9 @@ WEFT_EXTERN int weft_promise_then(weft_promise_t *promise, weft_promise_cb cb,
 
 /* For producers: registers the hook weft_promise_cancel calls while the
  * promise is pending (one hook; a later call replaces it).  Returns 0,
- * WEFT_EINVAL, or WEFT_EBUSY if the promise has settled. */
+ * WEFT_EINVAL (also for a task's promise, whose hook cancels the task),
+ * WEFT_ENOMEM (a host's promise), or WEFT_EBUSY if the promise has
+ * settled. */
 WEFT_EXTERN int weft_promise_on_cancel(weft_promise_t *promise,
                                        weft_promise_cb cb, void *data);
 
@@ -645,7 +670,8 @@ WEFT_EXTERN int weft_promise_timeout(weft_promise_t *promise, uint64_t ms,
 /* Rejects a pending promise as weft_promise_reject does, with an error
  * value besides the code and message: payload, which the promise then owns
  * (free_payload may be NULL); weft_promise_payload reads it.  Returns 0,
- * WEFT_EINVAL, or WEFT_EBUSY (the payload then stays the caller's). */
+ * WEFT_EINVAL, WEFT_EBUSY, or WEFT_ENOMEM (a host's promise, which stays
+ * pending); the payload then stays the caller's. */
 WEFT_EXTERN int weft_promise_reject_value(weft_promise_t *promise, int code,
                                           const char *message, void *payload,
                                           weft_free_cb free_payload);
@@ -657,6 +683,20 @@ WEFT_EXTERN void *weft_promise_payload(const weft_promise_t *promise);
 /* 1 while a cancelled promise waits for its producer to end (a task
  * cleaning up, a combinator or timeout waiting for its inputs), else 0. */
 WEFT_EXTERN int weft_promise_cancelling(const weft_promise_t *promise);
+
+/* For a producer that ends its own promise once cancelled, as a task, a
+ * combinator or a timeout does: from now on weft_promise_cancel runs the
+ * cancel hook and leaves the promise pending, cancelling, until the
+ * producer settles it (a fulfilment, or a WEFT_ECANCELED rejection, then
+ * settles it as cancelled).  Returns 0, WEFT_EINVAL, or WEFT_EBUSY if it
+ * has settled. */
+WEFT_EXTERN int weft_promise_defer_cancel(weft_promise_t *promise);
+
+/* Settles a pending promise as cancelled without running its cancel hook:
+ * for a producer that ended because of a cancellation (its own, or one it
+ * met in what it awaited).  Returns 0, WEFT_EINVAL, or WEFT_EBUSY if it
+ * had settled. */
+WEFT_EXTERN int weft_promise_settle_cancelled(weft_promise_t *promise);
 
 /* ---- Hosts: promises and tasks in a host's own objects ------------------ */
 /* A host (a language binding, an engine) keeps promises and tasks inside
@@ -761,7 +801,8 @@ WEFT_EXTERN int weft_task_init(weft_task_t *task, weft_loop_t *loop,
  * NULL or a second call: no-op. */
 WEFT_EXTERN void weft_task_fini(weft_task_t *task);
 
-/* The task's promise; the task whose promise promise is, or NULL. */
+/* The task's promise, which starts its memory ((weft_promise_t *)task is
+ * the same); the task whose promise promise is, or NULL. */
 WEFT_EXTERN weft_promise_t *weft_task_promise(weft_task_t *task);
 WEFT_EXTERN weft_task_t *weft_promise_task(weft_promise_t *promise);
 
@@ -802,6 +843,24 @@ WEFT_EXTERN int weft_task_wake(weft_task_t *task, int status);
 
 /* 1 while the task waits, else 0. */
 WEFT_EXTERN int weft_task_waiting(const weft_task_t *task);
+
+/* Whether weft_task_handoff may run the queued resume of next here. */
+typedef int (*weft_handoff_cb)(weft_task_t *next, void *data);
+
+/* For a host whose task has just started a wait and is about to suspend
+ * its body: runs the resumes queued ahead of the task's own, as the
+ * loop's dispatch pass would, from where the task stands, until its own
+ * comes to the head of the run queue.  Then that one is taken off the
+ * queue, *status gets what it would have passed to the host's resume, and
+ * 1 is returned: the body goes on without suspending, which saves a
+ * switch out and back when two tasks hand values to each other.  Returns
+ * 0 (suspend as usual) when the queue runs out, the pass's budget ends,
+ * the loop stops, an entry that is not a task's resume comes first, or
+ * may_run (NULL: any) refuses a task; and for any task but the one the
+ * dispatch pass resumed, or from inside another handoff (a task this one
+ * runs suspends as usual). */
+WEFT_EXTERN int weft_task_handoff(weft_task_t *task, weft_handoff_cb may_run,
+                                  void *data, int *status);
 
 /* 1 once the task's cancellation was asked for, else 0. */
 WEFT_EXTERN int weft_task_cancelled(const weft_task_t *task);

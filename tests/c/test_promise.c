@@ -79,6 +79,12 @@ static void hook(weft_promise_t *p, void *data) {
   hook_calls++;
 }
 
+static void hook_pending(weft_promise_t *p, void *data) {
+  (void)data;
+  ASSERT_EQ(weft_promise_state(p), WEFT_PROMISE_PENDING);
+  hook_calls++;
+}
+
 static void promise_cancel_runs_the_producer_hook(void) {
   weft_loop_t *loop;
   weft_promise_t *p;
@@ -95,6 +101,53 @@ static void promise_cancel_runs_the_producer_hook(void) {
   ASSERT_EQ(log_n, 0);
   ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
   ASSERT_STR_EQ(log_, "x");
+  weft_promise_unref(p);
+  test_free_loop(loop);
+}
+
+static void promise_deferred_cancel_waits_for_its_producer(void) {
+  weft_loop_t *loop;
+  weft_promise_t *p, *q, *done;
+  ASSERT_OK(weft_loop_new(&loop));
+  ASSERT_OK(weft_promise_new(loop, &p));
+  hook_calls = 0;
+  log_n = 0;
+  ASSERT_OK(weft_promise_on_cancel(p, hook_pending, NULL));
+  ASSERT_OK(weft_promise_defer_cancel(p));
+  ASSERT_OK(weft_promise_then(p, note, "p"));
+  ASSERT_OK(weft_promise_cancel(p));
+  ASSERT_EQ(hook_calls, 1); /* the producer is told at once... */
+  ASSERT_EQ(weft_promise_state(p), WEFT_PROMISE_PENDING); /* ...and ends it */
+  ASSERT_EQ(weft_promise_cancelling(p), 1);
+  ASSERT_EQ(weft_promise_cancel(p), WEFT_EBUSY); /* once */
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(log_n, 0); /* nothing ran: still pending */
+  /* Its producer returns normally after its cleanup: cancelled. */
+  ASSERT_OK(weft_promise_resolve(p, NULL, NULL));
+  ASSERT_EQ(weft_promise_state(p), WEFT_PROMISE_CANCELLED);
+  ASSERT_EQ(weft_promise_cancelling(p), 0);
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_STR_EQ(log_, "p");
+  ASSERT_EQ(weft_promise_defer_cancel(p), WEFT_EBUSY);
+  /* A producer that fails while cancelling fails as it says. */
+  ASSERT_OK(weft_promise_new(loop, &q));
+  ASSERT_OK(weft_promise_defer_cancel(q));
+  ASSERT_OK(weft_promise_cancel(q));
+  ASSERT_OK(weft_promise_reject(q, WEFT_EIO, "cleanup failed"));
+  ASSERT_EQ(weft_promise_state(q), WEFT_PROMISE_REJECTED);
+  /* settle_cancelled: cancelled, the hook not run (its producer ended). */
+  hook_calls = 0;
+  ASSERT_OK(weft_promise_new(loop, &done));
+  ASSERT_OK(weft_promise_on_cancel(done, hook_pending, NULL));
+  ASSERT_OK(weft_promise_settle_cancelled(done));
+  ASSERT_EQ(hook_calls, 0);
+  ASSERT_EQ(weft_promise_state(done), WEFT_PROMISE_CANCELLED);
+  ASSERT_EQ(weft_promise_error(done, NULL), WEFT_ECANCELED);
+  ASSERT_EQ(weft_promise_settle_cancelled(done), WEFT_EBUSY);
+  ASSERT_EQ(weft_promise_settle_cancelled(NULL), WEFT_EINVAL);
+  ASSERT_EQ(weft_promise_defer_cancel(NULL), WEFT_EINVAL);
+  weft_promise_unref(done);
+  weft_promise_unref(q);
   weft_promise_unref(p);
   test_free_loop(loop);
 }
@@ -292,6 +345,7 @@ static void promise_timeout_passes_an_early_result_through(void) {
 TEST_MAIN(T(promise_continuations_run_from_the_loop_in_order)
           T(promise_settles_once) T(promise_bad_arguments)
           T(promise_cancel_runs_the_producer_hook)
+          T(promise_deferred_cancel_waits_for_its_producer)
           T(promise_never_settled_is_freed_with_its_last_reference)
           T(promise_payload_freed_with_the_promise)
           T(promise_all_waits_for_every_input_or_first_failure)

@@ -363,7 +363,58 @@ static void sched_many_tasks_interleave(void) {
   test_free_loop(loop);
 }
 
+/* A guard that runs each pass inside its own frame, as a host's protected
+ * call would, and counts the passes; one that stops early leaves the rest
+ * for the next pass. */
+static int passes, guard_left;
+static void counting_guard(weft_loop_t *loop, void *data) {
+  passes++;
+  guard_left = weft_loop_drain(loop);
+  ASSERT(data == &passes);
+}
+
+static void queued_say(weft_loop_t *loop, void *data) {
+  (void)loop;
+  put(*(const char *)data);
+}
+
+static void sched_guard_runs_each_pass_of_the_run_queue(void) {
+  weft_loop_t *loop;
+  weft_promise_t *a;
+  int other;
+  ASSERT_OK(weft_loop_new(&loop));
+  log_n = 0;
+  passes = 0;
+  ASSERT_OK(weft_loop_set_guard(loop, counting_guard, &passes));
+  ASSERT_OK(weft_loop_set_guard(loop, counting_guard, &passes)); /* again */
+  ASSERT_EQ(weft_loop_set_guard(loop, counting_guard, &other), WEFT_EBUSY);
+  ASSERT_EQ(weft_loop_set_guard(loop, NULL, &other), WEFT_ENOENT);
+  ASSERT_EQ(weft_loop_ready(loop), 0);
+  ASSERT_OK(weft_spawn(loop, say, "a", 0, &a));
+  ASSERT_OK(weft_loop_queue(loop, queued_say, "q"));
+  ASSERT_EQ(weft_loop_ready(loop), 1);
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_STR_EQ(log_, "aq"); /* everything ran, through the guard */
+  ASSERT_GT(passes, 0);
+  ASSERT_EQ(guard_left, 0);
+  ASSERT_EQ(weft_loop_ready(loop), 0);
+  weft_promise_unref(a);
+  /* Removed: the loop drains by itself again. */
+  ASSERT_OK(weft_loop_set_guard(loop, NULL, &passes));
+  ASSERT_EQ(weft_loop_set_guard(loop, NULL, &passes), WEFT_ENOENT);
+  passes = 0;
+  ASSERT_OK(weft_loop_queue(loop, queued_say, "r"));
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_STR_EQ(log_, "aqr");
+  ASSERT_EQ(passes, 0);
+  ASSERT_EQ(weft_loop_set_guard(NULL, counting_guard, NULL), WEFT_EINVAL);
+  ASSERT_EQ(weft_loop_drain(NULL), WEFT_EINVAL);
+  ASSERT_EQ(weft_loop_drain(loop), 0); /* nothing queued */
+  test_free_loop(loop);
+}
+
 TEST_MAIN(T(sched_tasks_start_from_the_loop_in_fifo_order)
+          T(sched_guard_runs_each_pass_of_the_run_queue)
           T(sched_await_of_a_cancelled_task_waits_for_its_end)
           T(sched_timeout_raises_once_the_cancelled_task_has_ended)
           T(sched_cancelled_combination_settles_once_its_tasks_ended)

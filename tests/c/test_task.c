@@ -491,6 +491,100 @@ static void task_cancel_withdraws_only_its_own_wait(void) {
   test_free_loop(loop);
 }
 
+/* Two machines that pass the turn to each other: each wakes the other and
+ * waits; the one the loop resumed runs the other's resume through the
+ * handoff, and goes on without suspending when its own comes up. */
+static machine *peers[2];
+static int hops, handed, refused;
+
+static int refuse_all(weft_task_t *next, void *data) {
+  (void)next, (void)data;
+  refused++;
+  return 0;
+}
+
+static void passer(machine *m, int status) {
+  machine *other = m == peers[0] ? peers[1] : peers[0];
+  int st = -1;
+  ASSERT_EQ(status, 0);
+  for (;;) {
+    if (hops >= 10) {
+      machine_end(m);
+      weft_task_wake(other->task, 0); /* (WEFT_ENOENT if it is not waiting) */
+      return;
+    }
+    hops++;
+    weft_task_wake(other->task, 0);
+    ASSERT_EQ(weft_task_suspend(m->task, -1, NULL, NULL), 1);
+    if (!weft_task_handoff(m->task, m->arg ? refuse_all : NULL, NULL, &st))
+      return; /* suspended: the loop resumes it */
+    ASSERT_EQ(st, 0);
+    ASSERT(!weft_task_waiting(m->task));
+    handed++;
+  }
+}
+
+static void task_handoff_runs_the_queue_ahead_of_its_own_resume(void) {
+  weft_loop_t *loop;
+  int st;
+  ASSERT_OK(weft_loop_new(&loop));
+  hops = handed = refused = 0;
+  peers[0] = machine_new(loop, passer, NULL);
+  peers[1] = machine_new(loop, passer, NULL);
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(hops, 10);
+  ASSERT(peers[0]->ended && peers[1]->ended);
+  /* The first ran every hop of its own in one resume; the second's
+   * resumes ran inside the first's handoffs, where it may not hand off
+   * itself (it suspends as usual). */
+  ASSERT_EQ(peers[0]->resumes, 1);
+  ASSERT_EQ(handed, 5);
+  ASSERT_EQ(peers[1]->resumes, 6); /* (the last to end it) */
+  /* Outside the dispatch pass, nothing is handed off. */
+  ASSERT_EQ(weft_task_handoff(peers[0]->task, NULL, NULL, &st), 0);
+  ASSERT_EQ(weft_task_handoff(NULL, NULL, NULL, &st), 0);
+  machine_free(peers[0]);
+  machine_free(peers[1]);
+  /* A host that refuses: every hop goes through the loop. */
+  hops = handed = 0;
+  peers[0] = machine_new(loop, passer, "refuse");
+  peers[1] = machine_new(loop, passer, "refuse");
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(hops, 10);
+  ASSERT_EQ(handed, 0);
+  ASSERT_GT(refused, 0);
+  ASSERT_EQ(peers[0]->resumes + peers[1]->resumes, 12);
+  machine_free(peers[0]);
+  machine_free(peers[1]);
+  test_free_loop(loop);
+}
+
+static void queued_fn(weft_loop_t *loop, void *data) {
+  (void)loop;
+  put(*(const char *)data);
+}
+
+static void task_handoff_stops_at_what_is_not_a_task(void) {
+  weft_loop_t *loop;
+  ASSERT_OK(weft_loop_new(&loop));
+  hops = handed = 0;
+  log_n = 0;
+  peers[0] = machine_new(loop, passer, NULL);
+  ASSERT_OK(weft_loop_queue(loop, queued_fn, "q"));
+  peers[1] = machine_new(loop, passer, NULL);
+  ASSERT_EQ(weft_loop_ready(loop), 1);
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  ASSERT_EQ(weft_loop_ready(loop), 0);
+  ASSERT_EQ(hops, 10);
+  ASSERT_STR_EQ(log_, "q");
+  /* The first handoff met the queued function first: the loop ran it. */
+  ASSERT_GT(peers[0]->resumes, 1);
+  machine_free(peers[0]);
+  machine_free(peers[1]);
+  ASSERT_EQ(weft_loop_ready(NULL), 0);
+  test_free_loop(loop);
+}
+
 TEST_MAIN(T(task_starts_from_the_loop_in_fifo_order)
           T(task_await_resumes_from_the_loop_never_from_resolve)
           T(task_sleep_and_host_waits)
@@ -501,4 +595,6 @@ TEST_MAIN(T(task_starts_from_the_loop_in_fifo_order)
           T(task_continuations_in_the_consumers_memory)
           T(task_host_promises_are_retained_while_queued)
           T(task_waits_of_every_kind_in_turn)
-          T(task_cancel_withdraws_only_its_own_wait))
+          T(task_cancel_withdraws_only_its_own_wait)
+          T(task_handoff_runs_the_queue_ahead_of_its_own_resume)
+          T(task_handoff_stops_at_what_is_not_a_task))
