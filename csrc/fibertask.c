@@ -14,6 +14,7 @@ typedef struct fibertask {
   void *arg;
   size_t refs;
   int status; /* what the fiber's pending wait returns */
+  weft__pext ext; /* its promise's extension, in the same block */
 } fibertask;
 
 static void retain(void *obj) { ((fibertask *)obj)->refs++; }
@@ -82,6 +83,10 @@ int weft_spawn(weft_loop_t *loop, weft_task_fn fn, void *arg,
   ft->refs = 2; /* the body's, and the caller's */
   weft__fiber_set_task(ft->fiber, ft);
   weft_task_init(&ft->task, loop, &fiber_host, ft);
+  /* (a C task's result or error often carries a payload: no second block
+   * for it) */
+  ft->task.promise.ext = &ft->ext;
+  ft->task.promise.ext_inline = 1;
   *out = &ft->task.promise;
   return 0;
 }
