@@ -326,17 +326,21 @@ struct weft_task_s {
   weft_promise_t promise; /* its outcome, in the same memory */
   weft__run run;          /* its resume, while queued */
   int status; /* what the queued resume passes */
-  unsigned char state, wait;
-  unsigned char started, cancelled;
-  unsigned char keep; /* a sync wake that a cancellation does not undo */
-  unsigned shield;
-  /* after a sync wake, until the resume: gives back what the wake handed
-   * over (a lock, a permit, a value), with wdata */
-  weft_withdraw_cb undo;
+  unsigned state : 4, wait : 4;
+  unsigned started : 1, cancelled : 1;
+  unsigned keep : 1; /* a sync wake that a cancellation does not undo */
+  unsigned shield : 21;
   union { /* the pending wait */
     weft_cont_t cont; /* WEFT__WAIT_PROMISE */
     struct {          /* every other wait */
-      weft_id_t timer, rwatch, wwatch;
+      weft_id_t timer, wwatch;
+      union {
+        weft_id_t rwatch; /* a descriptor wait */
+        /* after a sync wake, until the resume: gives back what the wake
+         * handed over (a lock, a permit, a value), with wdata (a sync
+         * wait has no descriptor; begin_wait clears both) */
+        weft_withdraw_cb undo;
+      };
       weft_withdraw_cb withdraw; /* WEFT__WAIT_CUSTOM: lets go of the task */
       void *wdata;
       /* a sync object's queue of waiting tasks (sync.c) */

@@ -37,6 +37,7 @@ static int drain(weft_loop_t *loop) {
 }
 
 void weft__sched_drain(weft_loop_t *loop) {
+  if (weft__list_empty(&loop->ready)) return; /* (no guard's call for nothing) */
   if (loop->guard && !loop->guarding) {
     loop->guarding = 1;
     loop->guard(loop, loop->guard_data);

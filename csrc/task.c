@@ -130,6 +130,7 @@ static void woken(weft_task_t *t, int status) {
   if (t->state != WEFT__TASK_WAITING) return;
   if (t->wait != WEFT__WAIT_PROMISE) t->withdraw = NULL;
   end_wait(t);
+  t->undo = NULL; /* (a sync wake sets it after: weft__task_wake_sync) */
   queue(t, status);
 }
 
@@ -198,9 +199,14 @@ void weft_task_fini(weft_task_t *t) {
   weft_promise_fini(&t->promise);
 }
 
+/* How deep shields may nest (weft_task_t.shield's bits). */
+#define MAX_SHIELD ((1u << 21) - 1)
+
 int weft_task_shield(weft_task_t *t, int delta) {
-  if (!t || (delta < 0 && t->shield < (unsigned)-delta)) return WEFT_EINVAL;
-  t->shield += delta;
+  if (!t || (delta < 0 && t->shield < (unsigned)-delta) ||
+      (delta > 0 && MAX_SHIELD - t->shield < (unsigned)delta))
+    return WEFT_EINVAL;
+  t->shield += (unsigned)delta;
   return (int)t->shield;
 }
 

@@ -869,7 +869,8 @@ WEFT_EXTERN int weft_task_cancelled(const weft_task_t *task);
  * cancellation interrupts no wait and waits work in a cancelled task
  * (Trio's shielded cancel scope), for a cleanup that must wait; the first
  * wait after the shield ends fails with the cancellation.  Returns the new
- * depth, or WEFT_EINVAL. */
+ * depth (delta 0 reads it), or WEFT_EINVAL (below 0, or past 2,097,151
+ * deep). */
 WEFT_EXTERN int weft_task_shield(weft_task_t *task, int delta);
 
 /* ---- Sync objects for tasks of every host -------------------------------- */

@@ -230,6 +230,11 @@ static void task_shield_holds_a_cancellation_back(void) {
   ASSERT_EQ(weft_promise_state(weft_task_promise(m->task)),
             WEFT_PROMISE_CANCELLED);
   ASSERT_EQ(weft_task_shield(m->task, -1), WEFT_EINVAL); /* not shielded */
+  /* Shields nest up to 2^21 - 1 deep; one more is refused. */
+  ASSERT_EQ(weft_task_shield(m->task, (1 << 21) - 1), (1 << 21) - 1);
+  ASSERT_EQ(weft_task_shield(m->task, 1), WEFT_EINVAL);
+  ASSERT_EQ(weft_task_shield(m->task, 0), (1 << 21) - 1);
+  ASSERT_EQ(weft_task_shield(m->task, -((1 << 21) - 1)), 0);
   machine_free(m);
   machine_free(c);
   test_free_loop(loop);
