@@ -2,6 +2,8 @@
  * waits of a task, and of the main chunk, which runs the loop instead. */
 #include "ltask.h"
 
+#include <math.h>
+
 static int lw_await(lua_State *L) {
   lpromise *p, *t;
   int has_ms = !lua_isnoneornil(L, 2);
@@ -24,24 +26,13 @@ static int lw_await(lua_State *L) {
     return ltask_deliver(L, 1);
   }
   ltask_check_cancel(L, t, 2);
-  if (p->state != PENDING) return ltask_deliver(L, 1);
+  if (lp_state(p) != PENDING) return ltask_deliver(L, 1);
   ltask_check_yieldable(L, t, "await");
+  ltask_begin_wait(L, t, 2, WAIT_PROMISE);
   if (has_ms) ltask_own_wait(L, 2, 1);
   ltask_push_cont(L, 1, 2);
   t->awaiting = p;
-  t->wait = WAIT_PROMISE;
-  return ltask_suspend_task(L, t);
-}
-
-/* The timer of a task's delay is a reactor watcher (so that it shows in
- * weft.watchers() and ends with the Lua state) whose callback is the task
- * itself: no closure per delay.  The reactor calls this fire hook
- * (lweft_fire_key) with the task. */
-static int task_fired(lua_State *L) {
-  lpromise *t = lua_touserdata(L, 1);
-  t->timer = 0;
-  ltask_ready(L, 1, 0);
-  return 0;
+  return ltask_suspend_task(L, t, 1);
 }
 
 /* The main chunk's delay: runs the loop until the flag table at 2 is
@@ -88,9 +79,12 @@ static int lw_delay(lua_State *L) {
   }
   ltask_check_cancel(L, t, 2);
   ltask_check_yieldable(L, t, "delay");
-  t->timer = lweft_once(L, st, 1, 2);
-  t->wait = WAIT_TIMER;
-  return ltask_suspend_task(L, t);
+  /* (as the reactor's timers count: whole ms, rounded up) */
+  ltask_sleep(L, t, 2,
+              lua_isinteger(L, 1) ? (uint64_t)lua_tointeger(L, 1)
+              : ms >= 1e18        ? UINT64_MAX
+                                  : (uint64_t)ceil(ms));
+  return ltask_suspend_task(L, t, 0);
 }
 
 /* weft.shield's continuation: the shielded call returned (status LUA_OK
@@ -99,7 +93,7 @@ static int lw_delay(lua_State *L) {
 static int shield_k(lua_State *L, int status, lua_KContext ctx) {
   lpromise *t = ltask_test_promise(L, 1);
   (void)ctx;
-  if (t) t->shield--;
+  if (t) weft_task_shield(LP_TASK(t), -1);
   if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
   return lua_gettop(L) - 1;
 }
@@ -124,8 +118,8 @@ static int lw_shield(lua_State *L) {
   t = ltask_push_running_task(L, st);
   if (!t) lua_pushnil(L);
   lua_insert(L, 1); /* 1 the task (or nil), 2 fn, 3... its arguments */
-  if (t && ++t->shield == 0) {
-    t->shield--;
+  if (t && weft_task_shield(LP_TASK(t), 1) > 255) {
+    weft_task_shield(LP_TASK(t), -1);
     return lweft_error(L, "shield: nested too deep");
   }
   return shield_k(L, lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0,
@@ -139,5 +133,5 @@ void lweft_open_await(lua_State *L) {
                                  {"delay", lw_delay},
                                  {"shield", lw_shield},
                                  {NULL, NULL}};
-  ltask_add(L, fns, methods, task_fired, NULL);
+  ltask_add(L, fns, methods, NULL, NULL);
 }

@@ -84,16 +84,17 @@ static int lw_timeout_fired(lua_State *L) {
   lpromise *src = lua_touserdata(L, lua_upvalueindex(2));
   /* (A source that settled first settles the result from its
    * continuation, which may not have run yet.) */
-  if (result->state != PENDING || result->cancelling || src->state != PENDING)
+  if (lp_state(result) != PENDING || lp_cancelling(result) || lp_state(src) != PENDING)
     return 0;
   /* Give up on the source: cancel it (a task gets the cancellation where
    * it waits), and raise the timeout once it has ended. */
   ltask_push_error(L, "timeout", 0);
   lua_setiuservalue(L, lua_upvalueindex(1), UV_OUTCOME);
-  result->cancelling = result->timed_out = 1;
+  result->timed_out = 1;
+  ltask_begin_cancel(result);
   ltask_push_error(L, "cancelled", 0);
   ltask_cancel(L, lua_upvalueindex(2), -1);
-  if (src->state != PENDING) ltask_end_cancel(L, lua_upvalueindex(1));
+  if (lp_state(src) != PENDING) ltask_end_cancel(L, lua_upvalueindex(1));
   return 0;
 }
 

@@ -23,21 +23,23 @@ typedef struct bridge {
   weft_lua_push_cb push; /* core -> Lua: its values */
   void *data;
   struct bridge *prev, *next; /* the state's live bridges */
-  /* core -> Lua: the continuation on core, withdrawn if the state closes
-   * first (weft_cont_size bytes follow the bridge) */
+  /* Lua -> core: the Lua promise's own core promise, which cont watches */
+  weft_promise_t *watched;
+  /* the continuation on core (core -> Lua) or on watched (Lua -> core),
+   * withdrawn if the state closes first (weft_cont_size bytes follow the
+   * bridge) */
   weft_cont_t *cont;
 } bridge;
 
 static int bridge_cancel(void *data);
-static void bridge_report(lua_State *L, int p, void *data);
-static const lweft_hostlink link = {bridge_cancel, bridge_report};
+static const lweft_hostlink link = {bridge_cancel};
 
 static bridge *new_bridge(lweft_state *st, weft_promise_t *core,
                           int to_core) {
-  bridge *b = calloc(1, sizeof *b + (to_core ? 0 : weft_cont_size()));
+  bridge *b = calloc(1, sizeof *b + weft_cont_size());
   if (!b) return NULL;
   b->to_core = to_core;
-  if (!to_core) b->cont = (weft_cont_t *)(b + 1);
+  b->cont = (weft_cont_t *)(b + 1);
   b->link = &link;
   b->st = st;
   b->ref = LUA_NOREF;
@@ -71,8 +73,8 @@ void lweft_cut_bridges(lweft_state *st) {
     bridge *b = st->bridges;
     weft_promise_t *core = b->to_core ? b->core : NULL;
     unhook(b);
+    weft_cont_cancel(b->cont);
     if (!b->to_core) {
-      weft_cont_cancel(b->cont);
       weft_promise_unref(b->core);
       free(b);
     } else if (core) {
@@ -180,28 +182,52 @@ static void free_side(void *payload) {
   free(b);
 }
 
-/* The Lua promise at p settled (run from its continuations): the core
- * promise that follows it settles likewise, keeping the Lua promise for
- * weft_lua_push_outcome. */
-static void bridge_report(lua_State *L, int p, void *data) {
+/* The error text of the rejected Lua promise at 1, pushed (under a
+ * protected call: a __tostring may raise). */
+static int error_text(lua_State *L) {
+  lua_getiuservalue(L, 1, 1); /* the error */
+  lweft_push_error_text(L, -1);
+  return 1;
+}
+
+/* The Lua promise's core promise settled (run from the loop): the host's
+ * core promise that follows it settles likewise, keeping the Lua promise
+ * for weft_lua_push_outcome. */
+static void lua_settled(weft_promise_t *watched, void *data) {
   bridge *b = data;
   weft_promise_t *core = b->core;
-  int state = lweft_promise_state(L, p);
+  lua_State *L = b->st->L;
+  int state = weft_promise_state(watched);
   b->core = NULL; /* from now on the core promise holds the bridge */
+  b->watched = NULL;
   if (state == WEFT_PROMISE_FULFILLED) {
     if (weft_promise_resolve(core, b, free_side) != 0) free_side(b);
   } else if (state == WEFT_PROMISE_CANCELLED) {
     weft_promise_cancel(core); /* (no hook left: settles at once) */
     free_side(b);
   } else {
-    lua_getiuservalue(L, p, 1); /* the error */
-    if (weft_promise_reject_value(core, WEFT_EHOST,
-                                  lweft_push_error_text(L, -1), b,
-                                  free_side) != 0)
+    const char *text = NULL;
+    int top = lua_gettop(L);
+    if (lua_checkstack(L, 3)) {
+      lua_pushcfunction(L, error_text);
+      lua_rawgeti(L, LUA_REGISTRYINDEX, b->ref);
+      if (lua_pcall(L, 1, 1, 0) == LUA_OK) text = lua_tostring(L, -1);
+    }
+    if (weft_promise_reject_value(core, WEFT_EHOST, text, b, free_side) != 0)
       free_side(b);
-    lua_pop(L, 2);
+    lua_settop(L, top);
   }
   weft_promise_unref(core); /* the bridge's */
+}
+
+/* The Lua promise whose core promise is watched is being freed (the state
+ * closes): its bridges stop watching it. */
+static void unwatch(lweft_state *st, weft_promise_t *watched) {
+  for (bridge *b = st->bridges; b; b = b->next)
+    if (b->to_core && b->watched == watched) {
+      weft_cont_cancel(b->cont);
+      b->watched = NULL;
+    }
 }
 
 /* The host cancelled the core promise: the Lua promise is cancelled. */
@@ -231,7 +257,9 @@ WEFT_LUA_EXTERN weft_promise_t *weft_lua_to_promise(lua_State *L, int idx) {
   b->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   weft_promise_ref(core); /* the bridge's, until the Lua promise settles */
   weft_promise_on_cancel(core, core_cancelled, b);
-  lweft_watch_for_host(L, idx, b);
+  st->unwatch = unwatch;
+  b->watched = lweft_promise_core(L, idx);
+  weft_promise_watch(b->watched, b->cont, lua_settled, b);
   return core;
 }
 

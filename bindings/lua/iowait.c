@@ -15,22 +15,30 @@ void *lweft_io_begin(lua_State *L, lweft_state *st, const char *fname) {
 
 /* Suspends the task on top (popped) in a WAIT_IO wait; w (if not NULL)
  * keeps it in the table of I/O waits, for lweft_io_wake. */
-static int io_suspend(lua_State *L, lpromise *t, lweft_iowait *w,
+static int io_suspend(lua_State *L, lpromise *t, lweft_iowait *w, int keep,
                       void (*cancel)(lua_State *L, void *data), void *data,
                       lua_KContext ctx, lua_KFunction k) {
+  int tidx = lua_gettop(L), n; /* the task lweft_io_begin pushed */
   if (t->done) return luaL_error(L, "task collected while suspended");
-  if (w) ltask_io_keep(L, t->st, w); /* the task lweft_io_begin pushed */
-  else lua_pop(L, 1);
-  t->wait = WAIT_IO;
-  t->io_cancel = cancel;
-  t->io_data = data;
+  ltask_begin_wait(L, t, tidx, WAIT_IO);
+  w->cancel = cancel;
+  w->data = data;
   t->io_wait = w;
+  if (keep) {
+    lua_pushvalue(L, tidx);
+    ltask_io_keep(L, t->st, w);
+  }
   if (t->cf) {
-    t->susp = L;
+    lua_pop(L, 1);
+    weft_fiber_set_data(t->cf, L);
     weft_fiber_suspend(NULL, NULL);
     return k(L, LUA_OK, ctx);
   }
-  if (ltask_handoff(L, t) >= 0) return k(L, LUA_YIELD, ctx);
+  if ((n = ltask_handoff(L, t, tidx)) >= 0) {
+    lua_remove(L, -n - 1); /* the task, below the values it was woken with */
+    return k(L, LUA_YIELD, ctx);
+  }
+  lua_remove(L, tidx); /* (values it was woken with may be above it) */
   lua_pushlightuserdata(L, (void *)&ltask_suspend_marker);
   return lua_yieldk(L, 1, ctx, k);
 }
@@ -38,21 +46,21 @@ static int io_suspend(lua_State *L, lpromise *t, lweft_iowait *w,
 int lweft_io_suspend(lua_State *L, void *task, lweft_iowait *w,
                      void (*cancel)(lua_State *L, void *data), void *data,
                      lua_KContext ctx, lua_KFunction k) {
-  return io_suspend(L, task, w, cancel, data, ctx, k);
+  return io_suspend(L, task, w, 1, cancel, data, ctx, k);
 }
 
-int lweft_io_park(lua_State *L, void *task,
+int lweft_io_park(lua_State *L, void *task, lweft_iowait *w,
                   void (*cancel)(lua_State *L, void *data), void *data,
                   lua_KContext ctx, lua_KFunction k) {
-  return io_suspend(L, task, NULL, cancel, data, ctx, k);
+  w->ref = 0;
+  return io_suspend(L, task, w, 0, cancel, data, ctx, k);
 }
 
 void lweft_io_wake_task(lua_State *L, int idx) {
   lpromise *t = lua_touserdata(L, idx);
   if (t->wait != WAIT_IO) return;
-  t->io_cancel = NULL;
   t->io_wait = NULL;
-  ltask_ready(L, idx, 0);
+  ltask_ready(L, idx);
 }
 
 int lweft_io_wake(lweft_state *st, lweft_iowait *w) {
@@ -67,8 +75,7 @@ int lweft_io_wake(lweft_state *st, lweft_iowait *w) {
     if (t->io_wait == w) {
       ltask_io_unkeep(L, t, top + 1);
       if (t->wait == WAIT_IO) {
-        t->io_cancel = NULL;
-        ltask_ready(L, top + 2, 0);
+        ltask_ready(L, top + 2);
         woke = 1;
       }
     }

@@ -1,7 +1,7 @@
 /* ltask.h: what the files of the task machinery share, private to them:
- * the promise object (a task is a promise with a coroutine), its user
- * values, and the core's functions the upper files call.  task.c is the
- * core (promises, the run queue, resuming, cancellation, continuations);
+ * the promise object (a header over a core promise or task), its user
+ * values, and the functions the upper files call.  task.c is the base
+ * (promises, resuming through the core, cancellation, continuations);
  * errors.c is below it; iowait.c, await.c, combine.c and spawn.c are
  * above it, and nothing below calls up. */
 #ifndef LTASK_H
@@ -14,12 +14,19 @@
 #define PROMISE_MT "weft.promise"
 #define ERROR_MT "weft.error"
 
-enum { PENDING, FULFILLED, REJECTED, CANCELLED };
+/* A promise's state is its core promise's (weft_promise_state). */
+enum {
+  PENDING = WEFT_PROMISE_PENDING,
+  FULFILLED = WEFT_PROMISE_FULFILLED,
+  REJECTED = WEFT_PROMISE_REJECTED,
+  CANCELLED = WEFT_PROMISE_CANCELLED
+};
 
-enum { WAIT_NONE, WAIT_PROMISE, WAIT_TIMER, WAIT_QUEUED, WAIT_IO };
+/* What a suspended task waits on (the core's wait says when it ends). */
+enum { WAIT_NONE, WAIT_PROMISE, WAIT_TIMER, WAIT_IO };
 
 /* Continuation kinds, stored as integers in an entry's first slot. */
-enum { K_NEXT = 1, K_FINALLY, K_COMB, K_TIMEOUT, K_HOST };
+enum { K_NEXT = 1, K_FINALLY, K_COMB, K_TIMEOUT };
 
 /* Combinators, in a combinator state table's field "kind". */
 enum { C_ALL = 1, C_ANY, C_RACE, C_SETTLE };
@@ -34,57 +41,79 @@ enum {
               * the bridge, a light userdata */
 };
 
+/* A promise or task: this header, then the core promise or task (LP_CORE,
+ * LP_TASK) that holds its state, in the same userdata.  They are a host's
+ * (weft_promise_init, weft_task_init): the values and the error are Lua
+ * values in the user values, the Lua collector frees them with the
+ * userdata, and the core runs a task's resumes (task.c's hook resumes its
+ * coroutine). */
 typedef struct lpromise {
   lweft_state *st;
-  unsigned char state;
-  unsigned char is_task;
-  unsigned char defer;        /* weft.defer: an error goes to the error handler */
-  unsigned char started;
-  unsigned char done;         /* the task's function has returned or raised */
-  unsigned char wait;         /* what a suspended task waits on (WAIT_*) */
-  unsigned char cancel_raise; /* deliver the cancellation at the queued resume */
-  unsigned char handled;      /* an await or continuation took the outcome */
-  unsigned char in_gc;        /* a stackful task resumed inside a __gc */
-  unsigned char derived;      /* D_*: what it waits on */
-  /* Cancelled, but still pending: a task runs its cleanup, a derived
-   * promise waits for the sources it cancelled.  The cancellation error
-   * is in UV_OUTCOME meanwhile. */
-  unsigned char cancelling;
-  unsigned char timed_out;    /* a weft.timeout result whose time ran out */
-  unsigned char stops_run;    /* weft.run(fn)'s task: its failure stops run */
-  unsigned char shield;       /* weft.shield depth: cancellation held back */
-  int nvals;                  /* values of a fulfilled promise */
+  unsigned wait : 2;          /* what a suspended task waits on (WAIT_*) */
+  unsigned derived : 3;       /* D_*: what it waits on */
+  unsigned is_task : 1;
+  unsigned defer : 1;         /* weft.defer: an error goes to the error handler */
+  unsigned started : 1;
+  unsigned done : 1;          /* the task's function has returned or raised */
+  unsigned cancel_raise : 1;  /* deliver the cancellation at the next resume */
+  unsigned handled : 1;       /* an await or continuation took the outcome */
+  unsigned in_gc : 1;         /* a stackful task resumed inside a __gc */
+  unsigned timed_out : 1;     /* a weft.timeout result whose time ran out */
+  unsigned bridged : 1;       /* a host's bridge watches its core promise */
+  unsigned stops_run : 1;     /* weft.run(fn)'s task: its failure stops run */
+  unsigned in_fini : 1;       /* its __gc is freeing its core task */
+  int slot; /* its slot in the table of kept values while pinned */
+  union { /* (each in its time) */
+    int nvals;   /* values of a fulfilled promise */
+    int woke;    /* what a task's last wait ended with: 0, WEFT_ECANCELED */
+    int fstatus; /* a stackful task's pcall status, once the fiber ended */
+  };
   int id;
-  int line;                   /* where a task was spawned (with UV_WHERE) */
-  int fstatus;     /* a stackful task's pcall status, once the fiber ended */
-  weft_id_t timer; /* the watcher of a delay */
+  int line;      /* where a task was spawned (with UV_WHERE) */
+  unsigned pins; /* the binding's pins and the core's references */
   /* a stackful task: its function runs on its own C stack (a core fiber),
    * and its waits suspend the fiber instead of yielding a coroutine */
   weft_fiber_t *cf;
-  lua_State *susp; /* the thread that called the pending wait */
-  /* a WAIT_IO wait: how a cancellation withdraws it */
-  void (*io_cancel)(lua_State *L, void *data);
-  union {
-    void *io_data;
-    /* the promise a task in WAIT_PROMISE awaits (compared, never
-     * followed: what a task awaits is kept by whatever can settle it, or
-     * could never wake it anyway) */
+  union { /* what the pending wait (t->wait) waits on */
+    /* WAIT_IO: the wait site's record (the task is kept under it if its
+     * ref is set; its cancel withdraws the wait) */
+    lweft_iowait *io_wait;
+    /* WAIT_PROMISE: the promise it awaits (compared, never followed: what
+     * a task awaits is kept by whatever can settle it, or could never wake
+     * it anyway) */
     const void *awaiting;
   };
-  lweft_iowait *io_wait; /* where the task is kept, if it is */
 } lpromise;
+
+#define LP_CORE(lp) ((weft_promise_t *)((char *)(lp) + sizeof(lpromise)))
+/* A stackful task's thread that called its pending wait (or runs its
+ * function): its fiber's data. */
+#define LP_SUSP(lp) ((lua_State *)weft_fiber_get_data((lp)->cf))
+#define LP_TASK(lp) ((weft_task_t *)LP_CORE(lp)) /* (its promise first) */
+
+/* PENDING, FULFILLED, REJECTED or CANCELLED. */
+#define lp_state(lp) weft_promise_state(LP_CORE(lp))
+
+/* Cancelled, but still pending: a task runs its cleanup, a derived promise
+ * waits for the sources it cancelled.  The cancellation error is in
+ * UV_OUTCOME meanwhile. */
+#define lp_cancelling(lp) weft_promise_cancelling(LP_CORE(lp))
 
 /* User values of a promise: a plain one has the first two. */
 enum {
   UV_OUTCOME = 1, /* the value (1 value), { n, ... } (more), or the error */
+  /* a task's coroutine, until its function ends and the outcome takes
+   * its place (a cancelling task's error waits in a side table meanwhile:
+   * ltask_push_cancel_error) */
+  UV_CO = UV_OUTCOME,
   UV_CONTS,       /* pending continuations: task (await) or entry table */
   UV_PLAIN = UV_CONTS,
   UV_SRC,         /* a derived promise's source (see D_*) */
   UV_DERIVED = UV_SRC,
-  UV_CO = 3,      /* a task's coroutine (tasks are never derived) */
   /* the function that spawned a task, or for a named one { name, that
-   * function }: one user value for both, since few tasks have a name */
-  UV_WHERE,
+   * function }: one user value for both, since few tasks have a name
+   * (tasks are never derived) */
+  UV_WHERE = 3,
   UV_COUNT = UV_WHERE
 };
 
@@ -135,20 +164,36 @@ void ltask_push_cont(lua_State *L, int idx, int vidx);
  * state, or NULL), or returns NULL pushing nothing. */
 lpromise *ltask_push_running_task(lua_State *L, lweft_state *st);
 
-/* Queues the task at idx to be resumed with the outcome of the promise at
- * src (0: with true). */
-void ltask_ready(lua_State *L, int idx, int src);
+/* Ends the wait of the task at idx (ltask_begin_wait): its resume is
+ * queued on the core's run queue. */
+void ltask_ready(lua_State *L, int idx);
 
 
 /* Runs the loop until the promise at idx settles (the main chunk's await). */
 void ltask_run_until_settled(lua_State *L, lweft_state *st, int idx,
                               const char *fname);
 
-/* Suspends the running task t until its wait ends: a stackful task
- * suspends its fiber where it stands; a default task yields. */
-int ltask_suspend_task(lua_State *L, lpromise *t);
+/* Starts the running task t's (at tidx) wait of this kind with the core
+ * (WAIT_PROMISE, WAIT_IO): ltask_ready ends it, or a cancellation, which
+ * withdraws it.  Raises the cancellation if one is due. */
+void ltask_begin_wait(lua_State *L, lpromise *t, int tidx, int kind);
+
+/* Starts the running task t's (at tidx) delay of ms on the core's timer;
+ * the task is kept meanwhile. */
+void ltask_sleep(lua_State *L, lpromise *t, int tidx, uint64_t ms);
+
+/* Suspends the running task t (at 2) until its wait ends, and returns the
+ * values of the promise at 1 if it awaits one (else none: a delay), or
+ * raises its error or the task's cancellation: a stackful task suspends
+ * its fiber where it stands; a default task yields, unless it can run the
+ * queue meanwhile (ltask_handoff). */
+int ltask_suspend_task(lua_State *L, lpromise *t, int awaits);
 
 lpromise *ltask_test_promise(lua_State *L, int idx);
+
+/* Pushes the cancellation error of the cancelling promise at idx (the
+ * outcome's place holds a running task's coroutine). */
+void ltask_push_cancel_error(lua_State *L, int idx);
 
 /* Cancels the pending promise at idx with the cancellation error at err.
  * A plain promise, or a task that has not started, settles as cancelled
@@ -157,6 +202,10 @@ lpromise *ltask_test_promise(lua_State *L, int idx);
  * cancels its sources and settles once they have.  Returns 0 if it had
  * settled or was being cancelled already. */
 int ltask_cancel(lua_State *L, int idx, int err);
+
+/* Makes the pending promise lp cancelling: it settles once what it waits
+ * on has ended (ltask_end_cancel). */
+void ltask_begin_cancel(lpromise *lp);
 
 
 /* Settles the cancelling promise at idx with the error it keeps: as
@@ -174,13 +223,14 @@ int ltask_fulfil(lua_State *L, int idx, int first, int n);
 
 lpromise *ltask_new_promise(lua_State *L, lweft_state *st, int nuv);
 
-/* A default task about to yield in a wait, resumed straight from the
- * drain, runs the tasks queued ahead of its own wake-up itself.  A ping-pong
- * of two tasks then costs one switch a hop instead of two (out through the
- * drain, back in to the other task), and the order is the drain's.
- * Returns how many values t was woken with (pushed), or -1 if it must yield
+/* A default task about to yield in a wait (at tidx), resumed straight from
+ * the core's dispatch pass, runs the tasks queued ahead of its own resume
+ * itself (weft_task_handoff).  A ping-pong of two tasks then costs one
+ * switch a hop instead of two (out to the loop, back in to the other
+ * task), and the order is the loop's.  Returns how many values t goes on
+ * with (pushed: none after an await or a delay), or -1 if it must yield
  * after all. */
-int ltask_handoff(lua_State *L, lpromise *t);
+int ltask_handoff(lua_State *L, lpromise *t, int tidx);
 
 /* Keeps the value on top (popped) in a free slot of the I/O waits table
  * and notes the slot in w.  The free slots are a stack in C with room for

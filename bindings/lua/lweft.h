@@ -61,18 +61,23 @@ typedef struct lweft_state {
   int ref_misc; /* { handler = on_error fn, err = pending error } */
   lweft_rec *recs;
   size_t nrecs;
-  /* the binding's run queue of (task, source) and (promise, marker) pairs
-   * (task.c): a ring of fifo_cap pairs in a table, drained by one core
-   * run-queue entry at a time */
-  int ref_fifo;
-  lua_Integer fifo_head, fifo_n, fifo_cap;
-  struct lweft_drain *drain; /* the queued drain of it, if any */
-  weft_id_t later;            /* or the drain deferred to the next iteration */
-  int budget;                 /* runs left in this drain turn */
-  /* the coroutine of the task a drain turn is resuming, and whether it
-   * runs the queue itself meanwhile (task.c: handoff) */
+  /* The core's run queue resumes tasks and runs what task.c queues on it
+   * (lqueued: a promise's continuations, the report of unhandled
+   * rejections; cut loose at the close).  drained: the coroutine of the
+   * task the dispatch pass is resuming; hosting: whether it runs the queue
+   * itself meanwhile (task.c: handoff), on run_L.  cur_L: the thread cancelling a task, for what its
+   * withdrawn wait undoes. */
+  void *queued;
+  int report_queued;
   lua_State *drained;
   int hosting;
+  lua_State *run_L, *cur_L;
+  /* whether the state's guard runs the loop's passes (task.c), and
+   * whether its protected call is running one now */
+  int guarded, in_guard;
+  /* pushes { [core task] = task } for the tasks in a delay, whose timers
+   * weft.watchers() lists (set by task.c) */
+  void (*push_sleepers)(lua_State *L, struct lweft_state *st);
   /* the weak table of running tasks by coroutine, and the table of tasks
    * in I/O waits by wait (task.c), under registry references: reached
    * through the registry's array part, they cost no hashing on hot paths */
@@ -91,17 +96,13 @@ typedef struct lweft_state {
   weft_lua_error_cb host_error;
   void *host_error_data;
   void *bridges;
+  void (*unwatch)(struct lweft_state *st, weft_promise_t *core);
   int unhandled_new; /* a promise was rejected with no handler (task.c) */
   int closing; /* the Lua state is closing: late core callbacks do nothing */
   /* what the module's parts undo at the close (set by luaopen_weft) */
   void (*on_close)(lua_State *L, struct lweft_state *st);
 } lweft_state;
 
-/* What a queued drain of the binding's run queue points at: the state, or
- * NULL once the state is gone (the core cannot withdraw a queued entry). */
-typedef struct lweft_drain {
-  lweft_state *st;
-} lweft_drain;
 
 /* Pushes the binding's state of L, creating it (and its loop, or taking
  * the host's under WEFT_LUA_LOOP_KEY) on first use (state.c). */
@@ -209,7 +210,8 @@ const char *lweft_push_error_text(lua_State *L, int idx);
 int lweft_push_fail(lua_State *L, const char *message, int err);
 int lweft_push_failf(lua_State *L, int err, const char *fmt, ...);
 
-/* Disowns a queued drain: the Lua state is closing. */
+/* Disowns what task.c queued on the core's run queue: the Lua state is
+ * closing. */
 void lweft_forget_drain(lweft_state *st);
 
 /* The task machinery's parts add their functions like lweft_open_reactor,
@@ -334,6 +336,9 @@ weft_stream_t *lweft_check_stream(lua_State *L, int idx);
  * cancelled meanwhile, after cancel(L, data) withdrew the wait. */
 typedef struct lweft_iowait {
   int ref; /* the task's key in the binding's table of I/O waits, or 0 */
+  /* what withdraws the wait if the task is cancelled meanwhile */
+  void (*cancel)(lua_State *L, void *data);
+  void *data;
 } lweft_iowait;
 void *lweft_io_begin(lua_State *L, lweft_state *st, const char *fname);
 int lweft_io_suspend(lua_State *L, void *task, lweft_iowait *w,
@@ -344,9 +349,10 @@ int lweft_io_suspend(lua_State *L, void *task, lweft_iowait *w,
  * one. */
 int lweft_io_wake(lweft_state *st, lweft_iowait *w);
 /* The same wait for a caller that keeps the task reachable itself (a
- * waiter holds it as a user value): nothing is kept under data, and
- * lweft_io_wake_task(L, idx) wakes the task at idx if it still waits. */
-int lweft_io_park(lua_State *L, void *task,
+ * waiter holds it as a user value): nothing is kept under w (which holds
+ * only cancel and data), and lweft_io_wake_task(L, idx) wakes the task at
+ * idx if it still waits. */
+int lweft_io_park(lua_State *L, void *task, lweft_iowait *w,
                   void (*cancel)(lua_State *L, void *data), void *data,
                   lua_KContext ctx, lua_KFunction k);
 void lweft_io_wake_task(lua_State *L, int idx);
@@ -400,12 +406,12 @@ void lweft_warn_never_ran(lua_State *L, lweft_state *st);
  * promise of the host and a Lua promise is embed.c's; it starts with a
  * pointer to its lweft_hostlink, what the task code calls back: cancel
  * (the Lua promise standing for the core one was cancelled: returns
- * whether it must wait for the core promise to settle) and report (the
- * Lua promise at p that a host waits for settled).
+ * whether it must wait for the core promise to settle).
  * lweft_get_state: the binding's state of L, or NULL before the module
  * was opened.  lweft_push_host_promise: a new Lua promise standing for the
- * core promise of bridge.  lweft_watch_for_host: when the Lua promise at
- * idx settles, report(L, its index, bridge) runs from the loop.
+ * core promise of bridge.  lweft_promise_core: the core promise of the
+ * Lua promise at idx (NULL if it is none), which a bridge watches; the
+ * bridge is told (st->unwatch) before the Lua promise is freed.
  * lweft_promise_state: the state (WEFT_PROMISE_*) of the promise at idx,
  * or -1.  lweft_push_outcome: pushes ok, values... or false, err; returns
  * the count.  lweft_settle_cancelled: settles the promise at idx as
@@ -413,12 +419,11 @@ void lweft_warn_never_ran(lua_State *L, lweft_state *st);
  * lweft_cut_bridges: the state is closing. */
 typedef struct lweft_hostlink {
   int (*cancel)(void *bridge);
-  void (*report)(lua_State *L, int p, void *bridge);
 } lweft_hostlink;
 #define lweft_hostlink_of(bridge) (*(const lweft_hostlink *const *)(bridge))
 lweft_state *lweft_get_state(lua_State *L);
 void lweft_push_host_promise(lua_State *L, lweft_state *st, void *bridge);
-void lweft_watch_for_host(lua_State *L, int idx, void *bridge);
+weft_promise_t *lweft_promise_core(lua_State *L, int idx);
 int lweft_promise_state(lua_State *L, int idx);
 int lweft_push_outcome(lua_State *L, int idx);
 void lweft_settle_cancelled(lua_State *L, int idx);

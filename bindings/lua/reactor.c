@@ -639,15 +639,13 @@ typedef struct walk_ctx {
   lua_State *L;
   lweft_state *st;
   int n;
+  int sleepers; /* { [core task] = task } of the tasks in a delay */
 } walk_ctx;
 
 static void list_one(weft_loop_t *loop, weft_id_t id, void *data) {
   walk_ctx *c = data;
   lua_State *L = c->L;
   void *owner = NULL;
-  /* the run queue's own: the rest of a drain that ran out of budget
-   * (task.c), no watcher of the script's */
-  if (id == c->st->later) return;
   weft_watch_data(loop, id, &owner);
   lua_createtable(L, 0, 5);
   lua_pushinteger(L, (lua_Integer)id);
@@ -658,16 +656,26 @@ static void list_one(weft_loop_t *loop, weft_id_t id, void *data) {
   lua_setfield(L, -2, "enabled");
   lua_pushboolean(L, weft_watch_has_ref(loop, id) == 1);
   lua_setfield(L, -2, "ref");
-  push_where(L, c->st, owner == c->st, id);
+  if (owner && owner != c->st &&
+      lua_rawgetp(L, c->sleepers, owner) == LUA_TUSERDATA) {
+    lweft_push_task_where(L, lua_gettop(L)); /* a task's delay */
+    lua_remove(L, -2);
+  } else {
+    if (owner && owner != c->st) lua_pop(L, 1);
+    push_where(L, c->st, owner == c->st, id);
+  }
   lua_setfield(L, -2, "where");
   lua_rawseti(L, -2, ++c->n);
 }
 
 static int lw_watchers(lua_State *L) {
   lweft_state *st = lweft_state_of(L);
-  walk_ctx c = {L, st, 0};
-  lua_newtable(L);
+  walk_ctx c = {L, st, 0, 0};
   luaL_checkstack(L, 8, NULL);
+  if (st->push_sleepers) st->push_sleepers(L, st);
+  else lua_newtable(L);
+  c.sleepers = lua_gettop(L);
+  lua_newtable(L);
   weft_loop_walk(st->loop, list_one, &c);
   return 1;
 }
@@ -689,7 +697,7 @@ static void count_own(weft_loop_t *loop, weft_id_t id, void *data) {
   first_ctx *c = data;
   void *owner = NULL;
   if (weft_watch_data(loop, id, &owner) != 0 || owner != c->st ||
-      weft_watch_kind(loop, id) <= 0 || id == c->st->later)
+      weft_watch_kind(loop, id) <= 0)
     return;
   if (c->n++ == 0 || id < c->first) c->first = id;
 }

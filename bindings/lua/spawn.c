@@ -168,7 +168,7 @@ int lweft_unstarted_tasks(lua_State *L, lweft_state *st) {
   lua_pushnil(L);
   while (lua_next(L, top + 2)) {
     lpromise *t = ltask_test_promise(L, -1);
-    if (t && !t->started && t->state == PENDING) {
+    if (t && !t->started && lp_state(t) == PENDING) {
       n++;
       if (!first || t->id < first->id) {
         first = t;

@@ -16,8 +16,9 @@ static int state_gc(lua_State *L) {
   if (st->on_close) st->on_close(L, st); /* sets st->closing */
   st->closing = 1;
   if (st->owns_loop) {
-    /* A drain still queued keeps the loop busy: one iteration runs it (it
-     * does nothing now) and the close callbacks, then the loop can go. */
+    /* What task.c still has queued keeps the loop busy: one iteration
+     * runs it (it does nothing now) and the close callbacks, then the
+     * loop can go. */
     if (weft_loop_free(st->loop) == WEFT_EBUSY) {
       weft_loop_run(st->loop, WEFT_RUN_NOWAIT);
       weft_loop_free(st->loop);
@@ -28,7 +29,6 @@ static int state_gc(lua_State *L) {
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_data);
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_arg);
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_misc);
-  luaL_unref(L, LUA_REGISTRYINDEX, st->ref_fifo);
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_idle);
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_tasks);
   luaL_unref(L, LUA_REGISTRYINDEX, st->ref_io_waits);
@@ -63,7 +63,7 @@ void lweft_push_state(lua_State *L) {
   lua_pop(L, 1);
   st = lua_newuserdatauv(L, sizeof *st, 0);
   /* all zero: no loop yet (closed until it exists, so __gc is safe), no
-   * arrays, no drain */
+   * arrays, nothing queued */
   memset(st, 0, sizeof *st);
   luaL_newmetatable(L, "weft.state");
   lua_pushcfunction(L, state_gc);
@@ -76,13 +76,12 @@ void lweft_push_state(lua_State *L) {
   st->ref_data = new_table_ref(L);
   st->ref_arg = new_table_ref(L);
   st->ref_misc = new_table_ref(L);
-  st->ref_fifo = new_table_ref(L);
   st->ref_idle = new_table_ref(L);
   st->nidle = 0;
-  st->fifo_head = st->fifo_n = st->fifo_cap = 0;
-  st->drain = NULL;
-  st->later = 0;
-  st->budget = 0;
+  st->queued = NULL;
+  st->report_queued = 0;
+  st->run_L = st->cur_L = NULL;
+  st->guarded = st->in_guard = 0;
   st->drained = NULL;
   st->hosting = 0;
   st->running = 0;

@@ -1,22 +1,24 @@
-/* task.c: the core of weft.promise and of tasks, coroutines that the loop
- * resumes (ltask.h lists the files built on it).
+/* task.c: weft.promise and tasks, the Lua side of the core's promises and
+ * tasks (ltask.h lists the files built on it).
  *
- * A promise keeps its outcome and its pending continuations in its own user
- * values, so the continuations of a pending promise go with it when it
- * becomes garbage.  Settling queues one run of its continuations on the
- * binding's run queue, anchoring the promise only until they have run: weft
- * keeps no reference to a settled promise after that.
+ * A Lua promise is a userdata that holds a core promise (a task: a core
+ * task) after a small header: the core holds its state and runs a task's
+ * resumes, its waits and its cancellation; the Lua values (the outcome,
+ * the continuations, the coroutine) are the userdata's user values, so
+ * that a pending promise's continuations go with it when it becomes
+ * garbage.
  *
- * A task is a promise with a coroutine.  It is resumed only from the run
- * queue, never from inside the call that settled what it awaited, and its
- * promise settles with the function's results or error.  A task records
- * what it waits on, so that cancelling it withdraws the wait and raises the
- * cancellation there instead.
- *
- * The run queue is a Lua table of pairs, drained in FIFO order by one entry
- * on the core's run queue at a time: (task, source) resumes the task with
- * source's outcome (false: with true), (promise, marker) runs the
- * promise's continuations.  Queueing allocates nothing but table slots. */
+ * The core holds a pointer: whatever it may hold (a task's queued resume,
+ * a continuation a host's bridge watches) is pinned first, kept in a slot
+ * of the state's table of kept values until the core lets go (its retain
+ * and release hooks count on top of the pins).  A task is resumed only
+ * from the core's run queue, by the resume hook (lp_resume), never from
+ * inside the call that settled what it awaited; one protected call, the
+ * state's guard, covers a whole pass of that queue.  An await or a delay
+ * leaves what it waits on in its own frame, and reads the outcome when it
+ * goes on: a wake-up carries nothing but the core's status.  A settled
+ * promise's continuations run from a function queued on the same queue,
+ * so the order of continuations and resumes is the queue's. */
 #include "ltask.h"
 
 #include <limits.h>
@@ -41,13 +43,16 @@ static const char unhandled_key = 0;
  * task to wake, and it keeps the task (and what its stack holds, such as
  * the handle the callback points into) alive.) */
 const char ltask_suspend_marker = 0;
-/* The queue marker of "run this promise's continuations". */
-static const char conts_marker = 0;
 static int task_count;
 
 /* The registry key of the table task -> the timeout its await made for it
  * (weft.await(p, ms); weak both ways): what cancelling the task cancels. */
 static const char own_waits_key = 0;
+
+/* The registry key of the table task -> its cancellation error while it
+ * runs its cleanup (weak keys): a running task's coroutine has the
+ * outcome's place. */
+static const char cancels_key = 0;
 
 /* The registry key of the promise metatable (see lweft_testudata). */
 static const char promise_key = 0;
@@ -61,12 +66,36 @@ lpromise *ltask_check_promise(lua_State *L, int idx) {
   return p ? p : lweft_checkudata(L, idx, PROMISE_MT, NULL); /* raises */
 }
 
-lpromise *ltask_new_promise(lua_State *L, lweft_state *st, int nuv) {
-  lpromise *lp = lua_newuserdatauv(L, sizeof *lp, nuv);
+static const weft_host_t lua_host;
+
+static void pin(lua_State *L, int idx);
+static void unpin(lpromise *lp);
+
+/* Pushes a new promise, or a task, whose first resume is queued at once
+ * (it finds no coroutine, and does nothing, until ltask_spawn gives it
+ * one). */
+static lpromise *new_object(lua_State *L, lweft_state *st, int nuv,
+                            int is_task) {
+  lpromise *lp;
+  if (!st->loop) luaL_error(L, "weft: the Lua state is closing");
+  lp = lua_newuserdatauv(
+      L, sizeof *lp + (is_task ? weft_task_size() : weft_promise_size()), nuv);
   memset(lp, 0, sizeof *lp);
   lp->st = st;
+  lp->is_task = (unsigned)is_task;
   luaL_setmetatable(L, PROMISE_MT);
+  if (!is_task) {
+    weft_promise_init(LP_CORE(lp), st->loop, &lua_host, lp);
+  } else {
+    pin(L, -1); /* the queued resume keeps it */
+    weft_task_init(LP_TASK(lp), st->loop, &lua_host, lp);
+    unpin(lp);
+  }
   return lp;
+}
+
+lpromise *ltask_new_promise(lua_State *L, lweft_state *st, int nuv) {
+  return new_object(L, st, nuv, 0);
 }
 
 /* ---- unhandled rejections ---------------------------------------------------- */
@@ -75,7 +104,7 @@ lpromise *ltask_new_promise(lua_State *L, lweft_state *st, int nuv) {
 static void mark_handled(lua_State *L, lpromise *lp, int idx) {
   if (lp->handled) return;
   lp->handled = 1;
-  if (lp->state == REJECTED) {
+  if (lp_state(lp) == REJECTED) {
     idx = lua_absindex(L, idx);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &unhandled_key);
     lua_pushvalue(L, idx);
@@ -138,7 +167,7 @@ static void report_unhandled(lua_State *L, int idx) {
 
 static int lw_p_gc(lua_State *L) {
   lpromise *lp = lua_touserdata(L, 1);
-  if (lp->state == REJECTED && !lp->handled) report_unhandled(L, 1);
+  if (lp_state(lp) == REJECTED && !lp->handled) report_unhandled(L, 1);
   /* A default task collected while suspended waits on nothing that can
    * wake it: close it, so its pending <close> variables run. */
   if (lp->is_task && !lp->cf && lp->started && !lp->done &&
@@ -152,16 +181,22 @@ static int lw_p_gc(lua_State *L) {
    * error raised from its wait, so its handlers and <close> variables
    * run; if it waits again, it is discarded there. */
   if (lp->cf && weft_fiber_status(lp->cf) == WEFT_FIBER_SUSPENDED &&
-      lp->susp && !lp->done) {
+      LP_SUSP(lp) && !lp->done) {
     lp->done = 1; /* no wait may register anything for it any more */
-    lua_pushboolean(lp->susp, 0);
-    lua_pushliteral(lp->susp, "task collected while suspended");
+    lua_pushboolean(LP_SUSP(lp), 0);
+    lua_pushliteral(LP_SUSP(lp), "task collected while suspended");
     weft_fiber_resume(lp->cf, NULL, NULL);
   }
   if (lp->cf && weft_fiber_status(lp->cf) != WEFT_FIBER_RUNNING) {
     weft_fiber_free(lp->cf);
     lp->cf = NULL;
   }
+  /* (A bridge holds a Lua promise it watches: only the state's close
+   * frees it under the bridge.) */
+  if (lp->bridged && lp->st->unwatch) lp->st->unwatch(lp->st, LP_CORE(lp));
+  lp->in_fini = 1;
+  if (lp->is_task) weft_task_fini(LP_TASK(lp));
+  else weft_promise_fini(LP_CORE(lp));
   return 0;
 }
 
@@ -185,163 +220,232 @@ void lweft_report_unhandled(lua_State *L) {
   lua_pop(L, 1);
 }
 
-/* ---- the run queue ---------------------------------------------------------- */
+/* ---- what the core holds: pins ------------------------------------------- */
 
-static void run_conts(lua_State *L, int p);
-static void resume_task(lua_State *L, int idx, int src);
-
-static void drain(weft_loop_t *loop, void *data);
-
-/* Queues a drain of the run queue on the core's, unless one is queued or
- * deferred.  Returns 0, or -1 when out of memory. */
-static int queue_drain(lweft_state *st) {
-  lweft_drain *d;
-  if (st->drain || st->later) return 0;
-  d = malloc(sizeof *d); /* not Lua's allocator: it may outlive the state */
-  if (!d) return -1;
-  d->st = st;
-  if (weft_loop_queue(st->loop, drain, d) != 0) {
-    free(d);
-    return -1;
+/* Takes a free slot of the state's table of kept values (the I/O waits
+ * table).  The free slots are a stack in C with room for every slot ever
+ * used, so that freeing one cannot fail. */
+static int take_slot(lua_State *L, lweft_state *st) {
+  if (st->io_nfree == 0) {
+    if (st->io_top == st->io_capfree) {
+      int cap = !st->io_capfree ? 64
+                : st->io_capfree < INT_MAX / 2 ? 2 * st->io_capfree : 0;
+      int *p = cap ? realloc(st->io_free, (size_t)cap * sizeof *p) : NULL;
+      if (!p) luaL_error(L, "not enough memory");
+      st->io_free = p;
+      st->io_capfree = cap;
+    }
+    st->io_free[st->io_nfree++] = ++st->io_top;
   }
-  st->drain = d;
-  return 0;
+  return st->io_free[--st->io_nfree];
 }
 
-static void schedule_drain(lua_State *L, lweft_state *st) {
-  if (queue_drain(st) != 0) luaL_error(L, "not enough memory");
+/* Pins the promise at idx: kept in a slot of the table of kept values
+ * while pinned, so that the core, which holds a pointer, may hold it.
+ * The binding pins an object before a core call that may retain it (a
+ * task's queued resume, a continuation a host watches), and the core's
+ * retain and release count on top. */
+static void pin(lua_State *L, int idx) {
+  lpromise *lp = lua_touserdata(L, idx);
+  if (lp->pins++ > 0) return;
+  idx = lua_absindex(L, idx);
+  lp->slot = take_slot(L, lp->st);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->st->ref_io_waits);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, -2, lp->slot);
+  lua_pop(L, 1);
+}
+
+/* Drops a pin; the last one lets the promise go.  (It runs from the
+ * core's callbacks too: on the state's main thread, which has room.) */
+static void unpin(lpromise *lp) {
+  lweft_state *st = lp->st;
+  lua_State *L = st->L;
+  if (--lp->pins > 0 || !lp->slot) return;
+  if (!st->closing && lua_checkstack(L, 2)) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_io_waits);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, lp->slot);
+    lua_pop(L, 1);
+    st->io_free[st->io_nfree++] = lp->slot;
+  }
+  lp->slot = 0;
+}
+
+/* Pushes a pinned promise. */
+static void push_pinned(lua_State *L, lpromise *lp) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->st->ref_io_waits);
+  lua_rawgeti(L, -1, lp->slot);
+  lua_remove(L, -2);
+}
+
+/* The core's references: a promise it retains is pinned already (a
+ * bridge's, held by the bridge's own reference, may not be). */
+static void lp_retain(void *obj) { ((lpromise *)obj)->pins++; }
+
+static void lp_release(void *obj) { unpin(obj); }
+
+static void lp_resume(weft_task_t *task, int status, void *obj);
+
+/* The host of the core promises and tasks of Lua promises and tasks. */
+static const weft_host_t lua_host = {sizeof(weft_host_t), lp_retain,
+                                     lp_release, lp_resume};
+
+/* ---- functions queued on the core's run queue ------------------------------ */
+
+static void run_conts(lua_State *L, int p);
+static void resume_task(lua_State *L, int idx, int status);
+
+/* A run of a promise's continuations (lp: pinned until it has run), or
+ * with lp NULL the report of rejections nobody handled; st is NULL once
+ * the Lua state has closed (the core cannot withdraw a queued entry). */
+typedef struct lqueued {
+  lweft_state *st;
+  lpromise *lp;
+  struct lqueued *prev, *next; /* the state's queued runs */
+} lqueued;
+
+static void queued_cb(weft_loop_t *loop, void *data);
+
+/* Queues a run of queued_cb for lp (or the report), in the run queue's
+ * order among tasks' resumes. */
+static void queue_run(lua_State *L, lweft_state *st, lpromise *lp) {
+  lqueued *q = malloc(sizeof *q); /* not Lua's: it may outlive the state */
+  if (!q) luaL_error(L, "not enough memory");
+  q->st = st;
+  q->lp = lp;
+  q->prev = NULL;
+  if (weft_loop_queue(st->loop, queued_cb, q) != 0) {
+    free(q);
+    luaL_error(L, "not enough memory");
+  }
+  q->next = st->queued;
+  if (q->next) ((lqueued *)q->next)->prev = q;
+  st->queued = q;
+}
+
+/* Queues the run of the continuations of the promise at idx. */
+static void queue_conts(lua_State *L, int idx) {
+  lpromise *lp = lua_touserdata(L, idx);
+  pin(L, idx);
+  queue_run(L, lp->st, lp);
+}
+
+/* Queues the report of rejections nobody handled, unless it is queued. */
+static void queue_report(lua_State *L, lweft_state *st) {
+  if (st->report_queued) return;
+  queue_run(L, st, NULL);
+  st->report_queued = 1;
 }
 
 void lweft_forget_drain(lweft_state *st) {
-  if (st->drain) st->drain->st = NULL;
-  st->drain = NULL;
-  if (st->later) weft_watch_cancel(st->loop, st->later);
-  st->later = 0;
+  for (lqueued *q = st->queued; q; q = q->next) q->st = NULL;
+  st->queued = NULL;
+  if (st->guarded) weft_loop_set_guard(st->loop, NULL, st);
+  st->guarded = 0;
 }
 
-/* Doubles the ring of the run queue (the table at -1, replaced there),
- * laying its pairs out from slot 0. */
-static void grow_fifo(lua_State *L, lweft_state *st) {
-  lua_Integer cap = st->fifo_cap ? 2 * st->fifo_cap : 64;
-  int old = lua_gettop(L);
-  lua_createtable(L, (int)(2 * cap), 0);
-  for (lua_Integer i = 0; i < st->fifo_n; i++) {
-    lua_Integer from = 2 * ((st->fifo_head + i) & (st->fifo_cap - 1));
-    lua_rawgeti(L, old, from + 1);
-    lua_rawseti(L, -2, 2 * i + 1);
-    lua_rawgeti(L, old, from + 2);
-    lua_rawseti(L, -2, 2 * i + 2);
-  }
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, LUA_REGISTRYINDEX, st->ref_fifo);
-  lua_replace(L, old);
-  st->fifo_head = 0;
-  st->fifo_cap = cap;
-}
-
-/* Appends the pair (value at a, value at b or false) to the run queue.  A
- * ring, so that its table keeps a fixed array part and never rehashes. */
-static void enqueue(lua_State *L, lweft_state *st, int a, int b) {
-  lua_Integer slot;
-  a = lua_absindex(L, a);
-  b = b ? lua_absindex(L, b) : 0;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_fifo);
-  if (st->fifo_n == st->fifo_cap) grow_fifo(L, st);
-  slot = 2 * ((st->fifo_head + st->fifo_n) & (st->fifo_cap - 1));
-  lua_pushvalue(L, a);
-  lua_rawseti(L, -2, slot + 1);
-  if (b) lua_pushvalue(L, b);
-  else lua_pushboolean(L, 0);
-  lua_rawseti(L, -2, slot + 2);
-  st->fifo_n++;
-  lua_pop(L, 1);
-  schedule_drain(L, st);
-}
-
-/* Pushes the run queue's table and the pair at its head (not empty).
- * The table is fetched each time: a run may grow the ring into a new one. */
-static void peek(lua_State *L, lweft_state *st) {
-  lua_Integer slot = 2 * st->fifo_head;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_fifo);
-  lua_rawgeti(L, -1, slot + 1);
-  lua_rawgeti(L, -2, slot + 2);
-}
-
-/* Removes the head pair from the run queue's table at tidx (from peek). */
-static void drop_head(lua_State *L, lweft_state *st, int tidx) {
-  lua_Integer slot = 2 * st->fifo_head;
-  lua_pushnil(L);
-  lua_rawseti(L, tidx, slot + 1);
-  lua_pushnil(L);
-  lua_rawseti(L, tidx, slot + 2);
-  st->fifo_head = (st->fifo_head + 1) & (st->fifo_cap - 1);
-  st->fifo_n--;
-}
-
-/* How many tasks and continuations one drain runs before the rest waits
- * for the loop's next iteration. */
-#define DRAIN_BUDGET 65536
-
-/* Runs the queued pairs in FIFO order, including those they queue, up to
- * the budget.  Under a protected call. */
-static int drain_protected(lua_State *L) {
-  lweft_state *st = lua_touserdata(L, 1);
-  st->budget = DRAIN_BUDGET;
-  while (st->fifo_n > 0 && st->budget > 0) {
-    st->budget--;
-    lua_settop(L, 1);
-    peek(L, st); /* 2 table, 3 and 4 the pair */
-    drop_head(L, st, 2);
-    if (lua_touserdata(L, 4) == &conts_marker)
-      run_conts(L, 3);
-    else
-      resume_task(L, 3, 4);
-  }
-  /* The queue has drained: a rejection nobody handled by now is reported
-   * (as node does once its microtasks have run), not when it is collected
-   * or the loop ends, which in a server may be never. */
-  if (st->fifo_n == 0 && st->unhandled_new) {
-    st->unhandled_new = 0;
-    lweft_report_unhandled(L);
-  }
+/* Runs a pass of the run queue (the loop at 1). */
+static int guarded_drain(lua_State *L) {
+  weft_loop_drain(lua_touserdata(L, 1));
   return 0;
 }
 
-static void drain_later(weft_loop_t *loop, weft_id_t id, int arg, void *data);
-
-static void run_drain(lweft_state *st) {
-  lua_State *L = st->L;
-  lua_pushcfunction(L, drain_protected);
-  lua_pushlightuserdata(L, st);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lweft_callback_error(L, st);
-  st->drained = NULL;
-  st->hosting = 0;
-  if (st->fifo_n == 0) return;
-  /* Out of budget: the rest waits until the loop has polled, so tasks that
-   * keep each other busy cannot starve timers and I/O (the core's run
-   * queue would run a drain queued now in this same pass).  An error cut
-   * the turn short: the rest goes on at once. */
-  if (st->budget <= 0 && !st->later &&
-      weft_immediately(st->loop, drain_later, st, 0, &st->later) == 0)
-    return;
-  queue_drain(st);
-}
-
-static void drain(weft_loop_t *loop, void *data) {
-  lweft_drain *d = data;
-  lweft_state *st = d->st;
-  (void)loop;
-  free(d);
-  if (!st) return; /* the Lua state closed meanwhile */
-  st->drain = NULL;
-  run_drain(st);
-}
-
-static void drain_later(weft_loop_t *loop, weft_id_t id, int arg, void *data) {
+/* The loop's guard (weft_loop_set_guard): one protected call runs a whole
+ * pass, so that the resumes of this state's tasks need none of their own
+ * (lp_resume). */
+static void guard(weft_loop_t *loop, void *data) {
   lweft_state *st = data;
-  (void)loop, (void)id, (void)arg;
-  st->later = 0;
-  run_drain(st);
+  lua_State *L = st->L;
+  int top;
+  if (st->closing || st->in_guard || !lua_checkstack(L, 3)) {
+    weft_loop_drain(loop); /* (each resume protects itself then) */
+    return;
+  }
+  top = lua_gettop(L);
+  lua_pushcfunction(L, guarded_drain);
+  lua_pushlightuserdata(L, loop);
+  st->in_guard = 1;
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lweft_callback_error(L, st);
+  st->in_guard = 0;
+  lua_settop(L, top);
+}
+
+static int queued_protected(lua_State *L) {
+  lqueued *q = lua_touserdata(L, 1);
+  lweft_state *st = q->st;
+  if (!q->lp) {
+    /* The run queue has drained: a rejection nobody handled by now is
+     * reported (as node does once its microtasks have run), not when it
+     * is collected or the loop ends, which in a server may be never. */
+    if (weft_loop_ready(st->loop)) {
+      queue_report(L, st); /* more to run first */
+      return 0;
+    }
+    if (st->unhandled_new) {
+      st->unhandled_new = 0;
+      lweft_report_unhandled(L);
+    }
+    return 0;
+  }
+  push_pinned(L, q->lp);
+  run_conts(L, 2);
+  return 0;
+}
+
+static void queued_cb(weft_loop_t *loop, void *data) {
+  lqueued *q = data;
+  lweft_state *st = q->st;
+  lua_State *L;
+  (void)loop;
+  if (st) {
+    if (q->prev) q->prev->next = q->next;
+    else st->queued = q->next;
+    if (q->next) q->next->prev = q->prev;
+    L = st->L;
+    if (!q->lp) st->report_queued = 0; /* (it may queue itself again) */
+    if (lua_checkstack(L, 4)) {
+      int top = lua_gettop(L);
+      lua_pushcfunction(L, queued_protected);
+      lua_pushlightuserdata(L, q);
+      if (lua_pcall(L, 1, 0, 0) != LUA_OK) lweft_callback_error(L, st);
+      lua_settop(L, top);
+    }
+    if (q->lp) unpin(q->lp);
+  }
+  free(q);
+}
+
+/* ---- resuming tasks ------------------------------------------------------ */
+
+/* Resumes the task at 1 with the status at 2 (protected). */
+static int resume_protected(lua_State *L) {
+  resume_task(L, 1, (int)lua_tointeger(L, 2));
+  return 0;
+}
+
+/* The core's resume hook: the task is pinned (its queued resume holds it).
+ * It runs on the thread that runs the queue: the state's, or a task's
+ * coroutine that runs the queue while it waits (ltask_handoff). */
+static void lp_resume(weft_task_t *task, int status, void *obj) {
+  lpromise *t = obj;
+  lweft_state *st = t->st;
+  lua_State *L = st->run_L ? st->run_L : st->L;
+  int top;
+  (void)task;
+  if (st->closing || !t->slot || !lua_checkstack(L, 4)) return;
+  top = lua_gettop(L);
+  if (st->hosting || (st->in_guard && L == st->L)) {
+    /* inside the guard's protected call, or the handoff's */
+    push_pinned(L, t);
+    resume_task(L, top + 1, status);
+  } else {
+    lua_pushcfunction(L, resume_protected);
+    push_pinned(L, t);
+    lua_pushinteger(L, status);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) lweft_callback_error(L, st);
+  }
+  lua_settop(L, top);
 }
 
 /* ---- settling ------------------------------------------------------------ */
@@ -358,22 +462,22 @@ static void settled(lua_State *L, lpromise *lp, int idx) {
       lua_pushnil(L);
       lua_setiuservalue(L, idx, UV_CONTS);
       t->awaiting = NULL;
-      ltask_ready(L, -1, idx);
+      ltask_ready(L, -1);
       lua_pop(L, 1);
       return;
     }
   }
-  if (kind != LUA_TNIL) {
-    lua_pushlightuserdata(L, (void *)&conts_marker);
-    enqueue(L, lp->st, idx, -1);
-    lua_pop(L, 1);
-  }
+  if (kind != LUA_TNIL) queue_conts(L, idx);
   lua_pop(L, 1);
 }
 
 int ltask_fulfil(lua_State *L, int idx, int first, int n) {
   lpromise *lp = lua_touserdata(L, idx);
-  if (lp->state != PENDING) return 0;
+  if (lp_state(lp) != PENDING) return 0;
+  if (lp_cancelling(lp)) { /* it ended after its cancellation: cancelled */
+    ltask_end_cancel(L, idx);
+    return 1;
+  }
   idx = lua_absindex(L, idx);
   first = lua_absindex(L, first);
   if (n == 1) {
@@ -388,19 +492,23 @@ int ltask_fulfil(lua_State *L, int idx, int first, int n) {
     lua_setiuservalue(L, idx, UV_OUTCOME);
   }
   lp->nvals = n;
-  lp->state = FULFILLED;
+  weft_promise_resolve(LP_CORE(lp), NULL, NULL);
   settled(L, lp, idx);
   return 1;
 }
 
 int ltask_fail(lua_State *L, int idx, int err, int state) {
   lpromise *lp = lua_touserdata(L, idx);
-  if (lp->state != PENDING) return 0;
+  if (lp_state(lp) != PENDING) return 0;
   idx = lua_absindex(L, idx);
   lua_pushvalue(L, err);
   lua_setiuservalue(L, idx, UV_OUTCOME);
-  lp->state = state;
-  lp->cancelling = 0;
+  if (state == CANCELLED)
+    weft_promise_settle_cancelled(LP_CORE(lp));
+  else /* (the error is in UV_OUTCOME: no message in the core's) */
+    weft_promise_reject_value(LP_CORE(lp),
+                              lp->timed_out ? WEFT_ETIMEDOUT : WEFT_EHOST,
+                              NULL, NULL, NULL);
   if (state == REJECTED && !lp->handled) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &unhandled_key);
     lua_pushvalue(L, idx);
@@ -409,7 +517,7 @@ int ltask_fail(lua_State *L, int idx, int err, int state) {
     lua_pop(L, 1);
     /* Reported when the run queue has drained, unless handled by then. */
     lp->st->unhandled_new = 1;
-    queue_drain(lp->st);
+    queue_report(L, lp->st);
   }
   if (lp->stops_run && lp->st->running) weft_loop_stop(lp->st->loop);
   settled(L, lp, idx);
@@ -421,7 +529,7 @@ int ltask_fail(lua_State *L, int idx, int err, int state) {
 static int push_outcome(lua_State *L, int idx) {
   lpromise *lp = lua_touserdata(L, idx);
   int n = lp->nvals, t;
-  if (lp->state != FULFILLED) {
+  if (lp_state(lp) != FULFILLED) {
     lua_pushboolean(L, 0);
     lua_getiuservalue(L, idx, UV_OUTCOME);
     return 2;
@@ -457,23 +565,68 @@ static void settle_like(lua_State *L, int target, int src) {
     ltask_fulfil(L, target, top + 2, n - 1);
   else
     ltask_fail(L, target, top + 2,
-               sp->state == CANCELLED ? CANCELLED : REJECTED);
+               lp_state(sp) == CANCELLED ? CANCELLED : REJECTED);
   lua_settop(L, top);
+}
+
+void ltask_push_cancel_error(lua_State *L, int idx) {
+  lpromise *lp = lua_touserdata(L, idx);
+  if (!lp->is_task || !lp->started || lp_state(lp) != PENDING) {
+    lua_getiuservalue(L, idx, UV_OUTCOME);
+    return;
+  }
+  idx = lua_absindex(L, idx);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &cancels_key);
+  lua_pushvalue(L, idx);
+  lua_rawget(L, -2);
+  lua_remove(L, -2);
+}
+
+/* Keeps the error at err as the cancelling promise at idx's. */
+static void set_cancel_error(lua_State *L, int idx, int err) {
+  lpromise *lp = lua_touserdata(L, idx);
+  idx = lua_absindex(L, idx);
+  err = lua_absindex(L, err);
+  if (!lp->is_task || !lp->started) {
+    lua_pushvalue(L, err);
+    lua_setiuservalue(L, idx, UV_OUTCOME);
+    return;
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &cancels_key);
+  lua_pushvalue(L, idx);
+  lua_pushvalue(L, err);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
 }
 
 void ltask_end_cancel(lua_State *L, int idx) {
   lpromise *lp = lua_touserdata(L, idx);
-  lua_getiuservalue(L, idx, UV_OUTCOME);
+  ltask_push_cancel_error(L, idx);
   ltask_fail(L, idx, -1, lp->timed_out ? REJECTED : CANCELLED);
   lua_pop(L, 1);
 }
 
 /* ---- tasks --------------------------------------------------------------- */
 
-void ltask_ready(lua_State *L, int idx, int src) {
+void ltask_ready(lua_State *L, int idx) {
   lpromise *t = lua_touserdata(L, idx);
-  t->wait = WAIT_QUEUED;
-  enqueue(L, t->st, idx, src);
+  pin(L, idx); /* (a task that no longer waits is not woken: no harm) */
+  weft_task_wake(LP_TASK(t), 0);
+  unpin(t);
+}
+
+/* A plain coroutine.yield in a task: it goes on in the next turn, with
+ * true (a cancelled one too: its next wait raises). */
+static void requeue(lua_State *L, int idx) {
+  lpromise *t = lua_touserdata(L, idx);
+  weft_task_t *task = LP_TASK(t);
+  int held = weft_task_cancelled(task);
+  if (held) weft_task_shield(task, 1);
+  weft_task_suspend(task, -1, NULL, NULL);
+  if (held) weft_task_shield(task, -1);
+  pin(L, idx);
+  weft_task_wake(task, 0);
+  unpin(t);
 }
 
 void ltask_push_tasks(lua_State *L, lweft_state *st) {
@@ -515,14 +668,15 @@ lua_State *ltask_task_thread(lua_State *L, lweft_state *st) {
   return lua_tothread(L, -1);
 }
 
-/* Keeps the coroutine co of the default task at idx, which returned (or
+/* Keeps the coroutine co (at cidx) of a default task that returned (or
  * never started), for a later task: it is as good as new. */
-static void keep_thread(lua_State *L, lweft_state *st, int idx, lua_State *co) {
+static void keep_thread(lua_State *L, lweft_state *st, int cidx,
+                        lua_State *co) {
   if (st->nidle >= MAX_IDLE || lua_status(co) != LUA_OK) return;
   lua_settop(co, 0); /* one that never started still holds fn and args */
   lua_sethook(co, NULL, 0, 0);
   lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_idle);
-  lua_getiuservalue(L, idx, UV_CO);
+  lua_pushvalue(L, cidx);
   lua_rawseti(L, -2, ++st->nidle);
   lua_pop(L, 1);
 }
@@ -532,9 +686,16 @@ static void keep_thread(lua_State *L, lweft_state *st, int idx, lua_State *co) {
 static void finished(lua_State *L, int idx, int status, lua_State *co,
                      int nres) {
   lpromise *t = lua_touserdata(L, idx);
+  int cidx;
   t->done = 1;
+  /* The outcome takes the coroutine's place: it is kept here meanwhile. */
+  idx = lua_absindex(L, idx);
+  lua_getiuservalue(L, idx, UV_CO);
+  cidx = lua_gettop(L);
+  lua_pushnil(L);
+  lua_setiuservalue(L, idx, UV_CO);
   if (status == LUA_OK) {
-    if (t->cancelling) { /* it returned after its cancellation */
+    if (lp_cancelling(t)) { /* it returned after its cancellation */
       lua_pop(co, nres);
       ltask_end_cancel(L, idx);
     } else {
@@ -551,7 +712,7 @@ static void finished(lua_State *L, int idx, int status, lua_State *co,
     if (lua_status(co) != LUA_OK) lweft_closethread(co, L);
     if (ltask_error_kind_is(L, -1, "cancelled")) {
       /* Ended by a cancellation, its own or one it awaited: cancelled. */
-      if (t->cancelling) ltask_end_cancel(L, idx);
+      if (lp_cancelling(t)) ltask_end_cancel(L, idx);
       else ltask_fail(L, idx, -1, CANCELLED);
       lua_pop(L, 1);
     } else {
@@ -562,11 +723,10 @@ static void finished(lua_State *L, int idx, int status, lua_State *co,
         lua_pop(L, 1);
     }
   }
-  if (!t->cf) keep_thread(L, t->st, idx, co); /* if it can be reused */
+  if (!t->cf) keep_thread(L, t->st, cidx, co); /* if it can be reused */
   /* (Its entry in the weak task table goes with the coroutine, or the
    * coroutine's next task replaces it.) */
-  lua_pushnil(L);
-  lua_setiuservalue(L, idx, UV_CO);
+  lua_remove(L, cidx);
   if (t->cf) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &fibertasks_key);
     lua_pushnil(L);
@@ -625,7 +785,7 @@ static int task_body(lua_State *L) {
  * which holds it and its arguments) under a protected call. */
 static void *stackful_main(weft_fiber_t *cf, void *arg) {
   lpromise *t = arg;
-  lua_State *T = t->susp;
+  lua_State *T = LP_SUSP(t);
   int n = lua_gettop(T) - 1;
   (void)cf;
   lua_pushcfunction(T, task_msgh);
@@ -635,29 +795,32 @@ static void *stackful_main(weft_fiber_t *cf, void *arg) {
   return NULL;
 }
 
-/* Pushes what the task t at idx is resumed with: the outcome of the
- * promise at src (true if there is none), or its own cancellation if one
- * is due.  Returns how many values. */
-static int push_wake(lua_State *L, lpromise *t, int idx, int src) {
-  if (t->cancel_raise) { /* deliver the cancellation instead */
+/* Pushes on th (the task's waiting thread) the values the task at idx goes
+ * on with after a wait of this kind: none after an await or a delay (their
+ * continuation reads t->woke and what it awaited), else true, or false
+ * and the task's cancellation if that is due.  Returns how many. */
+static int wake_values(lua_State *L, lpromise *t, int idx, int wait,
+                       lua_State *th) {
+  if (wait == WAIT_PROMISE || wait == WAIT_TIMER) return 0;
+  if (t->woke == WEFT_ECANCELED || t->cancel_raise) {
     t->cancel_raise = 0;
-    src = idx;
+    lua_pushboolean(L, 0);
+    ltask_push_cancel_error(L, idx);
+    lua_xmove(L, th, 2);
+    return 2;
   }
-  if (ltask_test_promise(L, src)) return push_outcome(L, src);
-  lua_pushboolean(L, 1);
+  lua_pushboolean(th, 1);
   return 1;
 }
 
 /* Resumes a stackful task: its values go to the thread that waits. */
-static void resume_stackful(lua_State *L, int idx, int src, lua_State *co) {
+static void resume_stackful(lua_State *L, int idx, int wait, lua_State *co) {
   lpromise *t = lua_touserdata(L, idx);
-  int nargs;
   if (!t->started) {
     t->started = 1;
-    t->susp = co;
+    weft_fiber_set_data(t->cf, co);
   } else {
-    nargs = push_wake(L, t, idx, src);
-    lua_xmove(L, t->susp, nargs);
+    wake_values(L, t, idx, wait, LP_SUSP(t));
   }
   t->in_gc = lweft_in_finalizer(L);
   weft_fiber_resume(t->cf, NULL, NULL);
@@ -665,39 +828,40 @@ static void resume_stackful(lua_State *L, int idx, int src, lua_State *co) {
     finished(L, idx, t->fstatus, co, t->fstatus == LUA_OK ? lua_gettop(co) : 1);
 }
 
-/* Resumes the task at idx with the outcome of the promise at src (false or
- * nil there: with true). */
-static void resume_task(lua_State *L, int idx, int src) {
+/* Resumes the task at idx (the core's resume hook, status what its wait
+ * ended with: 0, or WEFT_ECANCELED). */
+static void resume_task(lua_State *L, int idx, int status) {
   lpromise *t = lua_touserdata(L, idx);
   lweft_state *st = t->st;
   lua_State *co, *drained;
-  int status, nres, nargs;
+  int nres, nargs, wait;
   idx = lua_absindex(L, idx);
-  src = lua_absindex(L, src);
   if (t->done || lua_getiuservalue(L, idx, UV_CO) != LUA_TTHREAD) {
     lua_pop(L, 1);
     return;
   }
   co = lua_tothread(L, -1);
   lua_pop(L, 1);
+  wait = t->wait;
+  if (wait == WAIT_TIMER) unpin(t); /* the delay's own pin */
   t->wait = WAIT_NONE;
-  if (!t->started && t->state == CANCELLED) { /* cancelled before it ran */
+  t->woke = status;
+  if (!t->started && lp_state(t) == CANCELLED) { /* cancelled before it ran */
     finished(L, idx, LUA_OK, co, 0);
     return;
   }
   if (t->cf) {
-    resume_stackful(L, idx, src, co);
+    resume_stackful(L, idx, wait, co);
     return;
   }
   if (!t->started) {
     t->started = 1;
     nargs = lua_gettop(co) - 1; /* it holds (task_body,) fn and its args */
   } else {
-    nargs = push_wake(L, t, idx, src);
-    lua_xmove(L, co, nargs);
+    nargs = wake_values(L, t, idx, wait, co);
   }
-  /* A task the drain resumes may run the queue when it waits (handoff);
-   * one that such a task runs may not. */
+  /* A task the loop's pass resumes may run the queue when it waits
+   * (handoff); one that such a task runs may not. */
   drained = st->drained;
   if (!st->hosting) st->drained = co;
   status = lua_resume(co, L, nargs, &nres);
@@ -705,7 +869,7 @@ static void resume_task(lua_State *L, int idx, int src) {
   if (status == LUA_YIELD) {
     lua_pop(co, nres);
     /* A plain coroutine.yield in a task: run again in the next turn. */
-    if (t->wait == WAIT_NONE) ltask_ready(L, idx, 0);
+    if (t->wait == WAIT_NONE && lp_state(t) == PENDING) requeue(L, idx);
     return;
   }
   if (status == LUA_OK) { /* task_body returned ok, values... */
@@ -715,47 +879,54 @@ static void resume_task(lua_State *L, int idx, int src) {
   finished(L, idx, status, co, nres);
 }
 
-/* Runs the head of the run queue on the waiting task t's own stack, as the
- * drain would have, until t's own wake-up comes to the head: then t goes
- * on without a switch.  Arguments: t.  Returns the values t is woken with,
- * or nothing if the queue ran out or reached an entry that only the drain
- * runs. */
-static int handoff_protected(lua_State *L) {
-  lpromise *t = lua_touserdata(L, 1);
-  lweft_state *st = t->st;
-  while (st->fifo_n > 0 && st->budget > 0) {
-    lpromise *next;
-    lua_settop(L, 1);
-    peek(L, st); /* 2 table, 3 and 4 the pair */
-    next = lua_touserdata(L, 3);
-    if (next == t) {
-      drop_head(L, st, 2);
-      t->wait = WAIT_NONE;
-      return push_wake(L, t, 3, 4);
-    }
-    if (lua_touserdata(L, 4) == &conts_marker || next->cf) return 0;
-    st->budget--;
-    drop_head(L, st, 2);
-    resume_task(L, 3, 4);
-  }
-  return 0;
+/* Whether the handoff may run next's resume on a task's coroutine: a
+ * default task of the same Lua state. */
+static int may_run(weft_task_t *next, void *data) {
+  lpromise *n = weft_task_get_obj(next);
+  return n->st == data && !n->cf;
 }
 
-int ltask_handoff(lua_State *L, lpromise *t) {
+/* Runs the core's handoff for the task at 1.  Returns the status its own
+ * resume came with, or nothing if it must suspend. */
+static int handoff_protected(lua_State *L) {
+  lpromise *t = lua_touserdata(L, 1);
+  int status;
+  if (!weft_task_handoff(LP_TASK(t), may_run, t->st, &status)) return 0;
+  lua_pushinteger(L, status);
+  return 1;
+}
+
+int ltask_handoff(lua_State *L, lpromise *t, int tidx) {
   lweft_state *st = t->st;
-  int top = lua_gettop(L), n;
-  if (st->drained != L || st->hosting || st->fifo_n == 0) return -1;
-  if (!lua_checkstack(L, LUA_MINSTACK)) return -1;
+  lua_State *run_L = st->run_L;
+  int top = lua_gettop(L), r, status, wait;
+  if (st->drained != L || st->hosting || !weft_loop_ready(st->loop) ||
+      !lua_checkstack(L, LUA_MINSTACK))
+    return -1;
+  tidx = lua_absindex(L, tidx);
   st->hosting = 1;
+  st->run_L = L; /* the tasks it runs are resumed from here */
   lua_pushcfunction(L, handoff_protected);
-  lua_pushlightuserdata(L, t);
-  if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) {
+  lua_pushvalue(L, tidx);
+  r = lua_pcall(L, 1, 1, 0);
+  st->hosting = 0;
+  st->run_L = run_L;
+  if (r != LUA_OK) {
     lweft_callback_error(L, st);
     lua_settop(L, top);
+    return -1;
   }
-  st->hosting = 0;
-  n = lua_gettop(L) - top;
-  return n > 0 ? n : -1;
+  if (lua_isnil(L, -1)) {
+    lua_settop(L, top);
+    return -1;
+  }
+  status = (int)lua_tointeger(L, -1);
+  lua_settop(L, top);
+  wait = t->wait;
+  if (wait == WAIT_TIMER) unpin(t);
+  t->wait = WAIT_NONE;
+  t->woke = status;
+  return wake_values(L, t, tidx, wait, L);
 }
 
 lpromise *ltask_spawn(lua_State *L, lweft_state *st, int fnidx, int n,
@@ -764,9 +935,8 @@ lpromise *ltask_spawn(lua_State *L, lweft_state *st, int fnidx, int n,
   lua_State *co;
   int p;
   fnidx = lua_absindex(L, fnidx);
-  t = ltask_new_promise(L, st, UV_COUNT);
+  t = new_object(L, st, UV_COUNT, 1);
   p = lua_gettop(L);
-  t->is_task = 1;
   t->id = ++task_count;
   {
     lua_Debug ar; /* where it was spawned, formatted only if reported */
@@ -798,7 +968,6 @@ lpromise *ltask_spawn(lua_State *L, lweft_state *st, int fnidx, int n,
     lua_pushcfunction(co, task_msgh);
   }
   lua_xmove(L, co, n + 1);
-  ltask_ready(L, fnidx, 0);
   lua_settop(L, fnidx);
   return t;
 }
@@ -806,18 +975,7 @@ lpromise *ltask_spawn(lua_State *L, lweft_state *st, int fnidx, int n,
 /* ---- the table of I/O waits ------------------------------------------------ */
 
 void ltask_io_keep(lua_State *L, lweft_state *st, lweft_iowait *w) {
-  if (st->io_nfree == 0) {
-    if (st->io_top == st->io_capfree) {
-      int cap = !st->io_capfree ? 64
-                : st->io_capfree < INT_MAX / 2 ? 2 * st->io_capfree : 0;
-      int *p = cap ? realloc(st->io_free, (size_t)cap * sizeof *p) : NULL;
-      if (!p) luaL_error(L, "not enough memory");
-      st->io_free = p;
-      st->io_capfree = cap;
-    }
-    st->io_free[st->io_nfree++] = ++st->io_top;
-  }
-  w->ref = st->io_free[--st->io_nfree];
+  w->ref = take_slot(L, st);
   lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_io_waits);
   lua_insert(L, -2);
   lua_rawseti(L, -2, w->ref);
@@ -834,11 +992,6 @@ void ltask_io_unkeep(lua_State *L, lpromise *t, int idx) {
   t->io_wait = NULL;
 }
 
-/* Ends a suspended task's delay timer (and what anchors the task to it). */
-static void drop_timer(lua_State *L, lpromise *t) {
-  if (t->timer) lweft_cancel(L, t->st, t->timer);
-  t->timer = 0;
-}
 
 /* ---- cancellation ------------------------------------------------------------ */
 
@@ -852,18 +1005,12 @@ static int still_consumes(lua_State *L, int vidx, int p, int except) {
     return t->wait == WAIT_PROMISE && t->awaiting == lua_touserdata(L, p);
   }
   if (!lua_istable(L, vidx)) return 0;
-  if (lua_rawgeti(L, vidx, 1) == LUA_TNUMBER &&
-      lua_tointeger(L, -1) == K_HOST) { /* a host waits for it */
-    lua_pop(L, 1);
-    return 1;
-  }
-  lua_pop(L, 1);
   if (lua_rawgeti(L, vidx, 4) != LUA_TUSERDATA) {
     lua_pop(L, 1);
     return 0;
   }
   live = !lua_rawequal(L, -1, except) &&
-         ((lpromise *)lua_touserdata(L, -1))->state == PENDING;
+         lp_state((lpromise *)lua_touserdata(L, -1)) == PENDING;
   lua_pop(L, 1);
   return live;
 }
@@ -872,6 +1019,8 @@ static int still_consumes(lua_State *L, int vidx, int p, int except) {
  * at p. */
 static int consumed_by_others(lua_State *L, int p, int except) {
   int found = 0, kind;
+  lpromise *lp = lua_touserdata(L, p);
+  if (weft_promise_consumed(LP_CORE(lp), NULL)) return 1; /* a host waits */
   p = lua_absindex(L, p);
   except = lua_absindex(L, except);
   kind = lua_getiuservalue(L, p, UV_CONTS);
@@ -899,60 +1048,52 @@ void ltask_own_wait(lua_State *L, int tidx, int pidx) {
   lua_pop(L, 1);
 }
 
-/* The task at idx, cancelled while it awaits the timeout its await made
- * (weft.await(p, ms)), gives that up as any timeout gives up: it is
- * cancelled, which cancels p, and the task is resumed with its own
+/* Whether the task at idx, cancelled, awaits the timeout its await made
+ * (weft.await(p, ms)), which it then gives up as any timeout gives up: it
+ * is cancelled, which cancels p, and the task is resumed with its own
  * cancellation once p has ended; left pending, its timer would keep the
- * loop alive, and cancel p, long after the task had gone.  Returns 0 if
- * the task awaits something else. */
-static int cancel_own_wait(lua_State *L, lpromise *t, int idx) {
+ * loop alive, and cancel p, long after the task had gone.  If so, pushes
+ * the timeout. */
+static int owns_wait(lua_State *L, lpromise *t, int idx) {
   lpromise *w;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &own_waits_key);
   lua_pushvalue(L, idx);
   lua_rawget(L, -2);
+  lua_remove(L, -2);
   w = lua_touserdata(L, -1);
   /* (A timeout that ran out already, or on the task itself, waits for the
    * task: the task must raise instead.) */
-  if (w && w == t->awaiting && w->state == PENDING && !w->cancelling) {
+  if (w && w == t->awaiting && lp_state(w) == PENDING && !lp_cancelling(w)) {
     lua_getiuservalue(L, -1, UV_SRC);
     if (lua_rawequal(L, -1, idx)) w = NULL;
     lua_pop(L, 1);
   } else {
     w = NULL;
   }
-  if (!w) {
-    lua_pop(L, 2);
-    return 0;
-  }
-  t->cancel_raise = 1; /* (resumed from the timeout's settling) */
-  lua_getiuservalue(L, idx, UV_OUTCOME); /* the task's cancellation */
-  ltask_cancel(L, -2, -1);
-  lua_pop(L, 3);
-  return 1;
+  if (!w) lua_pop(L, 1);
+  return w != NULL;
 }
 
-/* Raises the cancellation in the task at idx: at its pending wait (which
- * is withdrawn), or at its queued resume; a running task meets it at its
- * next wait. */
+/* Cancels the running task at idx through the core: its pending wait is
+ * withdrawn and it is resumed with the cancellation, or its queued resume
+ * brings the cancellation instead; a running or shielded task meets it at
+ * its next wait. */
 static void interrupt(lua_State *L, lpromise *t, int idx) {
-  if (t->wait == WAIT_PROMISE && cancel_own_wait(L, t, idx)) {
-    /* it waits on until the timeout has ended */
-  } else if (t->wait == WAIT_IO) {
-    void (*withdraw)(lua_State *, void *) = t->io_cancel;
-    t->io_cancel = NULL;
-    if (t->io_wait) {
-      lua_rawgeti(L, LUA_REGISTRYINDEX, t->st->ref_io_waits);
-      ltask_io_unkeep(L, t, lua_gettop(L));
-      lua_pop(L, 1);
-    }
-    if (withdraw) withdraw(L, t->io_data);
-    ltask_ready(L, idx, idx); /* resumed with its own outcome: the cancellation */
-  } else if (t->wait == WAIT_PROMISE || t->wait == WAIT_TIMER) {
-    drop_timer(L, t);
-    t->awaiting = NULL;
-    ltask_ready(L, idx, idx);
-  } else if (t->wait == WAIT_QUEUED) {
-    t->cancel_raise = 1;
+  weft_task_t *task = LP_TASK(t);
+  lua_State *cur = t->st->cur_L;
+  int own = t->wait == WAIT_PROMISE && owns_wait(L, t, idx);
+  if (own) weft_task_shield(task, 1); /* it waits on until the timeout ends */
+  pin(L, idx);
+  t->st->cur_L = L;
+  weft_promise_cancel(LP_CORE(t));
+  t->st->cur_L = cur;
+  unpin(t);
+  if (own) {
+    weft_task_shield(task, -1);
+    t->cancel_raise = 1; /* (resumed from the timeout's settling) */
+    ltask_push_cancel_error(L, idx); /* the task's cancellation */
+    ltask_cancel(L, -2, -1);
+    lua_pop(L, 2);
   }
 }
 
@@ -973,35 +1114,45 @@ static void cancel_sources(lua_State *L, lpromise *lp, int idx, int err) {
     for (int i = 1; i <= n; i++) {
       lua_rawgeti(L, src + 1, i);
       ltask_cancel(L, -1, err);
-      if (((lpromise *)lua_touserdata(L, -1))->state == PENDING) waits = 1;
+      if (lp_state((lpromise *)lua_touserdata(L, -1)) == PENDING) waits = 1;
       lua_pop(L, 1);
     }
-  } else if (((lpromise *)lua_touserdata(L, src))->state == PENDING) {
+  } else if (lp_state((lpromise *)lua_touserdata(L, src)) == PENDING) {
     /* A chain gives up on a source others still use (settling at once);
      * a timeout owns its source. */
     if (lp->derived == D_TIMEOUT || !consumed_by_others(L, src, idx)) {
       ltask_cancel(L, src, err);
-      waits = ((lpromise *)lua_touserdata(L, src))->state == PENDING;
+      waits = lp_state((lpromise *)lua_touserdata(L, src)) == PENDING;
     }
   }
   lua_settop(L, top);
   if (!waits) ltask_end_cancel(L, idx);
 }
 
+void ltask_begin_cancel(lpromise *lp) {
+  weft_promise_defer_cancel(LP_CORE(lp));
+  weft_promise_cancel(LP_CORE(lp)); /* (it has no cancel hook) */
+}
+
 int ltask_cancel(lua_State *L, int idx, int err) {
   lpromise *lp = lua_touserdata(L, idx);
-  if (lp->state != PENDING || lp->cancelling) return 0;
+  if (lp_state(lp) != PENDING || lp_cancelling(lp)) return 0;
   idx = lua_absindex(L, idx);
   err = lua_absindex(L, err);
   if (lp->is_task ? !lp->started : lp->derived == D_NONE) {
+    /* (a task that never started never will: its function and coroutine
+     * go with the outcome taking their place) */
+    if (lp->is_task) lp->done = 1;
     ltask_fail(L, idx, err, CANCELLED);
     return 1;
   }
-  lua_pushvalue(L, err);
-  lua_setiuservalue(L, idx, UV_OUTCOME);
-  lp->cancelling = 1;
-  if (!lp->is_task) cancel_sources(L, lp, idx, err);
-  else if (!lp->shield) interrupt(L, lp, idx);
+  set_cancel_error(L, idx, err);
+  if (lp->is_task) {
+    interrupt(L, lp, idx);
+  } else {
+    ltask_begin_cancel(lp);
+    cancel_sources(L, lp, idx, err);
+  }
   return 1;
 }
 
@@ -1016,7 +1167,7 @@ static void cancel_unwanted(lua_State *L, int state, int result) {
     lpromise *in;
     lua_rawgeti(L, list, i);
     in = lua_touserdata(L, -1);
-    if (in->state == PENDING && !in->cancelling &&
+    if (lp_state(in) == PENDING && !lp_cancelling(in) &&
         !consumed_by_others(L, -1, result)) {
       ltask_push_error(L, "cancelled", 0);
       ltask_cancel(L, -2, -1);
@@ -1054,11 +1205,8 @@ void ltask_push_cont(lua_State *L, int idx, int vidx) {
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
   }
   lua_pop(L, 1);
-  if (had == LUA_TNIL && lp->state != PENDING) { /* settled: run from the loop */
-    lua_pushlightuserdata(L, (void *)&conts_marker);
-    enqueue(L, lp->st, idx, -1);
-    lua_pop(L, 1);
-  }
+  if (had == LUA_TNIL && lp_state(lp) != PENDING) /* settled: run from the loop */
+    queue_conts(L, idx);
 }
 
 /* Adds { kind, a, b, target } (indices; 0 = nil) to the promise at idx. */
@@ -1109,10 +1257,10 @@ static void comb_input(lua_State *L, int p, int e, int result) {
   left = (int)lua_tointeger(L, -1) - 1;
   lua_pushinteger(L, left);
   lua_setfield(L, state, "left");
-  ok = in->state == FULFILLED;
-  if (out->state == PENDING && out->cancelling) {
+  ok = lp_state(in) == FULFILLED;
+  if (lp_state(out) == PENDING && lp_cancelling(out)) {
     if (left == 0) ltask_end_cancel(L, result); /* every input has ended */
-  } else if (out->state == PENDING) {
+  } else if (lp_state(out) == PENDING) {
     if (kind == C_RACE || (kind == C_ANY && (ok || left == 0)) ||
         (kind == C_ALL && !ok)) {
       settle_like(L, result, p);
@@ -1149,7 +1297,7 @@ static void follow(lua_State *L, int r, int target) {
   self = cycle = lua_rawequal(L, cur, target);
   for (int i = 0; i < 64 && !cycle; i++) {
     lpromise *cp = lua_touserdata(L, cur);
-    if (cp->state != PENDING ||
+    if (lp_state(cp) != PENDING ||
         (cp->derived != D_CHAIN && cp->derived != D_TIMEOUT))
       break;
     lua_getiuservalue(L, cur, UV_SRC);
@@ -1185,29 +1333,25 @@ static void run_entry(lua_State *L, int p, int e) {
     lweft_cancel(L, lp->st, (weft_id_t)lua_tointeger(L, -1));
     lua_pop(L, 1);
   }
-  if (kind == K_HOST) {
-    lua_rawgeti(L, e, 2);
-    void *bridge = lua_touserdata(L, -1);
-    lweft_hostlink_of(bridge)->report(L, p, bridge);
-  } else if (kind == K_COMB) {
+  if (kind == K_COMB) {
     comb_input(L, p, e, target);
   } else if (kind == K_FINALLY) {
     /* It runs whatever the outcome, the chain's cancellation included. */
     lua_rawgeti(L, e, 2);
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
-      if (tp->state == PENDING) ltask_fail(L, target, -1, REJECTED);
+      if (lp_state(tp) == PENDING) ltask_fail(L, target, -1, REJECTED);
       else lweft_callback_error(L, lp->st); /* nobody else would see it */
-    } else if (tp->cancelling) {
+    } else if (lp_cancelling(tp)) {
       ltask_end_cancel(L, target);
     } else {
       settle_like(L, target, p);
     }
-  } else if (tp->state != PENDING) {
+  } else if (lp_state(tp) != PENDING) {
     /* cancelled while p was pending: its handler never runs */
-  } else if (tp->cancelling) {
+  } else if (lp_cancelling(tp)) {
     ltask_end_cancel(L, target);
-  } else if (kind == K_TIMEOUT || lp->state == CANCELLED ||
-             lua_rawgeti(L, e, lp->state == FULFILLED ? 2 : 3) == LUA_TNIL) {
+  } else if (kind == K_TIMEOUT || lp_state(lp) == CANCELLED ||
+             lua_rawgeti(L, e, lp_state(lp) == FULFILLED ? 2 : 3) == LUA_TNIL) {
     settle_like(L, target, p); /* no handler: pass the outcome on */
   } else {
     fn = lua_gettop(L);
@@ -1244,7 +1388,7 @@ static void run_conts(lua_State *L, int p) {
       lpromise *t = lua_touserdata(L, -1);
       if (t->wait == WAIT_PROMISE && t->awaiting == lua_touserdata(L, p)) {
         t->awaiting = NULL;
-        ltask_ready(L, -1, p);
+        ltask_ready(L, -1);
       }
     } else {
       run_entry(L, p, lua_gettop(L));
@@ -1283,7 +1427,7 @@ static int lw_p_cancel(lua_State *L) {
 }
 
 static int lw_p_status(lua_State *L) {
-  lua_pushstring(L, state_names[ltask_check_promise(L, 1)->state]);
+  lua_pushstring(L, state_names[lp_state(ltask_check_promise(L, 1))]);
   return 1;
 }
 
@@ -1329,32 +1473,90 @@ static int lw_p_tostring(lua_State *L) {
   if (lp->is_task) {
     ltask_push_task_name(L, lp, 1);
     lua_pushfstring(L, "weft.task %s (%s)", lua_tostring(L, -1),
-                    state_names[lp->state]);
+                    state_names[lp_state(lp)]);
   } else {
-    lua_pushfstring(L, "weft.promise (%s)", state_names[lp->state]);
+    lua_pushfstring(L, "weft.promise (%s)", state_names[lp_state(lp)]);
   }
   return 1;
 }
 
-/* Continuation of a task's await or delay: it was resumed with ok, ... */
+/* Continuation of a task's await or delay: 1 the task, 2 the promise it
+ * awaited (ctx 1) or nothing.  It raises its cancellation if its wait
+ * ended with it, else returns what it awaited. */
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status, (void)ctx;
-  if (!lua_toboolean(L, 1)) return lua_error(L);
-  return lua_gettop(L) - 1;
+  lpromise *t = lua_touserdata(L, 2);
+  (void)status;
+  if (t->done) /* resumed by its __gc (lw_p_gc) */
+    return luaL_error(L, "task collected while suspended");
+  if (t->woke == WEFT_ECANCELED || t->cancel_raise) {
+    t->cancel_raise = 0;
+    ltask_push_cancel_error(L, 2);
+    return lua_error(L);
+  }
+  if (!ctx) return 0;
+  lua_settop(L, 1);
+  return ltask_deliver(L, 1);
 }
 
-int ltask_suspend_task(lua_State *L, lpromise *t) {
-  lua_settop(L, 0);
+/* Ends what the task's wait armed in the binding when the core withdraws
+ * the wait (a cancellation; the task being freed). */
+static void withdraw_wait(weft_task_t *task, void *data) {
+  lpromise *t = data;
+  lweft_state *st = t->st;
+  lua_State *L = st->cur_L ? st->cur_L : st->L;
+  void (*cancel)(lua_State *L, void *data);
+  (void)task;
+  /* (Freed with the state, the wait's site may be gone already.) */
+  if (t->in_fini) return;
+  if (t->wait == WAIT_PROMISE) {
+    t->awaiting = NULL;
+  } else if (t->wait == WAIT_IO && t->io_wait) {
+    lweft_iowait *w = t->io_wait;
+    void *wdata = w->data;
+    cancel = w->cancel;
+    if (w->ref && !st->closing && lua_checkstack(L, 2)) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_io_waits);
+      ltask_io_unkeep(L, t, lua_gettop(L));
+      lua_pop(L, 1);
+    }
+    t->io_wait = NULL;
+    if (cancel) cancel(L, wdata);
+  }
+}
+
+void ltask_begin_wait(lua_State *L, lpromise *t, int tidx, int kind) {
+  int err = weft_task_suspend(LP_TASK(t), -1, withdraw_wait, t);
+  if (err == WEFT_ECANCELED) {
+    ltask_push_cancel_error(L, tidx);
+    lua_error(L);
+  }
+  if (err < 0) lweft_error(L, "%s", weft_strerror(err));
+  t->wait = (unsigned)kind & 3u;
+}
+
+void ltask_sleep(lua_State *L, lpromise *t, int tidx, uint64_t ms) {
+  int err = weft_task_sleep(LP_TASK(t), ms);
+  if (err == WEFT_ECANCELED) {
+    ltask_push_cancel_error(L, tidx);
+    lua_error(L);
+  }
+  if (err < 0) lweft_error(L, "delay: %s", weft_strerror(err));
+  pin(L, tidx); /* a sleeping task is kept until its timer fires */
+  t->wait = WAIT_TIMER;
+}
+
+int ltask_suspend_task(lua_State *L, lpromise *t, int awaits) {
   if (t->done) /* being collected: it can never be woken */
     return luaL_error(L, "task collected while suspended");
+  lua_settop(L, 2); /* 1 what it awaits (or anything), 2 the task */
   if (t->cf) {
-    t->susp = L;
+    weft_fiber_set_data(t->cf, L);
     weft_fiber_suspend(NULL, NULL);
-    return wait_k(L, LUA_OK, 0); /* the resume pushed ok, values... */
+    return wait_k(L, LUA_OK, awaits);
   }
-  if (ltask_handoff(L, t) >= 0) return wait_k(L, LUA_YIELD, 0);
+  if (ltask_handoff(L, t, 2) >= 0) return wait_k(L, LUA_YIELD, awaits);
   lua_pushlightuserdata(L, (void *)&ltask_suspend_marker);
-  return lua_yieldk(L, 1, 0, wait_k);
+  return lua_yieldk(L, 1, awaits, wait_k);
 }
 
 void ltask_check_yieldable(lua_State *L, lpromise *t, const char *fname) {
@@ -1370,8 +1572,8 @@ void ltask_check_yieldable(lua_State *L, lpromise *t, const char *fname) {
 }
 
 void ltask_check_cancel(lua_State *L, lpromise *t, int tidx) {
-  if (!t->cancelling || t->shield) return;
-  lua_getiuservalue(L, tidx, UV_OUTCOME);
+  if (!lp_cancelling(t) || weft_task_shield(LP_TASK(t), 0) > 0) return;
+  ltask_push_cancel_error(L, tidx);
   lua_error(L);
 }
 
@@ -1379,9 +1581,9 @@ void ltask_run_until_settled(lua_State *L, lweft_state *st, int idx,
                               const char *fname) {
   lpromise *lp = lua_touserdata(L, idx);
   mark_handled(L, lp, idx); /* its outcome is ours, whenever it comes */
-  while (lp->state == PENDING) {
+  while (lp_state(lp) == PENDING) {
     int r = lweft_run_once(L, st, fname);
-    if (r == 0 && lp->state == PENDING)
+    if (r == 0 && lp_state(lp) == PENDING)
       lweft_error(L, "%s: the promise can never settle: nothing left to run",
                   lweft_public_name(L, fname));
   }
@@ -1409,8 +1611,8 @@ lua_State *ltask_suspended_co(lua_State *L, lpromise *t, int idx) {
   }
   co = lua_tothread(L, -1);
   if (t->cf) { /* stackful: frozen mid-call in the thread that waits */
-    if (weft_fiber_status(t->cf) == WEFT_FIBER_SUSPENDED && t->susp)
-      return t->susp;
+    if (weft_fiber_status(t->cf) == WEFT_FIBER_SUSPENDED && LP_SUSP(t))
+      return LP_SUSP(t);
     lua_pop(L, 1);
     return NULL;
   }
@@ -1435,12 +1637,12 @@ void lweft_mark_run_task(lua_State *L, int idx) {
 
 int lweft_promise_failed(lua_State *L, int idx) {
   lpromise *lp = ltask_test_promise(L, idx);
-  return lp && (lp->state == REJECTED || lp->state == CANCELLED);
+  return lp && (lp_state(lp) == REJECTED || lp_state(lp) == CANCELLED);
 }
 
 int lweft_settled_results(lua_State *L, int idx, const char *fname) {
   lpromise *t = ltask_check_promise(L, idx);
-  if (t->state == PENDING)
+  if (lp_state(t) == PENDING)
     return lweft_error(L, "%s: the task never finished: it waits on something "
                           "nothing is left to settle",
                        lweft_public_name(L, fname));
@@ -1454,10 +1656,10 @@ int lweft_settle(lua_State *L, int idx, int n) {
     lua_pop(L, n < 0 ? 1 : n);
     return 0;
   }
-  if (((lpromise *)lua_touserdata(L, idx))->cancelling) {
+  if (lp_cancelling((lpromise *)lua_touserdata(L, idx))) {
     /* cancelled while its producer ran: it ends cancelled, as it asked */
     lua_pop(L, n < 0 ? 1 : n);
-    if (((lpromise *)lua_touserdata(L, idx))->state != PENDING) return 0;
+    if (lp_state((lpromise *)lua_touserdata(L, idx)) != PENDING) return 0;
     ltask_end_cancel(L, idx);
     return 1;
   }
@@ -1475,20 +1677,16 @@ void lweft_push_host_promise(lua_State *L, lweft_state *st, void *bridge) {
   lua_setiuservalue(L, -2, UV_SRC);
 }
 
-void lweft_watch_for_host(lua_State *L, int idx, void *hostref) {
-  idx = lua_absindex(L, idx);
-  lua_createtable(L, 2, 0);
-  lua_pushinteger(L, K_HOST);
-  lua_rawseti(L, -2, 1);
-  lua_pushlightuserdata(L, hostref);
-  lua_rawseti(L, -2, 2);
-  ltask_push_cont(L, idx, -1);
-  lua_pop(L, 1);
+weft_promise_t *lweft_promise_core(lua_State *L, int idx) {
+  lpromise *lp = ltask_test_promise(L, idx);
+  if (!lp) return NULL;
+  lp->bridged = 1;
+  return LP_CORE(lp);
 }
 
 int lweft_promise_state(lua_State *L, int idx) {
   lpromise *lp = ltask_test_promise(L, idx);
-  return lp ? lp->state : -1;
+  return lp ? lp_state(lp) : -1;
 }
 
 int lweft_push_outcome(lua_State *L, int idx) {
@@ -1498,8 +1696,8 @@ int lweft_push_outcome(lua_State *L, int idx) {
 void lweft_settle_cancelled(lua_State *L, int idx) {
   lpromise *lp = lua_touserdata(L, idx);
   idx = lua_absindex(L, idx);
-  if (lp->state != PENDING) return;
-  if (lp->cancelling) {
+  if (lp_state(lp) != PENDING) return;
+  if (lp_cancelling(lp)) {
     ltask_end_cancel(L, idx);
     return;
   }
@@ -1544,8 +1742,28 @@ void ltask_add(lua_State *L, const luaL_Reg *fns, const luaL_Reg *methods,
   lua_pop(L, 1);
 }
 
+/* Pushes { [its core task] = task } for the tasks in a delay (kept in the
+ * table of kept values meanwhile). */
+static void push_sleepers(lua_State *L, lweft_state *st) {
+  lua_newtable(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_io_waits);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lpromise *t = ltask_test_promise(L, -1);
+    if (t && t->is_task && t->wait == WAIT_TIMER) {
+      lua_pushvalue(L, -1);
+      lua_rawsetp(L, -5, LP_TASK(t));
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 void lweft_open_task(lua_State *L) {
   lweft_state *st = lua_touserdata(L, -1);
+  st->push_sleepers = push_sleepers;
+  /* (a second Lua state on the same loop protects each resume instead) */
+  st->guarded = weft_loop_set_guard(st->loop, guard, st) == 0;
   static const luaL_Reg methods[] = {
       {"resolve", lw_p_resolve}, {"reject", lw_p_reject},
       {"cancel", lw_p_cancel},   {"status", lw_p_status},
@@ -1567,6 +1785,7 @@ void lweft_open_task(lua_State *L) {
   lweft_weak_table(L, &fibertasks_key, "v");
   lweft_weak_table(L, &unhandled_key, "k");
   lweft_weak_table(L, &own_waits_key, "kv");
+  lweft_weak_table(L, &cancels_key, "k");
   lua_newtable(L);
   st->ref_io_waits = luaL_ref(L, LUA_REGISTRYINDEX);
   lweft_weak_table(L, &tasks_key, "kv");

@@ -22,6 +22,7 @@ typedef struct lwaiter {
   lweft_state *st;
   int state;
   weft_id_t timer; /* the timeout: a reactor watcher whose callback is w */
+  lweft_iowait iow; /* the parked task's wait */
 } lwaiter;
 /* User value 1: the task parked on it (what wakes reach it by); user
  * value 2 is the owner's (channel.c keeps the value handed over there). */
@@ -116,7 +117,7 @@ int lweft_waiter_park(lua_State *L, int base, lua_KContext ctx,
   }
   lua_pushvalue(L, base + 2);
   lua_setiuservalue(L, base, 1);
-  return lweft_io_park(L, task, give_up, w, ctx, k);
+  return lweft_io_park(L, task, &w->iow, give_up, w, ctx, k);
 }
 
 /* w:park's results: true; nil, "timeout"; or false, err, woken. */
