@@ -1,9 +1,11 @@
 /* ltask.h: what the files of the task machinery share, private to them:
  * the promise object (a header over a core promise or task), its user
  * values, and the functions the upper files call.  task.c is the base
- * (promises, resuming through the core, cancellation, continuations);
- * errors.c is below it; iowait.c, await.c, combine.c and spawn.c are
- * above it, and nothing below calls up. */
+ * (promises, settling, resuming through the core, cancellation); errors.c
+ * (weft's error values), pins.c (what the core holds) and unhandled.c
+ * (rejections nobody handled) are below it; conts.c (what continuations
+ * do), iowait.c, await.c, combine.c and spawn.c are above it, and nothing
+ * below calls up. */
 #ifndef LTASK_H
 #define LTASK_H
 
@@ -130,7 +132,55 @@ void ltask_push_error(lua_State *L, const char *kind, int reason);
 /* Whether the value at idx is a weft error of this kind. */
 int ltask_error_kind_is(lua_State *L, int idx, const char *kind);
 
-/* ---- task.c: the core ---- */
+/* ---- pins.c: the table of kept values ---- */
+
+/* Pins the promise at idx: kept in a slot of the state's table of kept
+ * values while pinned, so that the core, which holds a pointer, may hold
+ * it.  The binding pins an object before a core call that may retain it
+ * (a task's queued resume), and the core's retain and release count on
+ * top. */
+void ltask_pin(lua_State *L, int idx);
+
+/* Drops a pin; the last one lets the promise go.  (It runs from the
+ * core's callbacks too: on the state's main thread.) */
+void ltask_unpin(lpromise *lp);
+
+/* Pushes a pinned promise. */
+void ltask_push_pinned(lua_State *L, lpromise *lp);
+
+/* Keeps the value on top (popped) in a free slot of the table of kept
+ * values and notes the slot in w.  The free slots are a stack in C with
+ * room for every slot ever used, so that io_unkeep cannot fail. */
+void ltask_io_keep(lua_State *L, lweft_state *st, lweft_iowait *w);
+
+/* Frees the slot (of the table at idx) that keeps task t, which is no
+ * longer kept for its wait. */
+void ltask_io_unkeep(lua_State *L, lpromise *t, int idx);
+
+/* ---- unhandled.c: rejections nobody handled ---- */
+
+/* Marks the promise at idx handled: its rejection is someone's now. */
+void ltask_mark_handled(lua_State *L, lpromise *lp, int idx);
+
+/* Notes the promise at idx, just rejected with nobody handling it. */
+void ltask_note_unhandled(lua_State *L, int idx);
+
+/* Reports the rejected, unhandled promise at idx to the error handler: a
+ * weft error { kind = "unhandled", reason = the error } whose message
+ * names the task and where it was spawned. */
+void ltask_report_unhandled(lua_State *L, int idx);
+
+/* Pushes the function that spawned the task at idx (or nil); returns its
+ * type. */
+int ltask_push_spawner(lua_State *L, int idx);
+
+/* Pushes a task's name: opts.name, or "task#N". */
+void ltask_push_task_name(lua_State *L, lpromise *t, int idx);
+
+/* Makes the table of unhandled rejections (at the module's opening). */
+void ltask_open_unhandled(lua_State *L);
+
+/* ---- task.c: the base ---- */
 
 /* Pushes a new promise that the promise at 1 settles through the
  * continuation { kind, a, b } (stack indices; 0 = none). */
@@ -232,22 +282,6 @@ lpromise *ltask_new_promise(lua_State *L, lweft_state *st, int nuv);
  * after all. */
 int ltask_handoff(lua_State *L, lpromise *t, int tidx);
 
-/* Keeps the value on top (popped) in a free slot of the I/O waits table
- * and notes the slot in w.  The free slots are a stack in C with room for
- * every slot ever used, so that io_unkeep cannot fail. */
-void ltask_io_keep(lua_State *L, lweft_state *st, lweft_iowait *w);
-
-/* Frees the slot of the I/O waits table (at idx) that keeps task t, which
- * is no longer kept for its wait. */
-void ltask_io_unkeep(lua_State *L, lpromise *t, int idx);
-
-/* Pushes the function that spawned the task at idx (or nil); returns its
- * type. */
-int ltask_push_spawner(lua_State *L, int idx);
-
-/* Pushes a task's name: opts.name, or "task#N". */
-void ltask_push_task_name(lua_State *L, lpromise *t, int idx);
-
 /* Pushes the weak table of tasks by coroutine (st NULL: found by key). */
 void ltask_push_tasks(lua_State *L, lweft_state *st);
 
@@ -263,6 +297,22 @@ lua_State *ltask_suspended_co(lua_State *L, lpromise *t, int idx);
 /* Pushes a coroutine for a new task: one a finished task left, or a new
  * one (creating it is the larger part of a task's cost). */
 lua_State *ltask_task_thread(lua_State *L, lweft_state *st);
+
+/* Settles the promise at target like the promise at src (a consumer of a
+ * cancelled promise ends cancelled). */
+void ltask_settle_like(lua_State *L, int target, int src);
+
+/* Whether anything but the promise at except awaits or chains the promise
+ * at p (a host's continuation counts). */
+int ltask_consumed_by_others(lua_State *L, int p, int except);
+
+/* Adds the continuation { kind, a, b, target } (indices; 0 = nil) to the
+ * promise at idx. */
+void ltask_add_cont(lua_State *L, int idx, int kind, int a, int b,
+                    int target);
+
+/* Sets what runs a settled promise's continuations (conts.c's). */
+void ltask_set_run_conts(void (*fn)(lua_State *L, int p));
 
 /* ---- combine.c ---- */
 

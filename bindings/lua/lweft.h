@@ -221,6 +221,7 @@ void lweft_forget_drain(lweft_state *st);
  * async, defer, spawn, current, tasks (spawn.c). */
 void lweft_open_errors(lua_State *L);
 void lweft_open_task(lua_State *L);
+void lweft_open_conts(lua_State *L);
 void lweft_open_await(lua_State *L);
 void lweft_open_combine(lua_State *L);
 void lweft_open_spawn(lua_State *L);

@@ -21,7 +21,6 @@
  * so the order of continuations and resumes is the queue's. */
 #include "ltask.h"
 
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,9 +34,6 @@ static const char tasks_key = 0;
  * a wait inside a stackful task finds it from any thread running on its
  * C stack (a coroutine.wrap generator, a table.sort comparator). */
 static const char fibertasks_key = 0;
-/* The registry key of the table of rejected promises nobody handled yet
- * (weak keys), reported when collected or when weft.run finishes. */
-static const char unhandled_key = 0;
 /* (st->ref_io_waits is the table of tasks suspended in an I/O wait, each
  * in the slot its lweft_iowait notes: it is how a core callback finds the
  * task to wake, and it keeps the task (and what its stack holds, such as
@@ -68,9 +64,6 @@ lpromise *ltask_check_promise(lua_State *L, int idx) {
 
 static const weft_host_t lua_host;
 
-static void pin(lua_State *L, int idx);
-static void unpin(lpromise *lp);
-
 /* Pushes a new promise, or a task, whose first resume is queued at once
  * (it finds no coroutine, and does nothing, until ltask_spawn gives it
  * one). */
@@ -87,9 +80,9 @@ static lpromise *new_object(lua_State *L, lweft_state *st, int nuv,
   if (!is_task) {
     weft_promise_init(LP_CORE(lp), st->loop, &lua_host, lp);
   } else {
-    pin(L, -1); /* the queued resume keeps it */
+    ltask_pin(L, -1); /* the queued resume keeps it */
     weft_task_init(LP_TASK(lp), st->loop, &lua_host, lp);
-    unpin(lp);
+    ltask_unpin(lp);
   }
   return lp;
 }
@@ -98,76 +91,9 @@ lpromise *ltask_new_promise(lua_State *L, lweft_state *st, int nuv) {
   return new_object(L, st, nuv, 0);
 }
 
-/* ---- unhandled rejections ---------------------------------------------------- */
-
-/* Marks the promise at idx handled: its rejection is someone's now. */
-static void mark_handled(lua_State *L, lpromise *lp, int idx) {
-  if (lp->handled) return;
-  lp->handled = 1;
-  if (lp_state(lp) == REJECTED) {
-    idx = lua_absindex(L, idx);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &unhandled_key);
-    lua_pushvalue(L, idx);
-    lua_pushnil(L);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
-  }
-}
-
-void ltask_push_task_name(lua_State *L, lpromise *t, int idx) {
-  if (lua_getiuservalue(L, idx, UV_WHERE) == LUA_TTABLE) {
-    lua_rawgeti(L, -1, 1);
-    lua_remove(L, -2);
-  } else {
-    lua_pop(L, 1);
-    lua_pushfstring(L, "task#%d", t->id);
-  }
-}
-
-int ltask_push_spawner(lua_State *L, int idx) {
-  if (lua_getiuservalue(L, idx, UV_WHERE) == LUA_TTABLE) {
-    lua_rawgeti(L, -1, 2);
-    lua_remove(L, -2);
-  }
-  return lua_type(L, -1);
-}
-
-/* Reports the rejected, unhandled promise at idx to the error handler: a
- * weft error { kind = "unhandled", reason = the error } whose message names
- * the task and where it was spawned. */
-static void report_unhandled(lua_State *L, int idx) {
-  lpromise *lp = lua_touserdata(L, idx);
-  lua_Debug ar;
-  int err;
-  idx = lua_absindex(L, idx);
-  mark_handled(L, lp, idx);
-  if (!lp->st->loop) return; /* the Lua state is closing */
-  lua_getiuservalue(L, idx, UV_OUTCOME);
-  err = lua_gettop(L);
-  ltask_push_error(L, "unhandled", err);
-  luaL_tolstring(L, err, NULL); /* err + 2: the original message */
-  if (lp->is_task) {
-    ltask_push_task_name(L, lp, idx); /* err + 3 */
-    if (ltask_push_spawner(L, idx) == LUA_TFUNCTION && lp->line > 0 &&
-        lua_getinfo(L, ">S", &ar)) /* pops the function */
-      lua_pushfstring(L, "%s:%d", ar.short_src, lp->line);
-    else
-      lua_pushliteral(L, "?"); /* err + 4 (the nil stays below: popped) */
-    lua_pushfstring(L, "unhandled rejection in %s (spawned at %s): %s",
-                    lua_tostring(L, err + 3), lua_tostring(L, -1),
-                    lua_tostring(L, err + 2));
-  } else {
-    lua_pushfstring(L, "unhandled rejection: %s", lua_tostring(L, err + 2));
-  }
-  lua_setfield(L, err + 1, "message");
-  lua_settop(L, err + 1);
-  lua_remove(L, err);
-  lweft_callback_error(L, lp->st); /* pops it */
-}
-
 static int lw_p_gc(lua_State *L) {
   lpromise *lp = lua_touserdata(L, 1);
-  if (lp_state(lp) == REJECTED && !lp->handled) report_unhandled(L, 1);
+  if (lp_state(lp) == REJECTED && !lp->handled) ltask_report_unhandled(L, 1);
   /* A default task collected while suspended waits on nothing that can
    * wake it: close it, so its pending <close> variables run. */
   if (lp->is_task && !lp->cf && lp->started && !lp->done &&
@@ -200,90 +126,11 @@ static int lw_p_gc(lua_State *L) {
   return 0;
 }
 
-void lweft_report_unhandled(lua_State *L) {
-  int list, n = 0;
-  lua_newtable(L);
-  list = lua_gettop(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &unhandled_key);
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    lua_pop(L, 1);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, list, ++n);
-  }
-  lua_pop(L, 1);
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, list, i);
-    if (!((lpromise *)lua_touserdata(L, -1))->handled) report_unhandled(L, -1);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-}
-
-/* ---- what the core holds: pins ------------------------------------------- */
-
-/* Takes a free slot of the state's table of kept values (the I/O waits
- * table).  The free slots are a stack in C with room for every slot ever
- * used, so that freeing one cannot fail. */
-static int take_slot(lua_State *L, lweft_state *st) {
-  if (st->io_nfree == 0) {
-    if (st->io_top == st->io_capfree) {
-      int cap = !st->io_capfree ? 64
-                : st->io_capfree < INT_MAX / 2 ? 2 * st->io_capfree : 0;
-      int *p = cap ? realloc(st->io_free, (size_t)cap * sizeof *p) : NULL;
-      if (!p) luaL_error(L, "not enough memory");
-      st->io_free = p;
-      st->io_capfree = cap;
-    }
-    st->io_free[st->io_nfree++] = ++st->io_top;
-  }
-  return st->io_free[--st->io_nfree];
-}
-
-/* Pins the promise at idx: kept in a slot of the table of kept values
- * while pinned, so that the core, which holds a pointer, may hold it.
- * The binding pins an object before a core call that may retain it (a
- * task's queued resume, a continuation a host watches), and the core's
- * retain and release count on top. */
-static void pin(lua_State *L, int idx) {
-  lpromise *lp = lua_touserdata(L, idx);
-  if (lp->pins++ > 0) return;
-  idx = lua_absindex(L, idx);
-  lp->slot = take_slot(L, lp->st);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->st->ref_io_waits);
-  lua_pushvalue(L, idx);
-  lua_rawseti(L, -2, lp->slot);
-  lua_pop(L, 1);
-}
-
-/* Drops a pin; the last one lets the promise go.  (It runs from the
- * core's callbacks too: on the state's main thread, which has room.) */
-static void unpin(lpromise *lp) {
-  lweft_state *st = lp->st;
-  lua_State *L = st->L;
-  if (--lp->pins > 0 || !lp->slot) return;
-  if (!st->closing && lua_checkstack(L, 2)) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_io_waits);
-    lua_pushnil(L);
-    lua_rawseti(L, -2, lp->slot);
-    lua_pop(L, 1);
-    st->io_free[st->io_nfree++] = lp->slot;
-  }
-  lp->slot = 0;
-}
-
-/* Pushes a pinned promise. */
-static void push_pinned(lua_State *L, lpromise *lp) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->st->ref_io_waits);
-  lua_rawgeti(L, -1, lp->slot);
-  lua_remove(L, -2);
-}
-
 /* The core's references: a promise it retains is pinned already (a
  * bridge's, held by the bridge's own reference, may not be). */
 static void lp_retain(void *obj) { ((lpromise *)obj)->pins++; }
 
-static void lp_release(void *obj) { unpin(obj); }
+static void lp_release(void *obj) { ltask_unpin(obj); }
 
 static void lp_resume(weft_task_t *task, int status, void *obj);
 
@@ -293,7 +140,10 @@ static const weft_host_t lua_host = {sizeof(weft_host_t), lp_retain,
 
 /* ---- functions queued on the core's run queue ------------------------------ */
 
-static void run_conts(lua_State *L, int p);
+/* Runs the continuations of the settled promise at p (conts.c's). */
+static void (*run_conts)(lua_State *L, int p);
+
+void ltask_set_run_conts(void (*fn)(lua_State *L, int p)) { run_conts = fn; }
 static void resume_task(lua_State *L, int idx, int status);
 
 /* A run of a promise's continuations (lp: pinned until it has run), or
@@ -327,7 +177,7 @@ static void queue_run(lua_State *L, lweft_state *st, lpromise *lp) {
 /* Queues the run of the continuations of the promise at idx. */
 static void queue_conts(lua_State *L, int idx) {
   lpromise *lp = lua_touserdata(L, idx);
-  pin(L, idx);
+  ltask_pin(L, idx);
   queue_run(L, lp->st, lp);
 }
 
@@ -388,7 +238,7 @@ static int queued_protected(lua_State *L) {
     }
     return 0;
   }
-  push_pinned(L, q->lp);
+  ltask_push_pinned(L, q->lp);
   run_conts(L, 2);
   return 0;
 }
@@ -411,7 +261,7 @@ static void queued_cb(weft_loop_t *loop, void *data) {
       if (lua_pcall(L, 1, 0, 0) != LUA_OK) lweft_callback_error(L, st);
       lua_settop(L, top);
     }
-    if (q->lp) unpin(q->lp);
+    if (q->lp) ltask_unpin(q->lp);
   }
   free(q);
 }
@@ -437,11 +287,11 @@ static void lp_resume(weft_task_t *task, int status, void *obj) {
   top = lua_gettop(L);
   if (st->hosting || (st->in_guard && L == st->L)) {
     /* inside the guard's protected call, or the handoff's */
-    push_pinned(L, t);
+    ltask_push_pinned(L, t);
     resume_task(L, top + 1, status);
   } else {
     lua_pushcfunction(L, resume_protected);
-    push_pinned(L, t);
+    ltask_push_pinned(L, t);
     lua_pushinteger(L, status);
     if (lua_pcall(L, 2, 0, 0) != LUA_OK) lweft_callback_error(L, st);
   }
@@ -510,11 +360,7 @@ int ltask_fail(lua_State *L, int idx, int err, int state) {
                               lp->timed_out ? WEFT_ETIMEDOUT : WEFT_EHOST,
                               NULL, NULL, NULL);
   if (state == REJECTED && !lp->handled) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &unhandled_key);
-    lua_pushvalue(L, idx);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
+    ltask_note_unhandled(L, idx);
     /* Reported when the run queue has drained, unless handled by then. */
     lp->st->unhandled_new = 1;
     queue_report(L, lp->st);
@@ -547,7 +393,7 @@ static int push_outcome(lua_State *L, int idx) {
 
 int ltask_deliver(lua_State *L, int idx) {
   int n;
-  mark_handled(L, lua_touserdata(L, idx), idx);
+  ltask_mark_handled(L, lua_touserdata(L, idx), idx);
   n = push_outcome(L, idx);
   if (!lua_toboolean(L, -n)) return lua_error(L);
   lua_remove(L, -n);
@@ -556,7 +402,7 @@ int ltask_deliver(lua_State *L, int idx) {
 
 /* Settles the promise at target like the promise at src (a consumer of a
  * cancelled promise ends cancelled). */
-static void settle_like(lua_State *L, int target, int src) {
+void ltask_settle_like(lua_State *L, int target, int src) {
   int top = lua_gettop(L), n;
   lpromise *sp = lua_touserdata(L, src);
   target = lua_absindex(L, target);
@@ -610,9 +456,9 @@ void ltask_end_cancel(lua_State *L, int idx) {
 
 void ltask_ready(lua_State *L, int idx) {
   lpromise *t = lua_touserdata(L, idx);
-  pin(L, idx); /* (a task that no longer waits is not woken: no harm) */
+  ltask_pin(L, idx); /* (a task that no longer waits is not woken: no harm) */
   weft_task_wake(LP_TASK(t), 0);
-  unpin(t);
+  ltask_unpin(t);
 }
 
 /* A plain coroutine.yield in a task: it goes on in the next turn, with
@@ -624,9 +470,9 @@ static void requeue(lua_State *L, int idx) {
   if (held) weft_task_shield(task, 1);
   weft_task_suspend(task, -1, NULL, NULL);
   if (held) weft_task_shield(task, -1);
-  pin(L, idx);
+  ltask_pin(L, idx);
   weft_task_wake(task, 0);
-  unpin(t);
+  ltask_unpin(t);
 }
 
 void ltask_push_tasks(lua_State *L, lweft_state *st) {
@@ -843,7 +689,7 @@ static void resume_task(lua_State *L, int idx, int status) {
   co = lua_tothread(L, -1);
   lua_pop(L, 1);
   wait = t->wait;
-  if (wait == WAIT_TIMER) unpin(t); /* the delay's own pin */
+  if (wait == WAIT_TIMER) ltask_unpin(t); /* the delay's own pin */
   t->wait = WAIT_NONE;
   t->woke = status;
   if (!t->started && lp_state(t) == CANCELLED) { /* cancelled before it ran */
@@ -923,7 +769,7 @@ int ltask_handoff(lua_State *L, lpromise *t, int tidx) {
   status = (int)lua_tointeger(L, -1);
   lua_settop(L, top);
   wait = t->wait;
-  if (wait == WAIT_TIMER) unpin(t);
+  if (wait == WAIT_TIMER) ltask_unpin(t);
   t->wait = WAIT_NONE;
   t->woke = status;
   return wake_values(L, t, tidx, wait, L);
@@ -972,27 +818,6 @@ lpromise *ltask_spawn(lua_State *L, lweft_state *st, int fnidx, int n,
   return t;
 }
 
-/* ---- the table of I/O waits ------------------------------------------------ */
-
-void ltask_io_keep(lua_State *L, lweft_state *st, lweft_iowait *w) {
-  w->ref = take_slot(L, st);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref_io_waits);
-  lua_insert(L, -2);
-  lua_rawseti(L, -2, w->ref);
-  lua_pop(L, 1);
-}
-
-void ltask_io_unkeep(lua_State *L, lpromise *t, int idx) {
-  lweft_state *st = t->st;
-  lweft_iowait *w = t->io_wait;
-  lua_pushnil(L);
-  lua_rawseti(L, idx, w->ref);
-  st->io_free[st->io_nfree++] = w->ref;
-  w->ref = 0;
-  t->io_wait = NULL;
-}
-
-
 /* ---- cancellation ------------------------------------------------------------ */
 
 /* Whether the consumer at vidx of the promise at p (an awaiting task, or a
@@ -1017,7 +842,7 @@ static int still_consumes(lua_State *L, int vidx, int p, int except) {
 
 /* Whether anything but the promise at except awaits or chains the promise
  * at p. */
-static int consumed_by_others(lua_State *L, int p, int except) {
+int ltask_consumed_by_others(lua_State *L, int p, int except) {
   int found = 0, kind;
   lpromise *lp = lua_touserdata(L, p);
   if (weft_promise_consumed(LP_CORE(lp), NULL)) return 1; /* a host waits */
@@ -1083,11 +908,11 @@ static void interrupt(lua_State *L, lpromise *t, int idx) {
   lua_State *cur = t->st->cur_L;
   int own = t->wait == WAIT_PROMISE && owns_wait(L, t, idx);
   if (own) weft_task_shield(task, 1); /* it waits on until the timeout ends */
-  pin(L, idx);
+  ltask_pin(L, idx);
   t->st->cur_L = L;
   weft_promise_cancel(LP_CORE(t));
   t->st->cur_L = cur;
-  unpin(t);
+  ltask_unpin(t);
   if (own) {
     weft_task_shield(task, -1);
     t->cancel_raise = 1; /* (resumed from the timeout's settling) */
@@ -1120,7 +945,7 @@ static void cancel_sources(lua_State *L, lpromise *lp, int idx, int err) {
   } else if (lp_state((lpromise *)lua_touserdata(L, src)) == PENDING) {
     /* A chain gives up on a source others still use (settling at once);
      * a timeout owns its source. */
-    if (lp->derived == D_TIMEOUT || !consumed_by_others(L, src, idx)) {
+    if (lp->derived == D_TIMEOUT || !ltask_consumed_by_others(L, src, idx)) {
       ltask_cancel(L, src, err);
       waits = lp_state((lpromise *)lua_touserdata(L, src)) == PENDING;
     }
@@ -1156,28 +981,6 @@ int ltask_cancel(lua_State *L, int idx, int err) {
   return 1;
 }
 
-/* A combinator at result (its state at state) has decided: its inputs
- * still pending that nothing else awaits or chains are cancelled. */
-static void cancel_unwanted(lua_State *L, int state, int result) {
-  int n, list;
-  lua_getfield(L, state, "inputs");
-  list = lua_gettop(L);
-  n = (int)lua_rawlen(L, list);
-  for (int i = 1; i <= n; i++) {
-    lpromise *in;
-    lua_rawgeti(L, list, i);
-    in = lua_touserdata(L, -1);
-    if (lp_state(in) == PENDING && !lp_cancelling(in) &&
-        !consumed_by_others(L, -1, result)) {
-      ltask_push_error(L, "cancelled", 0);
-      ltask_cancel(L, -2, -1);
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-}
-
 /* ---- continuations --------------------------------------------------------- */
 
 void ltask_push_cont(lua_State *L, int idx, int vidx) {
@@ -1185,7 +988,7 @@ void ltask_push_cont(lua_State *L, int idx, int vidx) {
   int had;
   idx = lua_absindex(L, idx);
   vidx = lua_absindex(L, vidx);
-  mark_handled(L, lp, idx);
+  ltask_mark_handled(L, lp, idx);
   had = lua_getiuservalue(L, idx, UV_CONTS);
   if (had == LUA_TNIL && lua_type(L, vidx) == LUA_TUSERDATA) {
     lua_pushvalue(L, vidx);
@@ -1210,8 +1013,8 @@ void ltask_push_cont(lua_State *L, int idx, int vidx) {
 }
 
 /* Adds { kind, a, b, target } (indices; 0 = nil) to the promise at idx. */
-static void add_cont(lua_State *L, int idx, int kind, int a, int b,
-                     int target) {
+void ltask_add_cont(lua_State *L, int idx, int kind, int a, int b,
+                    int target) {
   idx = lua_absindex(L, idx);
   a = a ? lua_absindex(L, a) : 0;
   b = b ? lua_absindex(L, b) : 0;
@@ -1225,177 +1028,6 @@ static void add_cont(lua_State *L, int idx, int kind, int a, int b,
   lua_rawseti(L, -2, 4);
   ltask_push_cont(L, idx, -1);
   lua_pop(L, 1);
-}
-
-/* Pushes the values of the fulfilled promise at p as a list { ..., n }. */
-static void push_values_list(lua_State *L, int p) {
-  int n = push_outcome(L, p) - 1, t;
-  lua_createtable(L, n, 1);
-  t = lua_gettop(L);
-  for (int i = n; i >= 1; i--) {
-    lua_pushvalue(L, t - n + i - 1);
-    lua_rawseti(L, t, i);
-  }
-  lua_pushinteger(L, n);
-  lua_setfield(L, t, "n");
-  lua_replace(L, t - n - 1); /* over the ok flag */
-  lua_settop(L, t - n - 1);
-}
-
-/* One input of a combinator settled.  The entry at e is { K_COMB, state,
- * index, result }; state is { kind, n, left, results }. */
-static void comb_input(lua_State *L, int p, int e, int result) {
-  lpromise *in = lua_touserdata(L, p), *out = lua_touserdata(L, result);
-  int top = lua_gettop(L), state, kind, left, index, ok;
-  lua_rawgeti(L, e, 2);
-  state = lua_gettop(L);
-  lua_rawgeti(L, e, 3);
-  index = (int)lua_tointeger(L, -1);
-  lua_getfield(L, state, "kind");
-  kind = (int)lua_tointeger(L, -1);
-  lua_getfield(L, state, "left");
-  left = (int)lua_tointeger(L, -1) - 1;
-  lua_pushinteger(L, left);
-  lua_setfield(L, state, "left");
-  ok = lp_state(in) == FULFILLED;
-  if (lp_state(out) == PENDING && lp_cancelling(out)) {
-    if (left == 0) ltask_end_cancel(L, result); /* every input has ended */
-  } else if (lp_state(out) == PENDING) {
-    if (kind == C_RACE || (kind == C_ANY && (ok || left == 0)) ||
-        (kind == C_ALL && !ok)) {
-      settle_like(L, result, p);
-      cancel_unwanted(L, state, result); /* the losers of a race stop */
-    } else if (kind == C_ALL || kind == C_SETTLE) {
-      lua_getfield(L, state, "results");
-      if (ok) {
-        push_values_list(L, p);
-        if (kind == C_SETTLE) {
-          lua_pushboolean(L, 1);
-          lua_setfield(L, -2, "ok");
-        }
-      } else { /* settle: { ok = false, err = e } */
-        lua_createtable(L, 0, 2);
-        lua_pushboolean(L, 0);
-        lua_setfield(L, -2, "ok");
-        lua_getiuservalue(L, p, UV_OUTCOME);
-        lua_setfield(L, -2, "err");
-      }
-      lua_rawseti(L, -2, index);
-      if (left == 0) ltask_fulfil(L, result, -1, 1);
-    }
-  }
-  lua_settop(L, top);
-}
-
-/* The handler of the chain at target returned the promise at r: target
- * follows it.  Resolved with itself, or with a promise that waits on it
- * (through up to 64 links of chains and timeouts), target could never
- * settle: it is rejected instead. */
-static void follow(lua_State *L, int r, int target) {
-  int top = lua_gettop(L), cur = lua_absindex(L, r), self, cycle;
-  target = lua_absindex(L, target);
-  self = cycle = lua_rawequal(L, cur, target);
-  for (int i = 0; i < 64 && !cycle; i++) {
-    lpromise *cp = lua_touserdata(L, cur);
-    if (lp_state(cp) != PENDING ||
-        (cp->derived != D_CHAIN && cp->derived != D_TIMEOUT))
-      break;
-    lua_getiuservalue(L, cur, UV_SRC);
-    cur = lua_gettop(L);
-    cycle = lua_rawequal(L, cur, target);
-  }
-  lua_settop(L, top);
-  if (cycle) {
-    lua_pushstring(L, self ? "promise resolved with itself"
-                           : "promise resolved with a promise that waits on it");
-    ltask_fail(L, target, -1, REJECTED);
-    lua_pop(L, 1);
-    return;
-  }
-  lua_pushvalue(L, r);
-  lua_setiuservalue(L, target, UV_SRC); /* what cancelling target cancels */
-  add_cont(L, r, K_NEXT, 0, 0, target);
-}
-
-/* Runs one entry (at e) of the settled promise at p.  An entry whose target
- * was cancelled meanwhile runs no handler (but a finally's), and settles
- * a target still cancelling. */
-static void run_entry(lua_State *L, int p, int e) {
-  lpromise *lp = lua_touserdata(L, p), *tp;
-  int top = lua_gettop(L), target = top + 1, kind, fn, n;
-  lua_rawgeti(L, e, 4); /* target */
-  tp = lua_touserdata(L, target);
-  lua_rawgeti(L, e, 1);
-  kind = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  if (kind == K_TIMEOUT) {
-    lua_rawgeti(L, e, 2); /* the timer's id */
-    lweft_cancel(L, lp->st, (weft_id_t)lua_tointeger(L, -1));
-    lua_pop(L, 1);
-  }
-  if (kind == K_COMB) {
-    comb_input(L, p, e, target);
-  } else if (kind == K_FINALLY) {
-    /* It runs whatever the outcome, the chain's cancellation included. */
-    lua_rawgeti(L, e, 2);
-    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
-      if (lp_state(tp) == PENDING) ltask_fail(L, target, -1, REJECTED);
-      else lweft_callback_error(L, lp->st); /* nobody else would see it */
-    } else if (lp_cancelling(tp)) {
-      ltask_end_cancel(L, target);
-    } else {
-      settle_like(L, target, p);
-    }
-  } else if (lp_state(tp) != PENDING) {
-    /* cancelled while p was pending: its handler never runs */
-  } else if (lp_cancelling(tp)) {
-    ltask_end_cancel(L, target);
-  } else if (kind == K_TIMEOUT || lp_state(lp) == CANCELLED ||
-             lua_rawgeti(L, e, lp_state(lp) == FULFILLED ? 2 : 3) == LUA_TNIL) {
-    settle_like(L, target, p); /* no handler: pass the outcome on */
-  } else {
-    fn = lua_gettop(L);
-    n = push_outcome(L, p) - 1;
-    lua_remove(L, fn + 1); /* the ok flag */
-    if (lua_pcall(L, n, LUA_MULTRET, 0) != LUA_OK)
-      ltask_fail(L, target, -1, REJECTED);
-    else if (lua_gettop(L) == fn && ltask_test_promise(L, fn))
-      follow(L, fn, target);
-    else
-      ltask_fulfil(L, target, fn, lua_gettop(L) - fn + 1);
-  }
-  lua_settop(L, top);
-}
-
-/* Runs the continuations of the settled promise at p, in order. */
-static void run_conts(lua_State *L, int p) {
-  int list, n, single;
-  p = lua_absindex(L, p);
-  single = lua_getiuservalue(L, p, UV_CONTS) == LUA_TUSERDATA;
-  if (!single && !lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    return;
-  }
-  list = lua_gettop(L);
-  lua_pushnil(L);
-  lua_setiuservalue(L, p, UV_CONTS);
-  n = single ? 1 : (int)lua_rawlen(L, list);
-  for (int i = 1; i <= n; i++) {
-    if (single) lua_pushvalue(L, list);
-    else lua_rawgeti(L, list, i);
-    if (lua_type(L, -1) == LUA_TUSERDATA) {
-      /* An awaiting task, unless its wait was withdrawn meanwhile. */
-      lpromise *t = lua_touserdata(L, -1);
-      if (t->wait == WAIT_PROMISE && t->awaiting == lua_touserdata(L, p)) {
-        t->awaiting = NULL;
-        ltask_ready(L, -1);
-      }
-    } else {
-      run_entry(L, p, lua_gettop(L));
-    }
-    lua_pop(L, 1);
-  }
-  lua_settop(L, list - 1);
 }
 
 /* ---- promise methods ----------------------------------------------------- */
@@ -1441,7 +1073,7 @@ int ltask_chain(lua_State *L, int kind, int a, int b) {
   ltask_new_promise(L, lp->st, UV_DERIVED)->derived = D_CHAIN;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, UV_SRC);
-  add_cont(L, 1, kind, a, b, lua_gettop(L));
+  ltask_add_cont(L, 1, kind, a, b, lua_gettop(L));
   return 1;
 }
 
@@ -1541,7 +1173,7 @@ void ltask_sleep(lua_State *L, lpromise *t, int tidx, uint64_t ms) {
     lua_error(L);
   }
   if (err < 0) lweft_error(L, "delay: %s", weft_strerror(err));
-  pin(L, tidx); /* a sleeping task is kept until its timer fires */
+  ltask_pin(L, tidx); /* a sleeping task is kept until its timer fires */
   t->wait = WAIT_TIMER;
 }
 
@@ -1580,7 +1212,7 @@ void ltask_check_cancel(lua_State *L, lpromise *t, int tidx) {
 void ltask_run_until_settled(lua_State *L, lweft_state *st, int idx,
                               const char *fname) {
   lpromise *lp = lua_touserdata(L, idx);
-  mark_handled(L, lp, idx); /* its outcome is ours, whenever it comes */
+  ltask_mark_handled(L, lp, idx); /* its outcome is ours, whenever it comes */
   while (lp_state(lp) == PENDING) {
     int r = lweft_run_once(L, st, fname);
     if (r == 0 && lp_state(lp) == PENDING)
@@ -1631,7 +1263,7 @@ int lweft_spawn(lua_State *L, lweft_state *st, int fnidx, int n) {
 
 void lweft_mark_run_task(lua_State *L, int idx) {
   lpromise *t = ltask_check_promise(L, idx);
-  mark_handled(L, t, idx);
+  ltask_mark_handled(L, t, idx);
   t->stops_run = 1;
 }
 
@@ -1783,7 +1415,7 @@ void lweft_open_task(lua_State *L) {
   ltask_add(L, fns, methods, NULL, NULL);
   lweft_class_key(L, PROMISE_MT, &promise_key);
   lweft_weak_table(L, &fibertasks_key, "v");
-  lweft_weak_table(L, &unhandled_key, "k");
+  ltask_open_unhandled(L);
   lweft_weak_table(L, &own_waits_key, "kv");
   lweft_weak_table(L, &cancels_key, "k");
   lua_newtable(L);

@@ -71,6 +71,7 @@ WEFT_LUA_EXTERN int luaopen_weft(lua_State *L) {
   lweft_open_fiber(L);
   lweft_open_errors(L);
   lweft_open_task(L);
+  lweft_open_conts(L);
   lweft_open_await(L);
   lweft_open_combine(L);
   lweft_open_spawn(L);
