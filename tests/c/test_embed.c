@@ -4,6 +4,7 @@
  * promises, and bad input. */
 #include <lauxlib.h>
 #include <lualib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -330,6 +331,53 @@ static void embed_bad_input(void) {
   test_free_loop(loop);
 }
 
+static int errors_seen;
+static void count_error(lua_State *L, const char *msg, void *data) {
+  (void)L, (void)data;
+  ASSERT(strstr(msg, "boom") != NULL);
+  errors_seen++;
+}
+
+static const char pingpong[] =
+  "local weft = require 'weft'\n"
+  "local a, b = weft.channel(0), weft.channel(0)\n"
+  "trips = 0\n"
+  "weft.async(function() for i = 1, 1000 do b:send(a:recv()) end end)\n"
+  "done = weft.async(function()\n"
+  "  for i = 1, 1000 do a:send(i); assert(b:recv() == i); trips = trips + 1 end\n"
+  "  weft.delay(5)\n"
+  "  return trips\n"
+  "end)\n"
+  "weft.defer(function() error('boom') end)\n";
+
+/* Two Lua states on one host loop: the first sets the loop's guard (one
+ * protected call a pass), the second protects each resume itself; both
+ * run their tasks, each error reaches its own state's handler, and the
+ * second goes on after the first has closed. */
+static void embed_two_states_share_one_loop(void) {
+  weft_loop_t *loop;
+  lua_State *L1, *L2;
+  ASSERT_OK(weft_loop_new(&loop));
+  L1 = open_state(loop);
+  L2 = open_state(loop);
+  errors_seen = 0;
+  weft_lua_on_error(L1, count_error, NULL);
+  weft_lua_on_error(L2, count_error, NULL);
+  run_lua(L1, pingpong);
+  run_lua(L2, pingpong);
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  run_lua(L1, "assert(trips == 1000 and done:status() == 'fulfilled')");
+  run_lua(L2, "assert(trips == 1000 and done:status() == 'fulfilled')");
+  ASSERT_EQ(errors_seen, 2);
+  lua_close(L1);
+  run_lua(L2, pingpong);
+  ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
+  run_lua(L2, "assert(trips == 1000 and done:status() == 'fulfilled')");
+  ASSERT_EQ(errors_seen, 3);
+  lua_close(L2);
+  test_free_loop(loop);
+}
+
 TEST_MAIN(T(embed_a_script_awaits_the_hosts_promise)
           T(embed_the_host_awaits_a_script_task)
           T(embed_cancellation_crosses_both_ways)
@@ -337,4 +385,4 @@ TEST_MAIN(T(embed_a_script_awaits_the_hosts_promise)
           T(embed_errors_reach_the_host_or_stderr)
           T(embed_closing_the_state_lets_go_of_the_hosts_promise)
           T(embed_a_raising_host_callback_is_an_error_not_an_abort)
-          T(embed_bad_input))
+          T(embed_bad_input) T(embed_two_states_share_one_loop))
