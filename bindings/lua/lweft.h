@@ -69,6 +69,10 @@ typedef struct lweft_state {
    * withdrawn wait undoes. */
   void *queued;
   int report_queued;
+  /* how many of what it queued are continuation runs, and how many core
+   * references its promises and tasks have (a queued resume holds one) */
+  int conts_queued;
+  unsigned core_refs;
   lua_State *drained;
   int hosting;
   lua_State *run_L, *cur_L;

@@ -128,9 +128,17 @@ static int lw_p_gc(lua_State *L) {
 
 /* The core's references: a promise it retains is pinned already (a
  * bridge's, held by the bridge's own reference, may not be). */
-static void lp_retain(void *obj) { ((lpromise *)obj)->pins++; }
+static void lp_retain(void *obj) {
+  lpromise *lp = obj;
+  lp->pins++;
+  lp->st->core_refs++;
+}
 
-static void lp_release(void *obj) { ltask_unpin(obj); }
+static void lp_release(void *obj) {
+  lpromise *lp = obj;
+  lp->st->core_refs--;
+  ltask_unpin(lp);
+}
 
 static void lp_resume(weft_task_t *task, int status, void *obj);
 
@@ -172,6 +180,7 @@ static void queue_run(lua_State *L, lweft_state *st, lpromise *lp) {
   q->next = st->queued;
   if (q->next) ((lqueued *)q->next)->prev = q;
   st->queued = q;
+  if (lp) st->conts_queued++;
 }
 
 /* Queues the run of the continuations of the promise at idx. */
@@ -228,7 +237,10 @@ static int queued_protected(lua_State *L) {
     /* The run queue has drained: a rejection nobody handled by now is
      * reported (as node does once its microtasks have run), not when it
      * is collected or the loop ends, which in a server may be never. */
-    if (weft_loop_ready(st->loop)) {
+    /* (This state's own: the queue may hold another state's work, or
+     * another state's report waiting for its own.  While queued, a task's
+     * resume or a host's continuation holds a core reference.) */
+    if (st->core_refs > 0 || st->conts_queued > 0) {
       queue_report(L, st); /* more to run first */
       return 0;
     }
@@ -252,6 +264,7 @@ static void queued_cb(weft_loop_t *loop, void *data) {
     if (q->prev) q->prev->next = q->next;
     else st->queued = q->next;
     if (q->next) q->next->prev = q->prev;
+    if (q->lp) st->conts_queued--;
     L = st->L;
     if (!q->lp) st->report_queued = 0; /* (it may queue itself again) */
     if (lua_checkstack(L, 4)) {

@@ -348,12 +348,17 @@ static const char pingpong[] =
   "  weft.delay(5)\n"
   "  return trips\n"
   "end)\n"
-  "weft.defer(function() error('boom') end)\n";
+  "weft.defer(function() error('boom') end)\n"
+  "weft.async(function() error('boom, unhandled') end)\n"
+  "local caught = weft.async(function() error('handled') end)\n"
+  "weft.async(function() assert(not pcall(weft.await, caught)) end)\n";
 
 /* Two Lua states on one host loop: the first sets the loop's guard (one
  * protected call a pass), the second protects each resume itself; both
- * run their tasks, each error reaches its own state's handler, and the
- * second goes on after the first has closed. */
+ * run their tasks, each error reaches its own state's handler (a state's
+ * report of unhandled rejections waits for its own queued work only: two
+ * reports once waited for each other for ever), and the second goes on
+ * after the first has closed. */
 static void embed_two_states_share_one_loop(void) {
   weft_loop_t *loop;
   lua_State *L1, *L2;
@@ -368,12 +373,12 @@ static void embed_two_states_share_one_loop(void) {
   ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
   run_lua(L1, "assert(trips == 1000 and done:status() == 'fulfilled')");
   run_lua(L2, "assert(trips == 1000 and done:status() == 'fulfilled')");
-  ASSERT_EQ(errors_seen, 2);
+  ASSERT_EQ(errors_seen, 4);
   lua_close(L1);
   run_lua(L2, pingpong);
   ASSERT_OK(weft_loop_run(loop, WEFT_RUN_DEFAULT));
   run_lua(L2, "assert(trips == 1000 and done:status() == 'fulfilled')");
-  ASSERT_EQ(errors_seen, 3);
+  ASSERT_EQ(errors_seen, 6);
   lua_close(L2);
   test_free_loop(loop);
 }
