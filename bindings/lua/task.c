@@ -1133,6 +1133,13 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   if (t->done) /* resumed by its __gc (lw_p_gc) */
     return luaL_error(L, "task collected while suspended");
+  if (weft_task_waiting(LP_TASK(t))) {
+    /* Resumed by hand (coroutine.resume on the task's coroutine), not by
+     * the loop: the wait goes on, and the caller gets the marker back. */
+    lua_settop(L, 2);
+    lua_pushlightuserdata(L, (void *)&ltask_suspend_marker);
+    return lua_yieldk(L, 1, ctx, wait_k);
+  }
   if (t->woke == WEFT_ECANCELED || t->cancel_raise) {
     t->cancel_raise = 0;
     ltask_push_cancel_error(L, 2);
