@@ -214,9 +214,9 @@ const char *lweft_push_error_text(lua_State *L, int idx);
 int lweft_push_fail(lua_State *L, const char *message, int err);
 int lweft_push_failf(lua_State *L, int err, const char *fmt, ...);
 
-/* Disowns what task.c queued on the core's run queue: the Lua state is
- * closing. */
-void lweft_forget_drain(lweft_state *st);
+/* Disowns what task.c queued on the core's run queue, and gives up the
+ * loop's guard: the Lua state is closing. */
+void lweft_forget_queued(lweft_state *st);
 
 /* The task machinery's parts add their functions like lweft_open_reactor,
  * errors first, then the core (task.c: weft.promise and the promises'

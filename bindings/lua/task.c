@@ -197,7 +197,7 @@ static void queue_report(lua_State *L, lweft_state *st) {
   st->report_queued = 1;
 }
 
-void lweft_forget_drain(lweft_state *st) {
+void lweft_forget_queued(lweft_state *st) {
   for (lqueued *q = st->queued; q; q = q->next) q->st = NULL;
   st->queued = NULL;
   if (st->guarded) weft_loop_set_guard(st->loop, NULL, st);
@@ -1133,9 +1133,10 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   if (t->done) /* resumed by its __gc (lw_p_gc) */
     return luaL_error(L, "task collected while suspended");
-  if (weft_task_waiting(LP_TASK(t))) {
+  if (t->wait != WAIT_NONE) {
     /* Resumed by hand (coroutine.resume on the task's coroutine), not by
-     * the loop: the wait goes on, and the caller gets the marker back. */
+     * the loop, which ends the wait first: the wait goes on, and the
+     * caller gets the marker back. */
     lua_settop(L, 2);
     lua_pushlightuserdata(L, (void *)&ltask_suspend_marker);
     return lua_yieldk(L, 1, ctx, wait_k);
@@ -1176,23 +1177,29 @@ static void withdraw_wait(weft_task_t *task, void *data) {
   }
 }
 
-void ltask_begin_wait(lua_State *L, lpromise *t, int tidx, int kind) {
-  int err = weft_task_suspend(LP_TASK(t), -1, withdraw_wait, t);
+/* Raises why the core refused the task at tidx a wait (err < 0): its
+ * cancellation, or a wait still pending because its coroutine was resumed
+ * by hand in the middle of it. */
+static void wait_refused(lua_State *L, lpromise *t, int tidx, int err) {
   if (err == WEFT_ECANCELED) {
     ltask_push_cancel_error(L, tidx);
     lua_error(L);
   }
-  if (err < 0) lweft_error(L, "%s", weft_strerror(err));
+  if (t->wait != WAIT_NONE)
+    lweft_error(L, "a task's coroutine was resumed by hand while the task "
+                   "waited (coroutine.resume on a task's coroutine)");
+  lweft_error(L, "%s", weft_strerror(err));
+}
+
+void ltask_begin_wait(lua_State *L, lpromise *t, int tidx, int kind) {
+  int err = weft_task_suspend(LP_TASK(t), -1, withdraw_wait, t);
+  if (err < 0) wait_refused(L, t, tidx, err);
   t->wait = (unsigned)kind & 3u;
 }
 
 void ltask_sleep(lua_State *L, lpromise *t, int tidx, uint64_t ms) {
   int err = weft_task_sleep(LP_TASK(t), ms);
-  if (err == WEFT_ECANCELED) {
-    ltask_push_cancel_error(L, tidx);
-    lua_error(L);
-  }
-  if (err < 0) lweft_error(L, "delay: %s", weft_strerror(err));
+  if (err < 0) wait_refused(L, t, tidx, err);
   ltask_pin(L, tidx); /* a sleeping task is kept until its timer fires */
   t->wait = WAIT_TIMER;
 }

@@ -46,7 +46,7 @@ static void close_parts(lua_State *L, lweft_state *st) {
   st->closing = 1;
   lweft_cut_bridges(st);
   lweft_cancel_all(st);
-  lweft_forget_drain(st);
+  lweft_forget_queued(st);
 }
 
 /* What the Lua parts need of the task machinery and the waiters. */
