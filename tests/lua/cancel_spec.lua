@@ -550,3 +550,62 @@ weft.run()
     assert.equal("ran", out)
   end)
 end)
+
+describe("cancellation against the core's run queue", function()
+  it("of half the 2,000 tasks awaiting one promise: the rest get its value once each", function()
+    local p, got, tasks = weft.promise(), {}, {}
+    for i = 1, 2000 do
+      tasks[i] = weft.async(function() got[i] = (got[i] or 0) + 1; return weft.await(p) end)
+    end
+    weft.await(weft.async(function() end)) -- every one waits on p now
+    for i = 1, 2000, 2 do tasks[i]:cancel() end
+    p:resolve("v")
+    for i = 1, 2000 do
+      local ok, v = pcall(weft.await, tasks[i])
+      if i % 2 == 1 then
+        assert.is_false(ok)
+        assert.equal("cancelled", tasks[i]:status())
+      else
+        assert.is_true(ok)
+        assert.equal("v", v)
+      end
+      assert.equal(1, got[i]) -- each body ran once
+    end
+  end)
+
+  it("of a task whose wake-up is queued while the other runs the queue: it ends cancelled, nothing is lost", function()
+    local ping, pong = weft.channel(0), weft.channel(0)
+    local seen, a = {}, nil
+    a = weft.async(function()
+      for i = 1, 1000 do ping:send(i); seen[#seen + 1] = pong:recv() end
+    end)
+    local b = weft.async(function()
+      for _ = 1, 1000 do
+        local v = ping:recv()
+        if v == 500 then a:cancel() end -- a is woken, its resume queued
+        pong:send(v)
+      end
+    end)
+    assert.is_false(pcall(weft.await, a))
+    assert.equal("cancelled", a:status())
+    -- a's last trip: the value handed over before the cancellation stays
+    -- b's to give (a rendezvous either happened or it did not)
+    assert.is_true(#seen >= 499 and #seen <= 500)
+    for i = 1, #seen do assert.equal(i, seen[i]) end
+    b:cancel()
+    assert.is_false(pcall(weft.await, b))
+  end)
+
+  it("of a task whose delay is the core's timer: the timer goes, and a collection meanwhile keeps the sleeper", function()
+    local woke = false
+    local t = weft.async(function() weft.delay(60000); woke = true end)
+    weft.await(weft.async(function() end))
+    collectgarbage() collectgarbage() -- a sleeping task is kept while it sleeps
+    assert.equal(1, #weft.watchers())
+    assert.equal("pending", t:status())
+    t:cancel()
+    assert.is_false(pcall(weft.await, t))
+    assert.is_false(woke)
+    assert.same({}, weft.watchers())
+  end)
+end)
